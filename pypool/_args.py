@@ -1,0 +1,274 @@
+"""Argument checking and normalisation shared by every public function.
+
+Everything a kernel needs is decided here, once per call: the spatial rank,
+per-axis window parameters, resolved pads and output sizes (through the
+compiled ``axis_geometry``, the same code the C API uses), dtypes, the 5-D
+view handed to the kernel and the thread count. Errors name the argument,
+the value given and what was expected.
+"""
+
+import operator
+
+import numpy as np
+
+from . import _kernels
+
+LAYOUTS = ("channels_first", "channels_last")
+PAD_MODES = {"same": 1, "same_upper": 1, "same_lower": 2}
+
+# Status codes of pypool.h (kept in step with include/pypool/pypool.h).
+_OK, _ERR_PAD_TOO_LARGE, _ERR_EMPTY, _ERR_OVERFLOW = 0, -5, -6, -7
+
+# Largest size or window parameter accepted (sums of two stay in int64).
+SIZE_LIMIT = 2**62
+
+# Below this many input reads a call runs on one thread: starting an OpenMP
+# team costs more than the work (see benchmarks/).
+SERIAL_WORK = 1 << 15
+
+_SUPPORTED = "bool, int8..int64, uint8..uint64, float16, float32 or float64"
+
+
+def is_int(value):
+    """True for Python/NumPy integers, False for bools (a bool is not a size)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def check_flag(name, value):
+    """A boolean flag: Python bool or NumPy bool."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {value!r}")
+    return bool(value)
+
+
+def check_layout(layout):
+    if not isinstance(layout, str) or layout not in LAYOUTS:
+        raise ValueError(f"layout must be 'channels_first' or 'channels_last', got {layout!r}")
+    return layout == "channels_last"
+
+
+def as_sequence(value):
+    """A list/tuple/1-D integer array as a tuple, else None."""
+    if isinstance(value, (tuple, list)):
+        return tuple(value)
+    if isinstance(value, np.ndarray) and value.ndim == 1:
+        return tuple(value.tolist())
+    return None
+
+
+def check_size(name, value, minimum):
+    if not is_int(value):
+        raise TypeError(f"{name} must be an int, got {value!r} of type {type(value).__name__}")
+    value = operator.index(value)
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if value >= SIZE_LIMIT:
+        raise ValueError(f"{name} must be < 2**62, got {value}")
+    return value
+
+
+def rank_from_kernel(kernel_size, rank):
+    """Spatial rank: fixed by an alias (rank) or by len(kernel_size)."""
+    if rank is not None:
+        return rank
+    seq = as_sequence(kernel_size)
+    if seq is None:
+        raise TypeError(
+            f"kernel_size must be a tuple of 1 to 3 ints (its length sets the spatial rank), "
+            f"got {kernel_size!r}; the *1d/*2d/*3d functions accept a plain int")
+    if not 1 <= len(seq) <= 3:
+        raise ValueError(f"kernel_size must have 1 to 3 entries, got {len(seq)}: {kernel_size!r}")
+    return len(seq)
+
+
+def per_axis(name, value, rank, minimum, default=None):
+    """An int broadcast to every axis, or a sequence of ``rank`` ints."""
+    if value is None:
+        if default is None:
+            raise TypeError(f"{name} must be an int or a tuple of {rank} ints, got None")
+        return default
+    seq = as_sequence(value)
+    if seq is None:
+        return (check_size(name, value, minimum),) * rank
+    if len(seq) != rank:
+        raise ValueError(f"{name} must have {rank} entries (one per spatial axis), got {len(seq)}: {value!r}")
+    return tuple(check_size(f"{name}[{i}]", v, minimum) for i, v in enumerate(seq))
+
+
+def parse_padding(padding, rank):
+    """Returns (mode, ((begin, end), ...)); mode 0 = explicit, 1 = same (upper), 2 = same_lower."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return 0, ((0, 0),) * rank
+        if padding in PAD_MODES:
+            return PAD_MODES[padding], ((0, 0),) * rank
+        raise ValueError(
+            f"padding must be an int, a tuple, 'valid', 'same' or 'same_lower', got {padding!r}")
+    seq = as_sequence(padding)
+    if seq is None:
+        if not is_int(padding):
+            raise TypeError(f"padding must be an int, a tuple of ints or (begin, end) pairs, or a string, "
+                            f"got {padding!r}")
+        p = check_size("padding", padding, 0)
+        return 0, ((p, p),) * rank
+    if len(seq) != rank:
+        raise ValueError(f"padding must have {rank} entries (one per spatial axis), got {len(seq)}: {padding!r}")
+    pads = []
+    for i, item in enumerate(seq):
+        pair = as_sequence(item)
+        if pair is None:
+            p = check_size(f"padding[{i}]", item, 0)
+            pads.append((p, p))
+        elif len(pair) == 2:
+            pads.append((check_size(f"padding[{i}][0]", pair[0], 0),
+                         check_size(f"padding[{i}][1]", pair[1], 0)))
+        else:
+            raise ValueError(f"padding[{i}] must be an int or a (begin, end) pair, got {item!r}")
+    return 0, tuple(pads)
+
+
+def check_input(x, name="x"):
+    """Any array-like as a native-byte-order, aligned ndarray of a supported dtype."""
+    arr = x if isinstance(x, np.ndarray) else np.asarray(x)
+    dt = arr.dtype
+    if dt.kind not in "biuf" or (dt.kind == "f" and dt.itemsize not in (2, 4, 8)):
+        raise TypeError(f"{name} has dtype {dt}, which pypool does not pool; expected {_SUPPORTED}")
+    if not dt.isnative:
+        arr = arr.astype(dt.newbyteorder("="))
+    elif not arr.flags.aligned:
+        arr = arr.copy()
+    return arr
+
+
+class Geometry:
+    """Where the spatial axes are and how each is pooled, for one call."""
+
+    __slots__ = ("rank", "channels_last", "lead", "spatial", "channels", "kernel", "stride",
+                 "dilation", "pads", "out_spatial")
+
+    def out_shape(self):
+        return self.lead + self.out_spatial + ((self.channels,) if self.channels_last else ())
+
+    def batch(self):
+        return int(np.prod(self.lead, dtype=np.int64)) if self.lead else 1
+
+    def axes(self, in_sizes=None, out_sizes=None):
+        """The 3 per-axis tuples the kernels take, unused leading axes as size 1."""
+        fill = 3 - self.rank
+        in_sizes = self.spatial if in_sizes is None else in_sizes
+        out_sizes = self.out_spatial if out_sizes is None else out_sizes
+        rows = [(1, 1, 1, 1, 1, 0, 0)] * fill
+        for i in range(self.rank):
+            rows.append((in_sizes[i], out_sizes[i], self.kernel[i], self.stride[i],
+                         self.dilation[i], self.pads[i][0], self.pads[i][1]))
+        return tuple(rows)
+
+
+def split_shape(shape, rank, channels_last, name="x"):
+    """(lead, spatial, channels) of an input shape for a pool of this rank."""
+    need = rank + (1 if channels_last else 0)
+    if len(shape) < need:
+        layout = "channels_last" if channels_last else "channels_first"
+        raise ValueError(
+            f"{name} has shape {tuple(shape)} ({len(shape)} dims); a {rank}-D pool with "
+            f"layout={layout!r} needs at least {need} dims")
+    if channels_last:
+        return tuple(shape[:-rank - 1]), tuple(shape[-rank - 1:-1]), shape[-1]
+    return tuple(shape[:-rank]), tuple(shape[-rank:]), 1
+
+
+def window_geometry(shape, kernel_size, stride, padding, dilation, ceil_mode, layout, rank=None,
+                    name="x"):
+    """Check every window argument and resolve pads and output sizes."""
+    rank = rank_from_kernel(kernel_size, rank)
+    g = Geometry()
+    g.rank = rank
+    g.channels_last = check_layout(layout)
+    g.kernel = per_axis("kernel_size", kernel_size, rank, 1)
+    g.stride = per_axis("stride", stride, rank, 1, default=g.kernel)
+    g.dilation = per_axis("dilation", dilation, rank, 1)
+    mode, pads = parse_padding(padding, rank)
+    ceil_mode = check_flag("ceil_mode", ceil_mode)
+    g.lead, g.spatial, g.channels = split_shape(tuple(shape), rank, g.channels_last, name)
+    resolved, out = [], []
+    for i in range(rank):
+        L, k, s, d = g.spatial[i], g.kernel[i], g.stride[i], g.dilation[i]
+        pb, pe = pads[i]
+        st, n, pb, pe = _kernels.axis_geometry(L, k, s, d, mode, pb, pe, ceil_mode)
+        ext = (k - 1) * d + 1
+        where = f"spatial axis {i} (input size {L}, kernel_size {k}, stride {s}, dilation {d})"
+        if st == _ERR_PAD_TOO_LARGE:
+            raise ValueError(f"padding ({pb}, {pe}) on {where} is too large: each pad must be "
+                             f"smaller than the effective kernel extent (kernel_size-1)*dilation+1 = {ext}")
+        if st == _ERR_EMPTY:
+            size = (L + pb + pe - ext) // s + 1
+            raise ValueError(f"output size on {where} with padding ({pb}, {pe}) would be {size}; "
+                             f"it must be at least 1")
+        if st == _ERR_OVERFLOW:
+            raise ValueError(f"sizes on {where} with padding ({pb}, {pe}) overflow 64-bit arithmetic")
+        if st != _OK:
+            raise ValueError(f"invalid window on {where}: status {st}")
+        resolved.append((pb, pe))
+        out.append(n)
+    g.pads = tuple(resolved)
+    g.out_spatial = tuple(out)
+    return g
+
+
+def view5(arr, lead, spatial, channels_last):
+    """Reshape to the kernels' (B, D, H, W, V) view; a copy only if the strides demand one."""
+    batch = int(np.prod(lead, dtype=np.int64)) if lead else 1
+    lanes = arr.shape[-1] if channels_last else 1
+    return arr.reshape((batch,) + (1,) * (3 - len(spatial)) + tuple(spatial) + (lanes,))
+
+
+def writable_view5(arr, lead, spatial, channels_last):
+    """Like view5 for an output, or None when only a copy could give that shape."""
+    v = view5(arr, lead, spatial, channels_last)
+    if v.size and v.__array_interface__["data"][0] != arr.__array_interface__["data"][0]:
+        return None
+    return v
+
+
+def check_out(out, shape, dtype, inputs, name="out"):
+    """``out=`` must be a writable ndarray of exactly this shape and dtype, apart from the inputs."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(out).__name__}")
+    if out.shape != tuple(shape):
+        raise ValueError(f"{name} has shape {out.shape}; expected {tuple(shape)}")
+    if out.dtype != dtype:
+        raise TypeError(f"{name} has dtype {out.dtype}; expected {np.dtype(dtype)}")
+    if not out.flags.writeable:
+        raise ValueError(f"{name} is read-only; it must be writable")
+    for other in inputs:
+        if other is not None and np.may_share_memory(out, other) and np.shares_memory(out, other):
+            raise ValueError(f"{name} overlaps an input array; pass a separate buffer")
+    return out
+
+
+def result_dtype_avg(in_dtype, dtype):
+    """Averages keep float16/32/64 and give float64 for ints and bool; dtype= overrides."""
+    if dtype is None:
+        return np.dtype(in_dtype) if in_dtype.kind == "f" else np.dtype(np.float64)
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be a floating dtype (float16, float32 or float64), got {dtype!r}") from None
+    if dt.kind != "f" or dt.itemsize not in (2, 4, 8):
+        raise TypeError(f"dtype must be float16, float32 or float64, got {dt}")
+    return dt.newbyteorder("=")
+
+
+def thread_count(num_threads, work):
+    """Threads for one call: the OpenMP default, capped by num_threads; 1 for small work."""
+    default = _kernels.max_threads()
+    if num_threads is None:
+        n = default
+    else:
+        if not is_int(num_threads):
+            raise TypeError(f"num_threads must be None or an int >= 1, got {num_threads!r}")
+        if num_threads < 1:
+            raise ValueError(f"num_threads must be None or an int >= 1, got {num_threads}")
+        # Never more than the machine offers (or OMP_NUM_THREADS, if larger).
+        n = min(int(num_threads), max(default, _kernels.num_procs()))
+    return 1 if work < SERIAL_WORK else n

@@ -1,0 +1,45 @@
+"""Build facts (show_config) and the location of the C headers (get_include)."""
+
+import os
+import platform
+
+from . import _kernels
+from ._version import __version__
+
+
+def get_include():
+    """Directory holding pypool's public C headers (``#include <pypool/pypool.h>``).
+
+    Installed packages carry the headers in ``pypool/include``; in a source
+    checkout the top-level ``include/`` is returned instead.
+    """
+    here = os.path.dirname(os.path.abspath(__file__))
+    installed = os.path.join(here, "include")
+    if os.path.isfile(os.path.join(installed, "pypool", "pypool.h")):
+        return installed
+    return os.path.join(os.path.dirname(here), "include")
+
+
+def config():
+    """The build configuration as a dict (what show_config prints)."""
+    facts = dict(_kernels.build_config())
+    facts["version"] = __version__
+    facts["default_threads"] = _kernels.max_threads()
+    facts["processors"] = _kernels.num_procs()
+    facts["machine"] = platform.machine()
+    return facts
+
+
+def show_config():
+    """Print pypool's version and build configuration: OpenMP, compiler, flags, threads."""
+    c = config()
+    omp = f"on (OpenMP {c['openmp_version']})" if c["openmp"] else "off (kernels run serially)"
+    lines = [
+        f"pypool {c['version']}",
+        f"  OpenMP:          {omp}",
+        f"  default threads: {c['default_threads']} (processors: {c['processors']})",
+        f"  compiler:        {c['compiler']} {c['compiler_version']}",
+        f"  compile flags:   {c['compile_flags']}",
+        f"  machine:         {c['machine']}",
+    ]
+    print("\n".join(lines))

@@ -1,0 +1,49 @@
+# cython: language_level=3
+"""pypool's compiled kernels (one extension module).
+
+The Python layer in ``pypool/`` checks and normalises every argument, turns
+the input into a 5-D strided view (B, D, H, W, V) without copying and calls
+the ``*_forward`` functions here, which release the GIL and run OpenMP loops.
+Each area of the library lives in its own ``.pxi`` file, included below.
+"""
+
+from cython.parallel cimport prange
+from libc.stdint cimport int64_t
+
+from _types cimport *
+
+
+cdef void fill_axes(pypool_axis* ax, geom) except *:
+    """Copy 3 tuples (in_size, out_size, kernel, stride, dilation, pad_begin, pad_end)."""
+    if len(geom) != 3:
+        raise ValueError("internal: geometry must describe 3 axes")
+    for i in range(3):
+        g = geom[i]
+        ax[i].in_size, ax[i].out_size, ax[i].kernel, ax[i].stride = g[0], g[1], g[2], g[3]
+        ax[i].dilation, ax[i].pad_begin, ax[i].pad_end = g[4], g[5], g[6]
+
+
+def build_config():
+    """Facts fixed when the extension was compiled."""
+    return {
+        "openmp": bool(PYPOOL_HAVE_OPENMP),
+        "openmp_version": int(PYPOOL_OPENMP_VERSION),
+        "compiler": PYPOOL_COMPILER.decode(),
+        "compiler_version": PYPOOL_COMPILER_VERSION.decode(),
+        "compile_flags": PYPOOL_CFLAGS.decode(),
+    }
+
+
+def max_threads():
+    """Threads an OpenMP region would use by default (1 without OpenMP)."""
+    return omp_get_max_threads()
+
+
+def num_procs():
+    """Processors OpenMP sees (1 without OpenMP)."""
+    return omp_get_num_procs()
+
+
+include "geometry.pxi"
+include "max_pool.pxi"
+include "avg_pool.pxi"

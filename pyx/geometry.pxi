@@ -1,0 +1,117 @@
+# Window geometry: the single source of truth for output sizes and pads,
+# used by the Python layer (through axis_geometry) and by the kernels.
+
+from libc.stdint cimport INT64_MAX
+
+# Sizes stay below 2**62 so that the sum of two of them never overflows int64.
+cdef int64_t SIZE_LIMIT = 4611686018427387904
+
+
+cdef pypool_status resolve_axis(pypool_axis* a, pypool_pad_mode mode,
+                                bint ceil_mode) noexcept nogil:
+    """Fill a.out_size (and a.pad_begin/pad_end for "same" modes).
+
+    Inputs are a.in_size, a.kernel, a.stride, a.dilation and, for explicit
+    padding, a.pad_begin / a.pad_end. Nothing is written on error.
+    """
+    cdef int64_t L = a.in_size, k = a.kernel, s = a.stride, d = a.dilation
+    cdef int64_t pb = a.pad_begin, pe = a.pad_end
+    cdef int64_t ext, out, total, span, q
+    if L < 0:
+        return PYPOOL_ERR_SHAPE
+    if k < 1:
+        return PYPOOL_ERR_KERNEL
+    if s < 1:
+        return PYPOOL_ERR_STRIDE
+    if d < 1:
+        return PYPOOL_ERR_DILATION
+    if L >= SIZE_LIMIT or k >= SIZE_LIMIT or s >= SIZE_LIMIT or d >= SIZE_LIMIT:
+        return PYPOOL_ERR_OVERFLOW
+    if k - 1 > (SIZE_LIMIT - 1) // d:
+        return PYPOOL_ERR_OVERFLOW
+    ext = (k - 1) * d + 1
+    if mode != PYPOOL_PAD_EXPLICIT:
+        out = L // s + (1 if L % s != 0 else 0)
+        total = (out - 1) * s + ext - L
+        if total < 0:
+            total = 0
+        if mode == PYPOOL_PAD_SAME_UPPER:
+            pb = total // 2
+        else:
+            pb = total - total // 2
+        pe = total - pb
+    if pb < 0 or pe < 0:
+        return PYPOOL_ERR_PAD_NEGATIVE
+    if pb >= ext or pe >= ext:
+        return PYPOOL_ERR_PAD_TOO_LARGE
+    # pb, pe < ext <= 2**62, so pb + pe fits; L + (pb + pe) may not.
+    if L > INT64_MAX - (pb + pe):
+        return PYPOOL_ERR_OVERFLOW
+    span = L + pb + pe
+    if span < ext:
+        return PYPOOL_ERR_EMPTY_OUTPUT
+    q = span - ext
+    if ceil_mode:
+        out = q // s + (1 if q % s != 0 else 0) + 1
+        # The last window must start inside the input or the left padding.
+        if (out - 1) * s >= L + pb:
+            out -= 1
+    else:
+        out = q // s + 1
+    if out < 1:
+        return PYPOOL_ERR_EMPTY_OUTPUT
+    a.out_size = out
+    a.pad_begin = pb
+    a.pad_end = pe
+    return PYPOOL_OK
+
+
+def axis_geometry(int64_t in_size, int64_t kernel, int64_t stride, int64_t dilation,
+                  int mode, int64_t pad_begin, int64_t pad_end, bint ceil_mode):
+    """Resolve one axis: returns (status, out_size, pad_begin, pad_end).
+
+    Thin Python access to ``resolve_axis`` so that the Python layer and the C
+    API share one implementation; the caller turns a status into a message.
+    """
+    cdef pypool_axis a
+    a.in_size = in_size
+    a.kernel = kernel
+    a.stride = stride
+    a.dilation = dilation
+    a.pad_begin = pad_begin
+    a.pad_end = pad_end
+    a.out_size = 0
+    cdef pypool_status st = resolve_axis(&a, <pypool_pad_mode>mode, ceil_mode)
+    return int(st), a.out_size, a.pad_begin, a.pad_end
+
+
+# The in-bounds taps of a window starting at ``start`` are j in
+# [first_tap, end_tap). Two functions returning values rather than one with
+# pointer outputs: Cython only makes a prange variable thread-private when it
+# is assigned in the loop body, never when its address is passed.
+cdef inline int64_t first_tap(int64_t start, int64_t d) noexcept nogil:
+    return 0 if start >= 0 else (-start + d - 1) // d
+
+
+cdef inline int64_t end_tap(int64_t start, int64_t L, int64_t k, int64_t d) noexcept nogil:
+    cdef int64_t last, first = first_tap(start, d)
+    if start >= L:
+        return first
+    last = (L - start + d - 1) // d
+    if last > k:
+        last = k
+    return last if last > first else first
+
+
+cdef inline int64_t padded_taps(int64_t start, int64_t L, int64_t pad_end,
+                                int64_t k, int64_t d) noexcept nogil:
+    """Taps of a window inside [-pad_begin, L + pad_end): the count_include_pad divisor.
+
+    Windows never start before -pad_begin, so only the end needs clipping; the
+    ceil_mode overhang past the end padding is not counted (PyTorch's rule).
+    """
+    cdef int64_t end = L + pad_end, n
+    if start >= end:
+        return 0
+    n = (end - start + d - 1) // d
+    return n if n < k else k

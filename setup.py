@@ -1,0 +1,146 @@
+"""Build script: cythonize ``pyx/`` into extension modules of the ``pypool`` package.
+
+OpenMP is probed by compiling, linking and running a tiny program. Without it
+(or with ``PYPOOL_DISABLE_OPENMP=1`` in the environment) the build still
+succeeds and the kernels run serially; ``pypool.show_config()`` says which.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# The one place for Cython compiler directives.
+CYTHON_DIRECTIVES = {
+    "language_level": 3,
+    "boundscheck": False,
+    "wraparound": False,
+    "initializedcheck": False,
+    "cdivision": True,
+    "nonecheck": False,
+    "embedsignature": True,
+}
+
+OPENMP_PROBE = r"""
+#include <omp.h>
+#include <stdio.h>
+int main(void) {
+    int n = 0;
+    #pragma omp parallel reduction(+:n)
+    n += 1;
+    printf("%d\n", n > 0);
+    return n > 0 ? 0 : 1;
+}
+"""
+
+
+def _env_flag(name):
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _openmp_flags(compiler):
+    """Return (compile_args, link_args) for OpenMP, or None when unavailable.
+
+    The probe compiles, links and runs a program, because a compiler that
+    accepts ``-fopenmp`` may still lack the runtime library.
+    """
+    if _env_flag("PYPOOL_DISABLE_OPENMP"):
+        print("pypool: OpenMP disabled by PYPOOL_DISABLE_OPENMP")
+        return None
+    if compiler.compiler_type == "msvc":
+        candidates = [(["/openmp"], [])]
+    elif sys.platform == "darwin":
+        # Apple clang needs libomp (e.g. from Homebrew or llvm-openmp).
+        candidates = [(["-Xpreprocessor", "-fopenmp"], ["-lomp"]), (["-fopenmp"], ["-fopenmp"])]
+    else:
+        candidates = [(["-fopenmp"], ["-fopenmp"])]
+    for cflags, ldflags in candidates:
+        tmp = tempfile.mkdtemp(prefix="pypool-omp-")
+        try:
+            src = os.path.join(tmp, "probe.c")
+            with open(src, "w") as f:
+                f.write(OPENMP_PROBE)
+            objs = compiler.compile([src], output_dir=tmp, extra_postargs=cflags)
+            exe = os.path.join(tmp, "probe")
+            compiler.link_executable(objs, "probe", output_dir=tmp, extra_postargs=ldflags)
+            out = subprocess.run([exe], capture_output=True, text=True, timeout=60)
+            if out.returncode == 0 and out.stdout.strip() == "1":
+                print(f"pypool: OpenMP probe passed with {cflags} / {ldflags}")
+                return cflags, ldflags
+        except Exception as exc:  # any compile, link or run failure means "no OpenMP"
+            print(f"pypool: OpenMP probe failed with {cflags}: {exc}")
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    print("pypool: building WITHOUT OpenMP; kernels will run serially")
+    return None
+
+
+class BuildExt(build_ext):
+    """Adds OpenMP and optimisation flags once the compiler is known."""
+
+    def build_extensions(self):
+        omp = _openmp_flags(self.compiler)
+        is_msvc = self.compiler.compiler_type == "msvc"
+        cflags = ["/O2"] if is_msvc else ["-O3", "-fno-math-errno"]
+        # Never -ffast-math: it deletes the NaN checks that max pooling relies on.
+        if not is_msvc and _env_flag("PYPOOL_NATIVE"):
+            cflags.append("-march=native")
+        if not is_msvc and _env_flag("PYPOOL_SANITIZE"):
+            cflags += ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-O1"]
+        ldflags = []
+        if omp is not None:
+            cflags += omp[0]
+            ldflags += omp[1]
+        compiler_name = os.path.basename(getattr(self.compiler, "compiler", [self.compiler.compiler_type])[0])
+        for ext in self.extensions:
+            ext.extra_compile_args = list(ext.extra_compile_args or []) + cflags
+            ext.extra_link_args = list(ext.extra_link_args or []) + ldflags
+            if not is_msvc and _env_flag("PYPOOL_SANITIZE"):
+                ext.extra_link_args.append("-fsanitize=address,undefined")
+            ext.define_macros = list(ext.define_macros or []) + [
+                ("PYPOOL_OPENMP", "1" if omp is not None else "0"),
+                ("PYPOOL_COMPILER", '"%s"' % compiler_name.replace('"', "")),
+                ("PYPOOL_CFLAGS", '"%s"' % " ".join(cflags).replace('"', "")),
+            ]
+        super().build_extensions()
+
+
+class BuildPy(build_py):
+    """Ships the public C headers inside the package (found by pypool.get_include())."""
+
+    def run(self):
+        super().run()
+        src = os.path.join(HERE, "include", "pypool")
+        dst = os.path.join(self.build_lib, "pypool", "include", "pypool")
+        os.makedirs(dst, exist_ok=True)
+        for name in sorted(os.listdir(src)):
+            if name.endswith(".h"):
+                self.copy_file(os.path.join(src, name), os.path.join(dst, name))
+
+
+def extensions():
+    common = dict(
+        include_dirs=[numpy.get_include(), os.path.join("include"), "pyx"],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],
+    )
+    modules = [
+        Extension("pypool._kernels", ["pyx/_kernels.pyx"], **common),
+    ]
+    return cythonize(
+        modules,
+        compiler_directives=CYTHON_DIRECTIVES,
+        include_path=["pyx"],
+        build_dir="build/cython",
+    )
+
+
+setup(ext_modules=extensions(), cmdclass={"build_ext": BuildExt, "build_py": BuildPy})
