@@ -1,0 +1,215 @@
+"""How calls behave: out=, num_threads, GIL release, input views, empty batches."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import pypool
+
+RNG = np.random.default_rng(1234)
+
+
+def big_input(dtype=np.float32, shape=(4, 8, 64, 64)):
+    x = RNG.standard_normal(shape).astype(dtype)
+    x.flat[::97] = np.nan if np.dtype(dtype).kind == "f" else 0
+    return x
+
+
+# Every public forward op as (name, call(x, **kw)); each accepts out= and num_threads=.
+OPS = [
+    ("max", lambda x, **kw: pypool.max_pool2d(x, 3, 2, 1, **kw)),
+    ("max_dilated_ceil", lambda x, **kw: pypool.max_pool2d(x, 3, 2, 2, dilation=2, ceil_mode=True, **kw)),
+    ("avg", lambda x, **kw: pypool.avg_pool2d(x, 3, 2, 1, **kw)),
+    ("avg_excl_ceil", lambda x, **kw: pypool.avg_pool2d(x, 3, 2, 1, ceil_mode=True, count_include_pad=False, **kw)),
+    ("avg3d_same", lambda x, **kw: pypool.avg_pool3d(x, 2, 1, "same", **kw)),
+    ("global_avg", lambda x, **kw: pypool.global_avg_pool(x, **kw)),
+    ("global_max", lambda x, **kw: pypool.global_max_pool(x, **kw)),
+]
+
+
+@pytest.mark.parametrize("name,op", OPS)
+@pytest.mark.parametrize("layout", ["channels_first", "channels_last"])
+def test_results_are_bit_identical_for_every_thread_count(name, op, layout):
+    x = big_input()
+    ref = op(x, layout=layout, num_threads=1)
+    for n in (2, 3, 8):
+        got = op(x, layout=layout, num_threads=n)
+        assert got.dtype == ref.dtype
+        np.testing.assert_array_equal(got.view(np.uint8), ref.view(np.uint8))
+
+
+def test_indices_are_bit_identical_for_every_thread_count():
+    x = big_input()
+    _, ref = pypool.max_pool2d(x, 3, 2, 1, return_indices=True, num_threads=1)
+    for n in (2, 5):
+        _, got = pypool.max_pool2d(x, 3, 2, 1, return_indices=True, num_threads=n)
+        np.testing.assert_array_equal(got, ref)
+
+
+@pytest.mark.parametrize("name,op", OPS)
+def test_input_is_never_modified(name, op):
+    x = big_input()
+    before = x.copy()
+    op(x)
+    op(x, layout="channels_last")
+    np.testing.assert_array_equal(x.view(np.uint8), before.view(np.uint8))
+
+
+@pytest.mark.parametrize("name,op", OPS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, np.int16, np.bool_])
+def test_out_receives_the_result_and_is_returned(name, op, dtype):
+    x = big_input(np.float32, (2, 3, 9, 10)) if dtype != np.bool_ else RNG.random((2, 3, 9, 10)) > 0.5
+    x = np.nan_to_num(x).astype(dtype)
+    expected = op(x)
+    # A strided destination that cannot be reshaped without a copy, and a plain one.
+    big = np.full(expected.shape[:-1] + (2 * expected.shape[-1],), 7, dtype=expected.dtype)
+    untouched = big[..., 1::2].copy()
+    for out in (np.empty_like(expected), big[..., ::2], np.empty(expected.shape[::-1], expected.dtype).T):
+        got = op(x, out=out)
+        assert got is out
+        np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(big[..., 1::2], untouched, err_msg="out= wrote outside its view")
+
+
+def test_out_pair_for_values_and_indices():
+    x = big_input()
+    v_ref, i_ref = pypool.max_pool2d(x, 2, return_indices=True)
+    v, i = np.empty_like(v_ref), np.empty_like(i_ref)
+    got = pypool.max_pool2d(x, 2, return_indices=True, out=(v, i))
+    assert got[0] is v and got[1] is i
+    np.testing.assert_array_equal(v, v_ref)
+    np.testing.assert_array_equal(i, i_ref)
+    gv, gi = pypool.global_max_pool(x, return_indices=True)
+    v2, i2 = np.empty_like(gv), np.empty_like(gi)
+    pypool.global_max_pool(x, return_indices=True, out=(v2, i2))
+    np.testing.assert_array_equal(i2, gi)
+
+
+def test_results_are_new_c_contiguous_arrays():
+    x = big_input()[:, :, ::-1, ::3]
+    for y in (pypool.max_pool2d(x, 2), pypool.avg_pool2d(x, 2), pypool.global_avg_pool(x),
+              pypool.max_pool2d(x, 2, return_indices=True)[1]):
+        assert y.flags.c_contiguous and y.flags.owndata
+
+
+@pytest.mark.parametrize("layout", ["channels_first", "channels_last"])
+def test_strided_views_give_the_same_result_as_copies(layout):
+    base = big_input(np.float64, (3, 10, 12, 5))
+    views = [base[::-1], base[:, ::2, ::-1], base.transpose(1, 0, 2, 3), base[..., ::-2],
+             np.broadcast_to(base[:1], base.shape), np.asfortranarray(base)]
+    for v in views:
+        ro = v.view()
+        ro.setflags(write=False)
+        for op in (lambda a: pypool.max_pool2d(a, 3, 1, 1, layout=layout, return_indices=True),
+                   lambda a: pypool.avg_pool2d(a, 2, 1, ((0, 1), (1, 0)), layout=layout),
+                   lambda a: pypool.global_avg_pool(a, layout=layout)):
+            got, want = op(ro), op(np.ascontiguousarray(v))
+            for g, w in zip(got if isinstance(got, tuple) else (got,), want if isinstance(want, tuple) else (want,)):
+                np.testing.assert_array_equal(g, w)
+
+
+def test_byte_swapped_and_array_like_inputs():
+    x = big_input(np.float64, (2, 5, 6))
+    np.testing.assert_array_equal(pypool.avg_pool1d(x.astype(">f8"), 2), pypool.avg_pool1d(x, 2))
+    np.testing.assert_array_equal(pypool.max_pool1d(x.tolist(), 2), pypool.max_pool1d(x, 2))
+    assert pypool.max_pool1d([1, 5, 2, 3], 2).tolist() == [5, 3]
+
+
+def test_zero_size_batch_gives_empty_result_of_the_right_shape():
+    x = np.zeros((0, 3, 8, 8), np.float32)
+    assert pypool.max_pool2d(x, 2).shape == (0, 3, 4, 4)
+    v, i = pypool.max_pool2d(x, 2, return_indices=True)
+    assert i.shape == (0, 3, 4, 4) and i.dtype == np.int64
+    assert pypool.avg_pool2d(x, 3, 1, 1).shape == (0, 3, 8, 8)
+    assert pypool.avg_pool2d(np.zeros((2, 8, 8, 0)), 2, layout="channels_last").shape == (2, 4, 4, 0)
+    assert pypool.global_avg_pool(x).shape == (0, 3)
+    assert pypool.global_max_pool(np.zeros((0, 5, 5, 2)), layout="channels_last", keepdims=True).shape == (0, 1, 1, 2)
+
+
+def test_bare_image_and_many_lead_axes():
+    img = big_input(np.float64, (9, 9))
+    assert pypool.max_pool2d(img, 3).shape == (3, 3)
+    many = big_input(np.float64, (2, 3, 4, 9, 9))
+    np.testing.assert_array_equal(pypool.max_pool2d(many, 3)[1, 2, 3], pypool.max_pool2d(many[1, 2, 3], 3))
+
+
+def test_global_pooling_over_more_than_three_spatial_axes():
+    x = big_input(np.float64, (2, 3, 2, 3, 4, 5))
+    x = np.nan_to_num(x)
+    np.testing.assert_allclose(pypool.global_avg_pool(x), x.mean(axis=(2, 3, 4, 5)), rtol=1e-13)
+    v, i = pypool.global_max_pool(x, return_indices=True)
+    flat = x.reshape(2, 3, -1)
+    np.testing.assert_array_equal(i, flat.argmax(-1))
+    np.testing.assert_array_equal(v, flat.max(-1))
+
+
+def test_gil_is_released_while_a_kernel_runs():
+    """Another Python thread makes progress during one long pooling call."""
+    x = RNG.standard_normal((8, 64, 128, 128)).astype(np.float32)
+    ticks = []
+    stop = threading.Event()
+
+    def ticker():
+        while not stop.is_set():
+            ticks.append(time.perf_counter())
+            time.sleep(0.0005)
+
+    t0 = time.perf_counter()
+    pypool.avg_pool2d(x, 7, 1, 3, num_threads=1)   # serial and slow enough to measure
+    single = time.perf_counter() - t0
+    th = threading.Thread(target=ticker)
+    th.start()
+    time.sleep(0.01)
+    start = time.perf_counter()
+    pypool.avg_pool2d(x, 7, 1, 3, num_threads=1)
+    end = time.perf_counter()
+    stop.set()
+    th.join()
+    during = [t for t in ticks if start < t < end]
+    # With the GIL held the ticker could not run at all during the call.
+    assert single > 0.02, "kernel too fast to observe"
+    assert len(during) >= 3, f"only {len(during)} ticks during a {end - start:.3f}s call"
+
+
+def test_concurrent_python_threads_match_serial_results():
+    xs = [big_input(np.float32, (3, 4, 40, 40)) for _ in range(6)]
+    expected = [(pypool.max_pool2d(x, 3, 2, 1, return_indices=True), pypool.avg_pool2d(x, 3, 1, 1))
+                for x in xs]
+    results = [None] * 24
+    errors = []
+
+    def work(k):
+        try:
+            x = xs[k % 6]
+            results[k] = (pypool.max_pool2d(x, 3, 2, 1, return_indices=True), pypool.avg_pool2d(x, 3, 1, 1))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(24)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for k, got in enumerate(results):
+        (v, i), a = got
+        (ev, ei), ea = expected[k % 6]
+        np.testing.assert_array_equal(v, ev)
+        np.testing.assert_array_equal(i, ei)
+        np.testing.assert_array_equal(a, ea)
+
+
+def test_show_config_reports_the_build(capsys):
+    pypool.show_config()
+    text = capsys.readouterr().out
+    assert pypool.__version__ in text
+    assert "OpenMP" in text and "compiler" in text
+
+
+def test_worked_example_via_main_module(capsys):
+    from pypool.__main__ import main
+    main()
+    text = capsys.readouterr().out
+    assert "[[6. 8.]" in text and "3.25" in text and "3.125" in text
