@@ -215,6 +215,105 @@ def window_geometry(shape, kernel_size, stride, padding, dilation, ceil_mode, la
     return g
 
 
+def adaptive_geometry(shape, output_size, layout, rank=None, name="x"):
+    """Check ``output_size`` (None entries keep the input size) for adaptive pooling."""
+    channels_last = check_layout(layout)
+    seq = as_sequence(output_size)
+    if rank is None:
+        if seq is None:
+            raise TypeError(
+                f"output_size must be a tuple of 1 to 3 ints or None (its length sets the spatial "
+                f"rank), got {output_size!r}; the *1d/*2d/*3d functions accept a plain int")
+        if not 1 <= len(seq) <= 3:
+            raise ValueError(f"output_size must have 1 to 3 entries, got {len(seq)}: {output_size!r}")
+        rank = len(seq)
+    elif seq is None:
+        seq = (output_size,) * rank
+    elif len(seq) != rank:
+        raise ValueError(f"output_size must have {rank} entries (one per spatial axis), got {len(seq)}: "
+                         f"{output_size!r}")
+    g = Geometry()
+    g.rank = rank
+    g.channels_last = channels_last
+    g.lead, g.spatial, g.channels = split_shape(tuple(shape), rank, channels_last, name)
+    out = []
+    for i, o in enumerate(seq):
+        L = g.spatial[i]
+        o = L if o is None else check_size(f"output_size[{i}]", o, 1)
+        if L < 1:
+            raise ValueError(f"{name} has size 0 on spatial axis {i}; adaptive pooling needs a "
+                             f"non-empty input there")
+        if L * o >= SIZE_LIMIT:
+            raise ValueError(f"input size {L} times output_size {o} on spatial axis {i} overflows 2**62")
+        out.append(o)
+    g.out_spatial = tuple(out)
+    g.kernel = g.stride = g.dilation = (1,) * rank
+    g.pads = ((0, 0),) * rank
+    return g
+
+
+def check_norm_type(norm_type):
+    """Lp order: a real number > 0, or inf."""
+    if isinstance(norm_type, (bool, np.bool_)) or not isinstance(norm_type, (int, float, np.integer, np.floating)):
+        raise TypeError(f"norm_type must be a real number > 0 (or inf), got {norm_type!r}")
+    p = float(norm_type)
+    if not p > 0:  # also refuses NaN
+        raise ValueError(f"norm_type must be > 0 (or inf), got {norm_type!r}")
+    return p
+
+
+def check_shape(name, value):
+    """A shape argument: a sequence of ints >= 0."""
+    seq = as_sequence(value)
+    if seq is None:
+        raise TypeError(f"{name} must be a tuple of ints, got {value!r}")
+    return tuple(check_size(f"{name}[{i}]", n, 0) for i, n in enumerate(seq))
+
+
+def check_indices(indices, shape, name="indices"):
+    """An integer index array of exactly ``shape``, as native int64."""
+    arr = indices if isinstance(indices, np.ndarray) else np.asarray(indices)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{name} has dtype {arr.dtype}; expected an integer dtype (int64)")
+    if arr.shape != tuple(shape):
+        raise ValueError(f"{name} has shape {arr.shape}; expected {tuple(shape)}")
+    if arr.dtype.kind == "u" and arr.dtype.itemsize == 8 and arr.size and int(arr.max()) >= 2**63:
+        raise ValueError(f"{name} holds {int(arr.max())}, beyond int64")
+    if arr.dtype != np.int64 or not arr.dtype.isnative or not arr.flags.aligned:
+        arr = arr.astype(np.int64)
+    return arr
+
+
+def grad_dtype(dtype):
+    """Gradients keep float16/32/64 and are float64 for integer or bool input."""
+    return np.dtype(dtype) if np.dtype(dtype).kind == "f" else np.dtype(np.float64)
+
+
+def global_geometry(shape, layout, name="x"):
+    """(lead, spatial size, channels_last, result shape w/o and with keepdims) of global pooling."""
+    channels_last = check_layout(layout)
+    shape = tuple(shape)
+    ndim = len(shape)
+    if ndim < 3:
+        want = "(N, *spatial, C)" if channels_last else "(N, C, *spatial)"
+        raise ValueError(f"{name} has shape {shape}; global pooling needs at least 3 dims {want}")
+    if channels_last:
+        lead, spatial, keep = shape[:1], shape[1:-1], (shape[0],) + (1,) * (ndim - 2) + (shape[-1],)
+        flat = (shape[0], shape[-1])
+    else:
+        lead, spatial, keep = shape[:2], shape[2:], shape[:2] + (1,) * (ndim - 2)
+        flat = shape[:2]
+    size = int(np.prod(spatial, dtype=np.int64))
+    if size == 0:
+        raise ValueError(f"{name} has shape {shape}; global pooling needs non-empty spatial axes {spatial}")
+    return lead, size, channels_last, flat, keep
+
+
+def global_axes(size):
+    """Kernel geometry of a global pool over merged spatial axes of this size."""
+    return ((1, 1, 1, 1, 1, 0, 0), (1, 1, 1, 1, 1, 0, 0), (size, 1, size, 1, 1, 0, 0))
+
+
 def view5(arr, lead, spatial, channels_last):
     """Reshape to the kernels' (B, D, H, W, V) view; a copy only if the strides demand one."""
     batch = int(np.prod(lead, dtype=np.int64)) if lead else 1

@@ -1,137 +1,38 @@
-"""Forward max, average and global pooling: the public functions.
+"""Forward pooling: the public max, average, Lp, adaptive and global functions.
 
-Each function checks its arguments (``_args``), builds the kernels' 5-D view
-(B, D, H, W, V) of the input without copying where the strides allow, and
-calls one compiled kernel with the GIL released.
+Each function checks its arguments (``_args``), then hands the input to one
+compiled kernel through ``_dispatch``. The rank-generic functions take the
+spatial rank from ``kernel_size`` / ``output_size``; the ``*1d/2d/3d``
+aliases fix it and broadcast plain ints.
 """
+
+import inspect
 
 import numpy as np
 
-from . import _kernels
-from ._args import (as_sequence, check_flag, check_input, check_layout, check_out,
-                    check_size, result_dtype_avg, thread_count, view5, window_geometry,
-                    writable_view5)
+from ._args import (adaptive_geometry, check_flag, global_axes, global_geometry, check_input, check_layout, check_norm_type,
+                    check_out, check_shape, check_size, result_dtype_avg, thread_count,
+                    window_geometry)
+from ._dispatch import max_outputs, run_max, run_reduce
 
 __all__ = [
-    "max_pool", "avg_pool", "global_avg_pool", "global_max_pool", "pooled_shape",
-    "resolve_padding",
-    "max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",
+    "max_pool", "avg_pool", "lp_pool", "adaptive_avg_pool", "adaptive_max_pool",
+    "global_avg_pool", "global_max_pool", "pooled_shape", "resolve_padding",
 ]
 
-# Stands in for the index array when return_indices=False (never written).
-_NO_INDICES = np.zeros((1, 1, 1, 1, 1), dtype=np.int64)
-
-
-def _kernel_input(arr):
-    """The array the kernels read: bool as uint8, float16 widened (exactly) to float32."""
-    if arr.dtype == np.bool_:
-        return arr.view(np.uint8)
-    if arr.dtype == np.float16:
-        return arr.astype(np.float32)
-    return arr
-
-
-def _kernel_target(result, kernel_dtype, lead, spatial, channels_last):
-    """A writable 5-D view of ``result`` in the kernel's dtype, else a scratch array.
-
-    Returns (view, scratch); when scratch is not None the caller copies it into
-    ``result`` after the kernel ran.
-    """
-    direct = result
-    if result.dtype == np.bool_ and kernel_dtype == np.uint8:
-        direct = result.view(np.uint8)
-    if direct.dtype == kernel_dtype:
-        v = writable_view5(direct, lead, spatial, channels_last)
-        if v is not None:
-            return v, None
-    scratch = np.empty(result.shape, dtype=kernel_dtype)
-    return view5(scratch, lead, spatial, channels_last), scratch
-
-
-def _max_outputs(out, shape, dtype, return_indices, inputs):
-    """Allocate or check the value (and index) outputs of a max-type op."""
-    out_indices = None
-    if return_indices and isinstance(out, tuple):
-        if len(out) != 2:
-            raise ValueError(f"out must be an array or a (values, indices) pair, got a tuple of {len(out)}")
-        out, out_indices = out
-    if out is None:
-        values = np.empty(shape, dtype=dtype)
-    else:
-        values = check_out(out, shape, dtype, inputs)
-    indices = None
-    if return_indices:
-        if out_indices is None:
-            indices = np.empty(shape, dtype=np.int64)
-        else:
-            indices = check_out(out_indices, shape, np.int64, list(inputs) + [values], name="out[1]")
-    return values, indices
-
-
-def _run_max(arr, lead, spatial, out_spatial, channels_last, axes, values, indices, nthreads):
-    """Run the max kernel from an input array into (values, indices) of the result's shape."""
-    if values.size == 0:
-        return
-    xk = _kernel_input(arr)
-    x5 = view5(xk, lead, spatial, channels_last)
-    y5, scratch = _kernel_target(values, xk.dtype, lead, out_spatial, channels_last)
-    if indices is None:
-        i5, iscratch, want = _NO_INDICES, None, False
-    else:
-        i5, iscratch = _kernel_target(indices, np.dtype(np.int64), lead, out_spatial, channels_last)
-        want = True
-    _kernels.max_pool_forward(x5, y5, i5, want, axes, nthreads)
-    if scratch is not None:
-        np.copyto(values, scratch, casting="unsafe")
-    if iscratch is not None:
-        np.copyto(indices, iscratch)
-
-
-def _run_avg(arr, lead, spatial, out_spatial, channels_last, axes, result,
-             count_include_pad, divisor_override, nthreads):
-    """Run the average kernel; float16 results are computed in float64 and rounded once."""
-    if result.size == 0:
-        return
-    xk = _kernel_input(arr)
-    x5 = view5(xk, lead, spatial, channels_last)
-    kernel_out = np.dtype(np.float32) if result.dtype == np.float32 else np.dtype(np.float64)
-    y5, scratch = _kernel_target(result, kernel_out, lead, out_spatial, channels_last)
-    _kernels.avg_pool_forward(x5, y5, axes, count_include_pad, divisor_override, nthreads)
-    if scratch is not None:
-        np.copyto(result, scratch, casting="unsafe")
+REDUCE_AVG, REDUCE_LP = 0, 1
 
 
 def _window_work(g):
-    """Input reads of a windowed pool: outputs times taps (used to pick threads)."""
+    """Input reads of a pool: outputs times taps per output (used to pick threads)."""
     taps = int(np.prod(g.kernel))
     return int(np.prod(g.out_shape(), dtype=np.float64)) * taps
 
 
-def _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, layout, return_indices,
-              out, num_threads, rank):
-    arr = check_input(x)
-    g = window_geometry(arr.shape, kernel_size, stride, padding, dilation, ceil_mode, layout, rank)
-    return_indices = check_flag("return_indices", return_indices)
-    values, indices = _max_outputs(out, g.out_shape(), arr.dtype, return_indices, [arr])
-    nthreads = thread_count(num_threads, _window_work(g))
-    _run_max(arr, g.lead, g.spatial, g.out_spatial, g.channels_last, g.axes(), values, indices,
-             nthreads)
-    return (values, indices) if return_indices else values
-
-
-def _avg_pool(x, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad,
-              divisor_override, layout, dtype, out, num_threads, rank):
-    arr = check_input(x)
-    g = window_geometry(arr.shape, kernel_size, stride, padding, dilation, ceil_mode, layout, rank)
-    count_include_pad = check_flag("count_include_pad", count_include_pad)
-    divisor = _check_divisor(divisor_override)
+def _float_result(arr, dtype, shape, out):
+    """The result array of an averaging op: new, or ``out`` once checked."""
     rdtype = result_dtype_avg(arr.dtype, dtype)
-    shape = g.out_shape()
-    result = np.empty(shape, dtype=rdtype) if out is None else check_out(out, shape, rdtype, [arr])
-    nthreads = thread_count(num_threads, _window_work(g))
-    _run_avg(arr, g.lead, g.spatial, g.out_spatial, g.channels_last, g.axes(), result,
-             count_include_pad, divisor, nthreads)
-    return result
+    return np.empty(shape, dtype=rdtype) if out is None else check_out(out, shape, rdtype, [arr])
 
 
 def _check_divisor(divisor_override):
@@ -141,7 +42,76 @@ def _check_divisor(divisor_override):
     return check_size("divisor_override", divisor_override, 1)
 
 
-# ----------------------------------------------------------------------------- public API
+# ----------------------------------------------------------------------------- implementations
+# Each takes the spatial rank first (None: from kernel_size / output_size).
+
+def _max_pool(rank, x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *,
+              layout="channels_first", return_indices=False, out=None, num_threads=None):
+    arr = check_input(x)
+    g = window_geometry(arr.shape, kernel_size, stride, padding, dilation, ceil_mode, layout, rank)
+    return_indices = check_flag("return_indices", return_indices)
+    values, indices = max_outputs(out, g.out_shape(), arr.dtype, return_indices, [arr])
+    nthreads = thread_count(num_threads, _window_work(g))
+    run_max(arr, g.lead, g.spatial, g.out_spatial, g.channels_last, g.axes(), values, indices,
+            nthreads)
+    return (values, indices) if return_indices else values
+
+
+def _avg_pool(rank, x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+              count_include_pad=True, divisor_override=None, *, layout="channels_first",
+              dtype=None, out=None, num_threads=None):
+    arr = check_input(x)
+    g = window_geometry(arr.shape, kernel_size, stride, padding, dilation, ceil_mode, layout, rank)
+    count_include_pad = check_flag("count_include_pad", count_include_pad)
+    divisor = _check_divisor(divisor_override)
+    result = _float_result(arr, dtype, g.out_shape(), out)
+    nthreads = thread_count(num_threads, _window_work(g))
+    run_reduce(arr, g.lead, g.spatial, g.out_spatial, g.channels_last, g.axes(), result,
+               nthreads, count_include_pad=count_include_pad, divisor_override=divisor)
+    return result
+
+
+def _lp_pool(rank, x, norm_type, kernel_size, stride=None, padding=0, dilation=1,
+             ceil_mode=False, *, layout="channels_first", dtype=None, out=None, num_threads=None):
+    arr = check_input(x)
+    p = check_norm_type(norm_type)
+    g = window_geometry(arr.shape, kernel_size, stride, padding, dilation, ceil_mode, layout, rank)
+    result = _float_result(arr, dtype, g.out_shape(), out)
+    nthreads = thread_count(num_threads, _window_work(g))
+    run_reduce(arr, g.lead, g.spatial, g.out_spatial, g.channels_last, g.axes(), result,
+               nthreads, op=REDUCE_LP, p=p)
+    return result
+
+
+def _adaptive_work(g):
+    """Adaptive cells read about the whole input once (more when cells overlap)."""
+    return int(np.prod(g.lead + g.spatial, dtype=np.float64)) * max(g.channels, 1)
+
+
+def _adaptive_avg_pool(rank, x, output_size, *, layout="channels_first", dtype=None, out=None,
+                       num_threads=None):
+    arr = check_input(x)
+    g = adaptive_geometry(arr.shape, output_size, layout, rank)
+    result = _float_result(arr, dtype, g.out_shape(), out)
+    nthreads = thread_count(num_threads, _adaptive_work(g))
+    run_reduce(arr, g.lead, g.spatial, g.out_spatial, g.channels_last, g.axes(), result,
+               nthreads, adaptive=True)
+    return result
+
+
+def _adaptive_max_pool(rank, x, output_size, *, layout="channels_first", return_indices=False,
+                       out=None, num_threads=None):
+    arr = check_input(x)
+    g = adaptive_geometry(arr.shape, output_size, layout, rank)
+    return_indices = check_flag("return_indices", return_indices)
+    values, indices = max_outputs(out, g.out_shape(), arr.dtype, return_indices, [arr])
+    nthreads = thread_count(num_threads, _adaptive_work(g))
+    run_max(arr, g.lead, g.spatial, g.out_spatial, g.channels_last, g.axes(), values, indices,
+            nthreads, adaptive=True)
+    return (values, indices) if return_indices else values
+
+
+# ----------------------------------------------------------------------------- rank-generic API
 
 def max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *,
              layout="channels_first", return_indices=False, out=None, num_threads=None):
@@ -183,8 +153,8 @@ def max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False
         order; a window holding a NaN gives NaN and points at its first NaN;
         an empty window gives -inf (the dtype's minimum for integers).
     """
-    return _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, layout,
-                     return_indices, out, num_threads, None)
+    return _max_pool(None, x, kernel_size, stride, padding, dilation, ceil_mode, layout=layout,
+                     return_indices=return_indices, out=out, num_threads=num_threads)
 
 
 def avg_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
@@ -210,30 +180,74 @@ def avg_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False
         rounded once to the result dtype. A window with no in-bounds tap and
         ``count_include_pad=False`` gives NaN; NaN inputs propagate.
     """
-    return _avg_pool(x, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad,
-                     divisor_override, layout, dtype, out, num_threads, None)
+    return _avg_pool(None, x, kernel_size, stride, padding, dilation, ceil_mode,
+                     count_include_pad, divisor_override, layout=layout, dtype=dtype, out=out,
+                     num_threads=num_threads)
 
 
-def _global_geometry(arr, layout):
-    """(lead, spatial size, channels_last, result shape w/o and with keepdims) of global pooling."""
-    channels_last = check_layout(layout)
-    if arr.ndim < 3:
-        want = "(N, *spatial, C)" if channels_last else "(N, C, *spatial)"
-        raise ValueError(f"x has shape {arr.shape}; global pooling needs at least 3 dims {want}")
-    if channels_last:
-        lead, spatial, keep = arr.shape[:1], arr.shape[1:-1], (arr.shape[0],) + (1,) * (arr.ndim - 2) + (arr.shape[-1],)
-        flat = (arr.shape[0], arr.shape[-1])
-    else:
-        lead, spatial, keep = arr.shape[:2], arr.shape[2:], arr.shape[:2] + (1,) * (arr.ndim - 2)
-        flat = arr.shape[:2]
-    size = int(np.prod(spatial, dtype=np.int64))
-    if size == 0:
-        raise ValueError(f"x has shape {arr.shape}; global pooling needs non-empty spatial axes {spatial}")
-    return lead, size, channels_last, flat, keep
+def lp_pool(x, norm_type, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *,
+            layout="channels_first", dtype=None, out=None, num_threads=None):
+    """Power-average (Lp norm) pooling over 1, 2 or 3 spatial axes.
+
+    Each output is ``(sum over in-bounds taps of |x|**p) ** (1/p)`` with
+    ``p = norm_type`` (ONNX LpPool; PyTorch's lp_pool uses ``x**p`` instead
+    of ``|x|**p``, which differs for negative inputs and odd p).
+
+    Parameters
+    ----------
+    x : array_like
+        As for :func:`max_pool`.
+    norm_type : float
+        The order p > 0; ``float("inf")`` gives the window's max ``|x|``.
+    kernel_size, stride, padding, dilation, ceil_mode, layout, out, num_threads
+        As for :func:`max_pool`; padded positions contribute nothing and a
+        window with no in-bounds tap gives 0.
+    dtype : dtype, optional
+        As for :func:`avg_pool`: floats keep their dtype, ints/bool give float64.
+
+    Returns
+    -------
+    ndarray
+        Sums are accumulated in float64 and rounded once; NaN propagates.
+    """
+    return _lp_pool(None, x, norm_type, kernel_size, stride, padding, dilation, ceil_mode,
+                    layout=layout, dtype=dtype, out=out, num_threads=num_threads)
 
 
-def _global_axes(size):
-    return ((1, 1, 1, 1, 1, 0, 0), (1, 1, 1, 1, 1, 0, 0), (size, 1, size, 1, 1, 0, 0))
+def adaptive_avg_pool(x, output_size, *, layout="channels_first", dtype=None, out=None,
+                      num_threads=None):
+    """Average pooling to a fixed output size.
+
+    Output cell ``i`` of an axis with input size ``L`` and output size ``O``
+    averages ``[floor(i*L/O), ceil((i+1)*L/O))`` (PyTorch's cells).
+
+    Parameters
+    ----------
+    x : array_like
+        As for :func:`max_pool`; every pooled axis must be non-empty.
+    output_size : tuple of (int or None)
+        Output size per spatial axis (its length, 1 to 3, is the rank); None
+        keeps that axis's input size.
+    layout, dtype, out, num_threads
+        As for :func:`avg_pool`.
+
+    Returns
+    -------
+    ndarray
+    """
+    return _adaptive_avg_pool(None, x, output_size, layout=layout, dtype=dtype, out=out,
+                              num_threads=num_threads)
+
+
+def adaptive_max_pool(x, output_size, *, layout="channels_first", return_indices=False,
+                      out=None, num_threads=None):
+    """Max pooling to a fixed output size (cells as in :func:`adaptive_avg_pool`).
+
+    ``return_indices``, ``out`` and the tie/NaN rules are those of :func:`max_pool`;
+    the result keeps the input dtype.
+    """
+    return _adaptive_max_pool(None, x, output_size, layout=layout, return_indices=return_indices,
+                              out=out, num_threads=num_threads)
 
 
 def global_avg_pool(x, *, layout="channels_first", keepdims=False, dtype=None, out=None,
@@ -256,12 +270,11 @@ def global_avg_pool(x, *, layout="channels_first", keepdims=False, dtype=None, o
         ``(N, C)``, or with keepdims ``(N, C, 1, ...)`` / ``(N, 1, ..., C)``.
     """
     arr = check_input(x)
-    lead, size, cl, flat, keep = _global_geometry(arr, layout)
+    lead, size, cl, flat, keep = global_geometry(arr.shape, layout)
     shape = keep if check_flag("keepdims", keepdims) else flat
-    rdtype = result_dtype_avg(arr.dtype, dtype)
-    result = np.empty(shape, dtype=rdtype) if out is None else check_out(out, shape, rdtype, [arr])
+    result = _float_result(arr, dtype, shape, out)
     nthreads = thread_count(num_threads, arr.size)
-    _run_avg(arr, lead, (size,), (1,), cl, _global_axes(size), result, False, 0, nthreads)
+    run_reduce(arr, lead, (size,), (1,), cl, global_axes(size), result, nthreads)
     return result
 
 
@@ -273,12 +286,12 @@ def global_max_pool(x, *, layout="channels_first", keepdims=False, return_indice
     ``out`` behave as in :func:`max_pool`. The result keeps the input dtype.
     """
     arr = check_input(x)
-    lead, size, cl, flat, keep = _global_geometry(arr, layout)
+    lead, size, cl, flat, keep = global_geometry(arr.shape, layout)
     shape = keep if check_flag("keepdims", keepdims) else flat
     return_indices = check_flag("return_indices", return_indices)
-    values, indices = _max_outputs(out, shape, arr.dtype, return_indices, [arr])
+    values, indices = max_outputs(out, shape, arr.dtype, return_indices, [arr])
     nthreads = thread_count(num_threads, arr.size)
-    _run_max(arr, lead, (size,), (1,), cl, _global_axes(size), values, indices, nthreads)
+    run_max(arr, lead, (size,), (1,), cl, global_axes(size), values, indices, nthreads)
     return (values, indices) if return_indices else values
 
 
@@ -289,8 +302,8 @@ def pooled_shape(input_shape, kernel_size, stride=None, padding=0, dilation=1, c
     Takes the window arguments of :func:`max_pool` / :func:`avg_pool` and
     raises the same errors they would.
     """
-    g = window_geometry(_shape_arg(input_shape), kernel_size, stride, padding, dilation, ceil_mode,
-                        layout, name="input_shape")
+    g = window_geometry(check_shape("input_shape", input_shape), kernel_size, stride, padding,
+                        dilation, ceil_mode, layout, name="input_shape")
     return g.out_shape()
 
 
@@ -301,40 +314,34 @@ def resolve_padding(input_shape, kernel_size, stride=None, padding=0, dilation=1
     Resolves ``"valid"``, ``"same"`` and ``"same_lower"`` for this input shape
     and checks the whole window geometry.
     """
-    g = window_geometry(_shape_arg(input_shape), kernel_size, stride, padding, dilation, ceil_mode,
-                        layout, name="input_shape")
+    g = window_geometry(check_shape("input_shape", input_shape), kernel_size, stride, padding,
+                        dilation, ceil_mode, layout, name="input_shape")
     return g.pads
 
 
-def _shape_arg(input_shape):
-    seq = as_sequence(input_shape)
-    if seq is None:
-        raise TypeError(f"input_shape must be a tuple of ints, got {input_shape!r}")
-    return tuple(check_size(f"input_shape[{i}]", n, 0) for i, n in enumerate(seq))
+# ----------------------------------------------------------------------------- fixed-rank aliases
 
+def fixed_rank(generic, impl, rank):
+    """The ``{name}{rank}d`` alias of a rank-generic function: same parameters, rank fixed."""
+    def alias(*args, **kwargs):
+        return impl(rank, *args, **kwargs)
 
-def _alias(generic_name, rank):
-    """Build the fixed-rank alias (e.g. max_pool2d) of a rank-generic function."""
-    impl = {"max_pool": _max_pool, "avg_pool": _avg_pool}[generic_name]
-
-    if generic_name == "max_pool":
-        def alias(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *,
-                  layout="channels_first", return_indices=False, out=None, num_threads=None):
-            return impl(x, kernel_size, stride, padding, dilation, ceil_mode, layout,
-                        return_indices, out, num_threads, rank)
-    else:
-        def alias(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-                  count_include_pad=True, divisor_override=None, *, layout="channels_first",
-                  dtype=None, out=None, num_threads=None):
-            return impl(x, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad,
-                        divisor_override, layout, dtype, out, num_threads, rank)
-
-    alias.__name__ = alias.__qualname__ = f"{generic_name}{rank}d"
-    alias.__doc__ = (f"{rank}-D :func:`{generic_name}`: ints in kernel_size, stride, padding and "
-                     f"dilation are broadcast to all {rank} spatial axes.\n\n"
-                     f"See :func:`pypool.{generic_name}` for parameters and semantics.")
+    name = f"{generic.__name__}{rank}d"
+    alias.__name__ = alias.__qualname__ = name
+    alias.__module__ = "pypool"
+    alias.__signature__ = inspect.signature(generic)
+    alias.__doc__ = (f"{rank}-D :func:`pypool.{generic.__name__}`: plain ints in the window "
+                     f"arguments are broadcast to all {rank} spatial axes.\n\n"
+                     f"See :func:`pypool.{generic.__name__}` for parameters and semantics.")
     return alias
 
 
-max_pool1d, max_pool2d, max_pool3d = (_alias("max_pool", r) for r in (1, 2, 3))
-avg_pool1d, avg_pool2d, avg_pool3d = (_alias("avg_pool", r) for r in (1, 2, 3))
+def _aliases(generic, impl):
+    return tuple(fixed_rank(generic, impl, r) for r in (1, 2, 3))
+
+
+max_pool1d, max_pool2d, max_pool3d = _aliases(max_pool, _max_pool)
+avg_pool1d, avg_pool2d, avg_pool3d = _aliases(avg_pool, _avg_pool)
+lp_pool1d, lp_pool2d, lp_pool3d = _aliases(lp_pool, _lp_pool)
+adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_avg_pool3d = _aliases(adaptive_avg_pool, _adaptive_avg_pool)
+adaptive_max_pool1d, adaptive_max_pool2d, adaptive_max_pool3d = _aliases(adaptive_max_pool, _adaptive_max_pool)

@@ -23,6 +23,34 @@ cdef void fill_axes(pypool_axis* ax, geom) except *:
         ax[i].dilation, ax[i].pad_begin, ax[i].pad_end = g[4], g[5], g[6]
 
 
+cdef inline void describe(Strided5* d, const Py_ssize_t* shape, const Py_ssize_t* strides,
+                          size_t itemsize) noexcept:
+    """Sizes and element strides of a 5-D typed memoryview."""
+    for i in range(5):
+        d.n[i] = shape[i]
+        d.s[i] = strides[i] // <Py_ssize_t>itemsize
+
+
+cdef void make_windows(Windows* w, geom, bint adaptive, bint count_include_pad) except *:
+    """Window tables for the 3 axes described by ``geom`` (see fill_axes)."""
+    cdef pypool_axis ax[3]
+    cdef int64_t ins[3]
+    cdef int64_t outs[3]
+    cdef pypool_status st
+    fill_axes(ax, geom)
+    w.block = NULL
+    if adaptive:
+        for i in range(3):
+            ins[i] = ax[i].in_size
+            outs[i] = ax[i].out_size
+        st = adaptive_windows(w, ins, outs)
+    else:
+        st = sliding_windows(w, ax, count_include_pad)
+    if st != PYPOOL_OK:
+        free_windows(w)
+        raise MemoryError("pypool: cannot allocate window tables")
+
+
 def build_config():
     """Facts fixed when the extension was compiled."""
     return {
@@ -45,5 +73,5 @@ def num_procs():
 
 
 include "geometry.pxi"
-include "max_pool.pxi"
-include "avg_pool.pxi"
+include "forward.pxi"
+include "backward.pxi"

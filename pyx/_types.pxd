@@ -15,6 +15,8 @@ cdef extern from "pypool/pypool.h":
         PYPOOL_ERR_EMPTY_OUTPUT
         PYPOOL_ERR_OVERFLOW
         PYPOOL_ERR_SHAPE
+        PYPOOL_ERR_NOMEM
+        PYPOOL_ERR_INDEX
     ctypedef enum pypool_pad_mode:
         PYPOOL_PAD_EXPLICIT
         PYPOOL_PAD_SAME_UPPER
@@ -55,3 +57,28 @@ ctypedef fused real_t:
 ctypedef fused float_out_t:
     float
     double
+
+# A strided 5-D view (B, D, H, W, V) of raw memory: sizes and element strides.
+# Kernels take a pointer plus one of these, so the same code serves typed
+# memoryviews (Python layer) and raw buffers (C API), without the GIL.
+cdef struct Strided5:
+    int64_t n[5]
+    int64_t s[5]
+
+# Per-axis window tables of a pooling op: for output position o on axis a the
+# in-bounds taps are first[a][o] + j * step[a], j < count[a][o]; divisor[a][o]
+# is that axis's factor of an average's divisor.
+cdef struct Windows:
+    int64_t out[3]
+    int64_t step[3]
+    int64_t* first[3]
+    int64_t* count[3]
+    int64_t* divisor[3]
+    void* block
+
+# The inverse tables: for input position i on axis a, the outputs whose
+# window reads i are outs[a][offset[a][i] : offset[a][i + 1]] (ascending).
+cdef struct Covers:
+    int64_t* offset[3]
+    int64_t* outs[3]
+    void* block

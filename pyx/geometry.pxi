@@ -2,6 +2,7 @@
 # used by the Python layer (through axis_geometry) and by the kernels.
 
 from libc.stdint cimport INT64_MAX
+from libc.stdlib cimport free, malloc
 
 # Sizes stay below 2**62 so that the sum of two of them never overflows int64.
 cdef int64_t SIZE_LIMIT = 4611686018427387904
@@ -115,3 +116,124 @@ cdef inline int64_t padded_taps(int64_t start, int64_t L, int64_t pad_end,
         return 0
     n = (end - start + d - 1) // d
     return n if n < k else k
+
+
+# ----------------------------------------------------------------------------- window tables
+
+cdef void free_windows(Windows* w) noexcept nogil:
+    free(w.block)
+    w.block = NULL
+
+
+cdef pypool_status alloc_windows(Windows* w, const int64_t* out_sizes) noexcept nogil:
+    """One block for the first/count/divisor tables of the 3 axes."""
+    cdef int64_t total = out_sizes[0] + out_sizes[1] + out_sizes[2], pos = 0
+    cdef int a
+    cdef int64_t* block = <int64_t*>malloc(<size_t>(3 * total + 1) * sizeof(int64_t))
+    w.block = block
+    if block == NULL:
+        return PYPOOL_ERR_NOMEM
+    for a in range(3):
+        w.out[a] = out_sizes[a]
+        w.first[a] = block + pos
+        w.count[a] = block + pos + total
+        w.divisor[a] = block + pos + 2 * total
+        pos += out_sizes[a]
+    return PYPOOL_OK
+
+
+cdef pypool_status sliding_windows(Windows* w, const pypool_axis* ax,
+                                   bint count_include_pad) noexcept nogil:
+    """Tables of a sliding-window op (max/avg/lp) from resolved axes."""
+    cdef int64_t sizes[3]
+    cdef int a
+    cdef int64_t o, start, lo, hi
+    for a in range(3):
+        sizes[a] = ax[a].out_size
+    cdef pypool_status st = alloc_windows(w, sizes)
+    if st != PYPOOL_OK:
+        return st
+    for a in range(3):
+        w.step[a] = ax[a].dilation
+        for o in range(ax[a].out_size):
+            start = o * ax[a].stride - ax[a].pad_begin
+            lo = first_tap(start, ax[a].dilation)
+            hi = end_tap(start, ax[a].in_size, ax[a].kernel, ax[a].dilation)
+            w.first[a][o] = start + lo * ax[a].dilation
+            w.count[a][o] = hi - lo
+            if count_include_pad:
+                w.divisor[a][o] = padded_taps(start, ax[a].in_size, ax[a].pad_end,
+                                              ax[a].kernel, ax[a].dilation)
+            else:
+                w.divisor[a][o] = hi - lo
+    return PYPOOL_OK
+
+
+cdef pypool_status adaptive_windows(Windows* w, const int64_t* in_sizes,
+                                    const int64_t* out_sizes) noexcept nogil:
+    """Tables of adaptive pooling: cell o covers [floor(o*L/O), ceil((o+1)*L/O))."""
+    cdef int a
+    cdef int64_t o, L, O, lo, hi
+    cdef pypool_status st = alloc_windows(w, out_sizes)
+    if st != PYPOOL_OK:
+        return st
+    for a in range(3):
+        L = in_sizes[a]
+        O = out_sizes[a]
+        w.step[a] = 1
+        for o in range(O):
+            lo = (o * L) // O
+            hi = ((o + 1) * L + O - 1) // O
+            w.first[a][o] = lo
+            w.count[a][o] = hi - lo
+            w.divisor[a][o] = hi - lo
+    return PYPOOL_OK
+
+
+cdef void free_covers(Covers* c) noexcept nogil:
+    free(c.block)
+    c.block = NULL
+
+
+cdef pypool_status build_covers(Covers* c, const Windows* w, const int64_t* in_sizes) noexcept nogil:
+    """Invert window tables: for each input position, the outputs that read it."""
+    cdef int a
+    cdef int64_t total = 0, pos = 0, o, j, i
+    cdef int64_t* block
+    cdef int64_t* fill
+    for a in range(3):
+        total += in_sizes[a] + 1
+        for o in range(w.out[a]):
+            total += w.count[a][o]
+    block = <int64_t*>malloc(<size_t>(total + 1) * sizeof(int64_t))
+    c.block = block
+    if block == NULL:
+        return PYPOOL_ERR_NOMEM
+    for a in range(3):
+        c.offset[a] = block + pos
+        pos += in_sizes[a] + 1
+        for i in range(in_sizes[a] + 1):
+            c.offset[a][i] = 0
+        # Count the readers of each position, then prefix-sum into offsets.
+        for o in range(w.out[a]):
+            for j in range(w.count[a][o]):
+                c.offset[a][w.first[a][o] + j * w.step[a] + 1] += 1
+        for i in range(in_sizes[a]):
+            c.offset[a][i + 1] += c.offset[a][i]
+        c.outs[a] = block + pos
+        pos += c.offset[a][in_sizes[a]]
+    # Fill in ascending output order, using a cursor per position.
+    fill = <int64_t*>malloc(<size_t>(in_sizes[0] + in_sizes[1] + in_sizes[2] + 1) * sizeof(int64_t))
+    if fill == NULL:
+        free_covers(c)
+        return PYPOOL_ERR_NOMEM
+    for a in range(3):
+        for i in range(in_sizes[a]):
+            fill[i] = c.offset[a][i]
+        for o in range(w.out[a]):
+            for j in range(w.count[a][o]):
+                i = w.first[a][o] + j * w.step[a]
+                c.outs[a][fill[i]] = o
+                fill[i] += 1
+    free(fill)
+    return PYPOOL_OK

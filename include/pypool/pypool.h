@@ -24,7 +24,9 @@ typedef enum {
     PYPOOL_ERR_PAD_TOO_LARGE = -5,   /* a pad >= effective kernel extent */
     PYPOOL_ERR_EMPTY_OUTPUT = -6,    /* output size below 1 */
     PYPOOL_ERR_OVERFLOW = -7,        /* a size does not fit in 64 bits */
-    PYPOOL_ERR_SHAPE = -8            /* negative input size */
+    PYPOOL_ERR_SHAPE = -8,           /* negative or inconsistent size */
+    PYPOOL_ERR_NOMEM = -9,           /* a scratch allocation failed */
+    PYPOOL_ERR_INDEX = -10           /* an index outside its plane */
 } pypool_status;
 
 /* How the pads of an axis are chosen. */

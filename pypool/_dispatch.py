@@ -1,0 +1,173 @@
+"""Calling the compiled kernels: dtype mapping, 5-D views, scratch buffers.
+
+The kernels see a few dtypes only (bool as uint8, float16 widened to
+float32 or float64) and 5-D views (B, D, H, W, V). These helpers build
+those views of inputs and results, and copy through a scratch array when a
+result cannot be viewed directly (float16, or ``out=`` with strides that no
+5-D view can express).
+"""
+
+import numpy as np
+
+from . import _kernels
+from ._args import check_out, view5, writable_view5
+
+# Stands in for the index array when return_indices=False (never written).
+_NO_INDICES = np.zeros((1, 1, 1, 1, 1), dtype=np.int64)
+
+
+def kernel_input(arr):
+    """The array the kernels read: bool as uint8, float16 widened (exactly) to float32."""
+    if arr.dtype == np.bool_:
+        return arr.view(np.uint8)
+    if arr.dtype == np.float16:
+        return arr.astype(np.float32)
+    return arr
+
+
+def kernel_target(result, kernel_dtype, lead, spatial, channels_last):
+    """A writable 5-D view of ``result`` in the kernel's dtype, else a scratch array.
+
+    Returns (view, scratch); when scratch is not None the caller copies it into
+    ``result`` after the kernel ran.
+    """
+    direct = result
+    if result.dtype == np.bool_ and kernel_dtype == np.uint8:
+        direct = result.view(np.uint8)
+    if direct.dtype == kernel_dtype:
+        v = writable_view5(direct, lead, spatial, channels_last)
+        if v is not None:
+            return v, None
+    scratch = np.empty(result.shape, dtype=kernel_dtype)
+    return view5(scratch, lead, spatial, channels_last), scratch
+
+
+def max_outputs(out, shape, dtype, return_indices, inputs):
+    """Allocate or check the value (and index) outputs of a max-type op."""
+    out_indices = None
+    if return_indices and isinstance(out, tuple):
+        if len(out) != 2:
+            raise ValueError(f"out must be an array or a (values, indices) pair, got a tuple of {len(out)}")
+        out, out_indices = out
+    if out is None:
+        values = np.empty(shape, dtype=dtype)
+    else:
+        values = check_out(out, shape, dtype, inputs)
+    indices = None
+    if return_indices:
+        if out_indices is None:
+            indices = np.empty(shape, dtype=np.int64)
+        else:
+            indices = check_out(out_indices, shape, np.int64, list(inputs) + [values], name="out[1]")
+    return values, indices
+
+
+def run_max(arr, lead, spatial, out_spatial, channels_last, axes, values, indices, nthreads,
+             adaptive=False):
+    """Run the max kernel from an input array into (values, indices) of the result's shape."""
+    if values.size == 0:
+        return
+    xk = kernel_input(arr)
+    x5 = view5(xk, lead, spatial, channels_last)
+    y5, scratch = kernel_target(values, xk.dtype, lead, out_spatial, channels_last)
+    if indices is None:
+        i5, iscratch, want = _NO_INDICES, None, False
+    else:
+        i5, iscratch = kernel_target(indices, np.dtype(np.int64), lead, out_spatial, channels_last)
+        want = True
+    _kernels.max_pool_forward(x5, y5, i5, want, axes, adaptive, nthreads)
+    if scratch is not None:
+        np.copyto(values, scratch, casting="unsafe")
+    if iscratch is not None:
+        np.copyto(indices, iscratch)
+
+
+def run_reduce(arr, lead, spatial, out_spatial, channels_last, axes, result, nthreads, *,
+                op=0, adaptive=False, count_include_pad=False, divisor_override=0, p=1.0):
+    """Run the average (op=0) or Lp (op=1) kernel; float16 results go through float64."""
+    if result.size == 0:
+        return
+    xk = kernel_input(arr)
+    x5 = view5(xk, lead, spatial, channels_last)
+    kernel_out = np.dtype(np.float32) if result.dtype == np.float32 else np.dtype(np.float64)
+    y5, scratch = kernel_target(result, kernel_out, lead, out_spatial, channels_last)
+    _kernels.reduce_pool_forward(op, x5, y5, axes, adaptive, count_include_pad, divisor_override,
+                                 p, nthreads)
+    if scratch is not None:
+        np.copyto(result, scratch, casting="unsafe")
+
+
+
+def float_kernel_dtype(result_dtype):
+    """Kernels compute float32 results in float32 and every other float in float64."""
+    return np.dtype(np.float32) if result_dtype == np.float32 else np.dtype(np.float64)
+
+
+def run_window_backward(grad, lead, out_spatial, in_spatial, channels_last, axes, result,
+                        nthreads, *, adaptive=False, use_divisor=True, count_include_pad=False,
+                        divisor_override=0):
+    """Gather the adjoint of a window sum/average from ``grad`` into ``result``."""
+    if result.size == 0:
+        return
+    kdt = float_kernel_dtype(result.dtype)
+    g5 = view5(grad.astype(kdt, copy=False), lead, out_spatial, channels_last)
+    d5, scratch = kernel_target(result, kdt, lead, in_spatial, channels_last)
+    _kernels.window_backward(g5, d5, axes, adaptive, use_divisor, count_include_pad,
+                             divisor_override, nthreads)
+    if scratch is not None:
+        np.copyto(result, scratch, casting="unsafe")
+
+
+def check_index_range(indices5, lo, hi, name, nthreads):
+    """Every index in [lo, hi), else a ValueError naming the offending values."""
+    if indices5.size and _kernels.check_indices(indices5, lo, hi, nthreads):
+        flat = indices5.ravel()
+        bad = flat[(flat < lo) | (flat >= hi)]
+        raise ValueError(f"{name} holds {bad.size} value(s) outside [{lo}, {hi}) "
+                         f"(e.g. {int(bad[0])}); each must index its plane's {hi} positions")
+
+
+def run_max_backward(grad, indices, lead, out_spatial, in_spatial, channels_last, result,
+                     nthreads):
+    """Scatter-add ``grad`` at plane positions ``indices`` into ``result`` (zeros elsewhere).
+
+    Spatial axes are merged (a flat index does not care about them), so any
+    number of them works. Indices must already be checked.
+    """
+    if result.size == 0:
+        return
+    kdt = float_kernel_dtype(result.dtype)
+    q = (int(np.prod(out_spatial, dtype=np.int64)),)
+    p = (int(np.prod(in_spatial, dtype=np.int64)),)
+    g5 = view5(grad.astype(kdt, copy=False), lead, q, channels_last)
+    i5 = view5(indices, lead, q, channels_last)
+    d5, scratch = kernel_target(result, kdt, lead, p, channels_last)
+    _kernels.max_backward(g5, i5, d5, nthreads)
+    if scratch is not None:
+        np.copyto(result, scratch, casting="unsafe")
+
+
+_SAME_SIZE_UINT = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+def run_unpool(arr, indices, lead, in_spatial, out_spatial, channels_last, result, nthreads):
+    """Place ``arr`` at ``indices`` in zeroed planes of ``result`` (pure data movement).
+
+    Values move bit for bit, so each dtype is handled as the unsigned
+    integer of its size.
+    """
+    if result.size == 0:
+        return
+    udt = _SAME_SIZE_UINT[arr.dtype.itemsize]
+    q = (int(np.prod(in_spatial, dtype=np.int64)),)
+    p = (int(np.prod(out_spatial, dtype=np.int64)),)
+    x5 = view5(arr.view(udt), lead, q, channels_last)
+    i5 = view5(indices, lead, q, channels_last)
+    y5 = writable_view5(result.view(udt), lead, p, channels_last)
+    scratch = None
+    if y5 is None:
+        scratch = np.empty(result.shape, dtype=udt)
+        y5 = view5(scratch, lead, p, channels_last)
+    _kernels.max_unpool_forward(x5, i5, y5, nthreads)
+    if scratch is not None:
+        np.copyto(result.view(udt), scratch)

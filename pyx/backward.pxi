@@ -1,0 +1,186 @@
+# Backward passes and max-unpooling.
+#
+# Gather (avg, adaptive avg, global avg, and the window sums of Lp): every
+# input-gradient element is computed once, by one thread, from the outputs
+# whose windows read it (the Covers tables), summed in double in ascending
+# output order and rounded once. No zeroing pass, no races, and the result
+# does not depend on the thread count.
+#
+# Scatter (max backward, max_unpool): work is split by batch plane b; planes
+# never share an element, so no two threads write the same place. Within a
+# plane the outputs are visited in row-major order.
+
+from libc.string cimport memset
+
+
+cdef void gather_row(const float_out_t* g, const Strided5* gs, float_out_t* dx,
+                     const Strided5* ds, const Windows* w, const Covers* c,
+                     bint use_divisor, int64_t divisor_override, int64_t r) noexcept nogil:
+    """One input row (b, id, ih) of a window-sum adjoint: dx = sum of g / divisor."""
+    cdef int64_t D = ds.n[1], H = ds.n[2], W = ds.n[3], V = ds.n[4]
+    cdef int64_t b = r // (D * H), i_d = (r // H) % D, i_h = r % H
+    cdef int64_t i_w, v, a, e, f, od, oh, ow
+    cdef double acc, div_dh, divisor
+    for i_w in range(W):
+        for v in range(V):
+            acc = 0.0
+            for a in range(c.offset[0][i_d], c.offset[0][i_d + 1]):
+                od = c.outs[0][a]
+                for e in range(c.offset[1][i_h], c.offset[1][i_h + 1]):
+                    oh = c.outs[1][e]
+                    div_dh = <double>w.divisor[0][od] * <double>w.divisor[1][oh]
+                    for f in range(c.offset[2][i_w], c.offset[2][i_w + 1]):
+                        ow = c.outs[2][f]
+                        if not use_divisor:
+                            acc = acc + <double>g[offset5(gs, b, od, oh, ow, v)]
+                        else:
+                            if divisor_override > 0:
+                                divisor = <double>divisor_override
+                            else:
+                                divisor = div_dh * <double>w.divisor[2][ow]
+                            acc = acc + <double>g[offset5(gs, b, od, oh, ow, v)] / divisor
+            dx[offset5(ds, b, i_d, i_h, i_w, v)] = <float_out_t>acc
+
+
+cdef void gather_backward(const float_out_t* g, const Strided5* gs, float_out_t* dx,
+                          const Strided5* ds, const Windows* w, const Covers* c,
+                          bint use_divisor, int64_t divisor_override,
+                          int nthreads) noexcept nogil:
+    cdef int64_t r, rows = ds.n[0] * ds.n[1] * ds.n[2]
+    for r in prange(rows, num_threads=nthreads, schedule="static", use_threads_if=nthreads > 1):
+        gather_row(g, gs, dx, ds, w, c, use_divisor, divisor_override, r)
+
+
+cdef inline int64_t plane_offset(const Strided5* v, int64_t b, int64_t flat,
+                                 int64_t c) noexcept nogil:
+    """Offset of element ``flat`` (row-major over D, H, W) of plane b, lane c."""
+    cdef int64_t H = v.n[2], W = v.n[3]
+    return offset5(v, b, flat // (H * W), (flat // W) % H, flat % W, c)
+
+
+cdef int scatter_grad_plane(const float_out_t* g, const Strided5* gs, const int64_t* ind,
+                            const Strided5* js, float_out_t* dx, const Strided5* ds,
+                            int64_t b) noexcept nogil:
+    """Max backward of plane b: dx[ind] += g, summed in double; returns 1 on allocation failure."""
+    cdef int64_t OD = gs.n[1], OH = gs.n[2], OW = gs.n[3], V = gs.n[4]
+    cdef int64_t plane = ds.n[1] * ds.n[2] * ds.n[3], i, od, oh, ow, v, k
+    cdef double* acc = <double*>malloc(<size_t>(plane * V + 1) * sizeof(double))
+    if acc == NULL:
+        return 1
+    memset(acc, 0, <size_t>(plane * V) * sizeof(double))
+    for od in range(OD):
+        for oh in range(OH):
+            for ow in range(OW):
+                for v in range(V):
+                    k = ind[offset5(js, b, od, oh, ow, v)]
+                    if k >= 0:
+                        acc[k * V + v] += <double>g[offset5(gs, b, od, oh, ow, v)]
+    for i in range(plane):
+        for v in range(V):
+            dx[plane_offset(ds, b, i, v)] = <float_out_t>acc[i * V + v]
+    free(acc)
+    return 0
+
+
+cdef void unpool_plane(const real_t* x, const Strided5* xs, const int64_t* ind,
+                       const Strided5* js, real_t* y, const Strided5* ys, int64_t b) noexcept nogil:
+    """Max-unpool plane b: zeros, then y[ind] = x; the last duplicate in row-major order wins."""
+    cdef int64_t ID = xs.n[1], IH = xs.n[2], IW = xs.n[3], V = xs.n[4]
+    cdef int64_t plane = ys.n[1] * ys.n[2] * ys.n[3], i, d, h, w, v
+    for i in range(plane):
+        for v in range(V):
+            y[plane_offset(ys, b, i, v)] = 0
+    for d in range(ID):
+        for h in range(IH):
+            for w in range(IW):
+                for v in range(V):
+                    i = ind[offset5(js, b, d, h, w, v)]
+                    y[plane_offset(ys, b, i, v)] = x[offset5(xs, b, d, h, w, v)]
+
+
+cdef int64_t count_bad_indices(const int64_t* ind, const Strided5* js, int64_t lo,
+                               int64_t hi, int nthreads) noexcept nogil:
+    """How many indices fall outside [lo, hi); checked before any write."""
+    cdef int64_t r, rows = js.n[0] * js.n[1] * js.n[2], bad = 0
+    for r in prange(rows, num_threads=nthreads, schedule="static", use_threads_if=nthreads > 1):
+        bad += count_bad_row(ind, js, lo, hi, r)
+    return bad
+
+
+cdef int64_t count_bad_row(const int64_t* ind, const Strided5* js, int64_t lo, int64_t hi,
+                           int64_t r) noexcept nogil:
+    cdef int64_t D = js.n[1], H = js.n[2], b = r // (D * H), d = (r // H) % D, h = r % H
+    cdef int64_t w, v, k, bad = 0
+    for w in range(js.n[3]):
+        for v in range(js.n[4]):
+            k = ind[offset5(js, b, d, h, w, v)]
+            bad += (k < lo) | (k >= hi)
+    return bad
+
+
+# ----------------------------------------------------------------------------- Python entry points
+
+def window_backward(const float_out_t[:, :, :, :, :] g, float_out_t[:, :, :, :, :] dx, geom,
+                    bint adaptive, bint use_divisor, bint count_include_pad,
+                    int64_t divisor_override, int nthreads):
+    """Adjoint of a window sum (or average when use_divisor) from g into dx (5-D views)."""
+    cdef Strided5 gs, ds
+    cdef Windows w
+    cdef Covers c
+    cdef int64_t ins[3]
+    describe(&gs, g.shape, g.strides, sizeof(float_out_t))
+    describe(&ds, dx.shape, dx.strides, sizeof(float_out_t))
+    make_windows(&w, geom, adaptive, count_include_pad)
+    for i in range(3):
+        ins[i] = dx.shape[i + 1]
+    c.block = NULL
+    try:
+        if build_covers(&c, &w, ins) != PYPOOL_OK:
+            raise MemoryError("pypool: cannot allocate window tables")
+        with nogil:
+            gather_backward(&g[0, 0, 0, 0, 0], &gs, &dx[0, 0, 0, 0, 0], &ds, &w, &c,
+                            use_divisor, divisor_override, nthreads)
+    finally:
+        free_covers(&c)
+        free_windows(&w)
+
+
+def check_indices(const int64_t[:, :, :, :, :] ind, int64_t lo, int64_t hi, int nthreads):
+    """Number of indices outside [lo, hi)."""
+    cdef Strided5 js
+    cdef int64_t bad
+    describe(&js, ind.shape, ind.strides, sizeof(int64_t))
+    with nogil:
+        bad = count_bad_indices(&ind[0, 0, 0, 0, 0], &js, lo, hi, nthreads)
+    return bad
+
+
+def max_backward(const float_out_t[:, :, :, :, :] g, const int64_t[:, :, :, :, :] ind,
+                 float_out_t[:, :, :, :, :] dx, int nthreads):
+    """Scatter-add g into dx at ind (checked beforehand), plane by plane."""
+    cdef Strided5 gs, js, ds
+    cdef int64_t b, failed = 0
+    describe(&gs, g.shape, g.strides, sizeof(float_out_t))
+    describe(&js, ind.shape, ind.strides, sizeof(int64_t))
+    describe(&ds, dx.shape, dx.strides, sizeof(float_out_t))
+    with nogil:
+        for b in prange(ds.n[0], num_threads=nthreads, schedule="static",
+                        use_threads_if=nthreads > 1):
+            failed += scatter_grad_plane(&g[0, 0, 0, 0, 0], &gs, &ind[0, 0, 0, 0, 0], &js,
+                                         &dx[0, 0, 0, 0, 0], &ds, b)
+    if failed:
+        raise MemoryError("pypool: cannot allocate the max-backward accumulator")
+
+
+def max_unpool_forward(const real_t[:, :, :, :, :] x, const int64_t[:, :, :, :, :] ind,
+                       real_t[:, :, :, :, :] y, int nthreads):
+    """Place x at ind (checked beforehand) in zeroed planes of y."""
+    cdef Strided5 xs, js, ys
+    cdef int64_t b
+    describe(&xs, x.shape, x.strides, sizeof(real_t))
+    describe(&js, ind.shape, ind.strides, sizeof(int64_t))
+    describe(&ys, y.shape, y.strides, sizeof(real_t))
+    with nogil:
+        for b in prange(ys.n[0], num_threads=nthreads, schedule="static",
+                        use_threads_if=nthreads > 1):
+            unpool_plane(&x[0, 0, 0, 0, 0], &xs, &ind[0, 0, 0, 0, 0], &js, &y[0, 0, 0, 0, 0], &ys, b)
