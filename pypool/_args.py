@@ -201,7 +201,8 @@ def window_geometry(shape, kernel_size, stride, padding, dilation, ceil_mode, la
             raise ValueError(f"padding ({pb}, {pe}) on {where} is too large: each pad must be "
                              f"smaller than the effective kernel extent (kernel_size-1)*dilation+1 = {ext}")
         if st == _ERR_EMPTY:
-            size = (L + pb + pe - ext) // s + 1
+            q = L + pb + pe - ext
+            size = (-(-q // s) if ceil_mode else q // s) + 1
             raise ValueError(f"output size on {where} with padding ({pb}, {pe}) would be {size}; "
                              f"it must be at least 1")
         if st == _ERR_OVERFLOW:

@@ -49,14 +49,17 @@ cdef pypool_status resolve_axis(pypool_axis* a, pypool_pad_mode mode,
     if L > INT64_MAX - (pb + pe):
         return PYPOOL_ERR_OVERFLOW
     span = L + pb + pe
-    if span < ext:
-        return PYPOOL_ERR_EMPTY_OUTPUT
-    q = span - ext
+    q = span - ext     # may be negative: then only ceil_mode can leave a window
     if ceil_mode:
-        out = q // s + (1 if q % s != 0 else 0) + 1
+        if q >= 0:
+            out = q // s + (1 if q % s != 0 else 0) + 1
+        else:
+            out = 1 - ((-q) // s)
         # The last window must start inside the input or the left padding.
-        if (out - 1) * s >= L + pb:
+        if out >= 1 and (out - 1) * s >= L + pb:
             out -= 1
+    elif q < 0:
+        return PYPOOL_ERR_EMPTY_OUTPUT
     else:
         out = q // s + 1
     if out < 1:
