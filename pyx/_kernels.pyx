@@ -75,3 +75,4 @@ def num_procs():
 include "geometry.pxi"
 include "forward.pxi"
 include "backward.pxi"
+include "memcopy.pxi"
