@@ -71,6 +71,12 @@ cdef struct Strided5:
 cdef struct Windows:
     int64_t out[3]
     int64_t step[3]
+    # Sliding windows also keep their regular form: output o's tap j sits at
+    # o * stride - pad_begin + j * step (bounds not applied); adaptive ones don't.
+    bint sliding
+    int64_t kernel[3]
+    int64_t stride[3]
+    int64_t pad_begin[3]
     int64_t* first[3]
     int64_t* count[3]
     int64_t* divisor[3]

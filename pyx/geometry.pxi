@@ -156,8 +156,12 @@ cdef pypool_status sliding_windows(Windows* w, const pypool_axis* ax,
     cdef pypool_status st = alloc_windows(w, sizes)
     if st != PYPOOL_OK:
         return st
+    w.sliding = True
     for a in range(3):
         w.step[a] = ax[a].dilation
+        w.kernel[a] = ax[a].kernel
+        w.stride[a] = ax[a].stride
+        w.pad_begin[a] = ax[a].pad_begin
         for o in range(ax[a].out_size):
             start = o * ax[a].stride - ax[a].pad_begin
             lo = first_tap(start, ax[a].dilation)
@@ -180,10 +184,14 @@ cdef pypool_status adaptive_windows(Windows* w, const int64_t* in_sizes,
     cdef pypool_status st = alloc_windows(w, out_sizes)
     if st != PYPOOL_OK:
         return st
+    w.sliding = False
     for a in range(3):
         L = in_sizes[a]
         O = out_sizes[a]
         w.step[a] = 1
+        w.kernel[a] = 0
+        w.stride[a] = 0
+        w.pad_begin[a] = 0
         for o in range(O):
             lo = (o * L) // O
             hi = ((o + 1) * L + O - 1) // O
