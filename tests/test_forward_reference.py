@@ -1,0 +1,544 @@
+"""Property tests: pypool's forward ops against the plain NumPy oracle.
+
+Hypothesis draws the geometry (spatial rank 1-3, kernel, stride, dilation,
+every padding form, ceil_mode), the layout, the dtype, the values (small
+integers so that ties are common, NaN, +-inf, -0.0, integer extremes) and the
+memory layout of the input (sliced, reversed, transposed, Fortran ordered,
+broadcast, byte-swapped, read-only).  Each call is compared with
+``reference.py``: values, indices, dtype, shape, C-contiguity and that the
+input is left untouched.
+
+Values are drawn on a dyadic grid (k / 2**m with |k| <= 1024, m <= 8) so every
+float64 sum of a window is exact; the only rounding an average can show is
+in the division and the final cast.  That is what the tolerances encode:
+
+* max / indices: exact equality;
+* average with a float64 result: ``assert_allclose`` with rtol = 4 eps;
+* average with a float32 / float16 result: the result must be the float64
+  reference rounded once to that dtype, allowing at most 1 ulp of that dtype
+  (the package may divide in float64 and then cast, i.e. round twice).
+"""
+
+import functools
+import math
+import os
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from reference import (  # noqa: E402
+    avg_result_dtype,
+    ref_avg_pool,
+    ref_global_avg_pool,
+    ref_global_max_pool,
+    ref_max_pool,
+    ref_pooled_shape,
+    resolve_pads,
+)
+
+import pypool  # noqa: E402
+
+LAYOUTS = ["channels_first", "channels_last"]
+PAD_FORMS = ["int", "per_axis", "pairs", "valid", "same", "same_lower"]
+# (hypothesis favours the first entries of sampled_from, so floats go first)
+MAX_DTYPES = [np.float64, np.float32, np.float16, np.int8, np.uint8, np.bool_, np.int16,
+              np.uint16, np.int32, np.uint32, np.int64, np.uint64]
+AVG_DTYPES = [np.float64, np.float32, np.float16, np.int8, np.int32, np.uint16, np.bool_]
+AVG_OUT_DTYPES = [None, None, np.float16, np.float32, np.float64]
+# the largest spatial extent per rank, so the loop-based oracle stays quick
+MAX_DIM = {1: 9, 2: 7, 3: 5}
+
+COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                     HealthCheck.data_too_large])
+
+
+# ---------------------------------------------------------------------------
+# strategies
+# ---------------------------------------------------------------------------
+
+@st.composite
+def geometries(draw, max_rank=3):
+    nd = draw(st.integers(1, max_rank))
+    spatial = tuple(draw(st.lists(st.integers(1, MAX_DIM[nd]), min_size=nd, max_size=nd)))
+    kernel = tuple(draw(st.lists(st.integers(1, 4), min_size=nd, max_size=nd)))
+    if draw(st.booleans()):
+        dilation = (1,) * nd
+    else:
+        dilation = tuple(draw(st.lists(st.integers(1, 3), min_size=nd, max_size=nd)))
+    stride = draw(st.one_of(st.none(),
+                            st.lists(st.integers(1, 3), min_size=nd, max_size=nd).map(tuple)))
+    ext = [(k - 1) * d + 1 for k, d in zip(kernel, dilation)]
+    form = draw(st.sampled_from(PAD_FORMS))
+    if form == "int":
+        padding = draw(st.integers(0, min(ext) - 1))
+    elif form == "per_axis":
+        padding = tuple(draw(st.integers(0, e - 1)) for e in ext)
+    elif form == "pairs":
+        padding = tuple((draw(st.integers(0, e - 1)), draw(st.integers(0, e - 1))) for e in ext)
+    else:
+        padding = form
+    ceil_mode = draw(st.booleans())
+    return dict(nd=nd, spatial=spatial, kernel=kernel, stride=stride, dilation=dilation,
+                padding=padding, ceil_mode=ceil_mode)
+
+
+def _maybe_broadcast_int(draw, values):
+    """Pass a per-axis tuple, or a plain int when every axis has the same value."""
+    if values is None:
+        return None
+    if len(set(values)) == 1 and draw(st.booleans()):
+        return values[0]
+    return values
+
+
+@functools.lru_cache(maxsize=None)
+def element_strategy(dtype, specials, extremes):
+    # cached: hypothesis computes properties of a strategy on its first use,
+    # so building fresh one_of() strategies for every draw is slow
+    dtype = np.dtype(dtype)
+    if dtype.kind == "b":
+        return st.booleans()
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        small = st.integers(max(int(info.min), -3), min(int(info.max), 3))
+        if extremes:
+            return st.one_of(small, small, st.sampled_from([int(info.min), int(info.max)]))
+        return small
+    # floats: small integers (ties) or dyadic numbers; optionally NaN / inf / -0.0
+    dyadic = st.builds(lambda k, m: k / 2.0 ** m, st.integers(-1024, 1024), st.integers(0, 8))
+    small = st.integers(-3, 3).map(float)
+    parts = [small, small, dyadic]
+    if specials:
+        parts.append(st.sampled_from([math.nan, -math.inf, math.inf, -0.0]))
+    return st.one_of(*parts)
+
+
+def _fill_value(dtype):
+    """A value put around strided views: larger than anything drawn, so a
+    kernel that reads the wrong memory shows up in the max."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "b":
+        return True
+    if dtype.kind in "iu":
+        return 5
+    return 1000.5
+
+
+@functools.lru_cache(maxsize=None)
+def _array_strategy(hdtype, shape, elements):
+    return hnp.arrays(hdtype, shape, elements=elements)
+
+
+@st.composite
+def input_arrays(draw, dtype, shape, specials=True, extremes=True):
+    """Return (x, owner): x is the array to pass, owner the memory behind it."""
+    dtype = np.dtype(dtype)
+    elements = element_strategy(dtype, bool(specials), bool(extremes))
+    hdtype = np.dtype(np.float64) if dtype.kind == "f" else dtype
+
+    def draw_data(shp):
+        a = draw(_array_strategy(hdtype, shp, elements))
+        return a.astype(dtype)
+
+    variant = draw(st.sampled_from(
+        ["contiguous", "contiguous", "step", "reverse", "transpose", "fortran",
+         "broadcast", "byteswap"]))
+    big_axes = [i for i, n in enumerate(shape) if n > 1]
+    if variant == "broadcast" and big_axes:
+        ax = draw(st.sampled_from(big_axes))
+        small_shape = tuple(1 if i == ax else n for i, n in enumerate(shape))
+        base = draw_data(small_shape)
+        x = np.broadcast_to(base, shape)
+        assert 0 in x.strides
+        return x, base
+    data = draw_data(shape)
+    if variant == "step":
+        steps = tuple(draw(st.integers(1, 3)) for _ in shape)
+        owner = np.full(tuple(n * s for n, s in zip(shape, steps)), _fill_value(dtype), dtype=dtype)
+        view = owner[tuple(slice(None, None, s) for s in steps)]
+        view[...] = data
+        x = view
+    elif variant == "reverse" and shape:
+        axes = tuple(sorted(set(draw(st.lists(st.integers(0, len(shape) - 1),
+                                              min_size=1, max_size=len(shape))))))
+        owner = np.ascontiguousarray(np.flip(data, axes))
+        x = np.flip(owner, axes)
+    elif variant == "transpose" and len(shape) > 1:
+        perm = draw(st.permutations(range(len(shape))))
+        owner = np.ascontiguousarray(np.transpose(data, perm))
+        x = np.transpose(owner, np.argsort(perm))
+    elif variant == "fortran":
+        owner = np.asfortranarray(data)
+        x = owner
+    elif variant == "byteswap" and dtype.itemsize > 1:
+        owner = data.astype(dtype.newbyteorder())
+        x = owner
+    else:
+        owner = data
+        x = owner
+    np.testing.assert_array_equal(x, data)
+    if draw(st.booleans()):
+        x = x.view()
+        x.flags.writeable = False
+    return x, owner
+
+
+def _native(dtype):
+    return np.dtype(dtype).newbyteorder("=")
+
+
+def _full_shape(geom, layout, lead, channels):
+    if layout == "channels_first":
+        return tuple(lead) + geom["spatial"]
+    return tuple(lead) + geom["spatial"] + (channels,)
+
+
+# ---------------------------------------------------------------------------
+# comparisons
+# ---------------------------------------------------------------------------
+
+def assert_same_max(got, expected):
+    """Exact: same shape, same dtype, same values (NaN where NaN)."""
+    assert got.shape == expected.shape
+    assert _native(got.dtype) == _native(expected.dtype)
+    np.testing.assert_array_equal(got, expected, strict=False)
+
+
+def assert_avg_matches(got, ref64, out_dtype):
+    """ref64 is the float64 reference before its final cast."""
+    out_dtype = np.dtype(out_dtype)
+    assert got.shape == ref64.shape
+    assert _native(got.dtype) == _native(out_dtype)
+    if _native(out_dtype) == np.float64:
+        # window sums are exact (dyadic inputs); only the division rounds
+        np.testing.assert_allclose(got, ref64, rtol=4 * np.finfo(np.float64).eps, atol=0,
+                                   equal_nan=True)
+        return
+    # float32 / float16: the float64 reference rounded once to out_dtype,
+    # exactly or within 1 ulp of out_dtype.
+    expected = ref64.astype(_native(out_dtype))
+    got_n = got.astype(_native(out_dtype))
+    both_nan = np.isnan(got_n) & np.isnan(expected)
+    exact = got_n == expected
+    with np.errstate(invalid="ignore", over="ignore"):
+        ulp = np.spacing(np.abs(expected)).astype(np.float64)
+        near = np.abs(got_n.astype(np.float64) - expected.astype(np.float64)) <= ulp
+    ok = both_nan | exact | (np.isfinite(expected) & near)
+    if not ok.all():
+        bad = np.argwhere(~ok)[:5]
+        raise AssertionError(
+            "average differs by more than 1 ulp at %s: got %s expected %s"
+            % (bad.tolist(), [got_n[tuple(b)] for b in bad], [expected[tuple(b)] for b in bad]))
+
+
+def assert_unchanged(x, snapshot, owner, owner_snapshot):
+    np.testing.assert_array_equal(x, snapshot)
+    np.testing.assert_array_equal(owner, owner_snapshot)
+
+
+def _spatial_ok(shape, nd, layout):
+    spatial = shape[-nd:] if layout == "channels_first" else shape[-nd - 1:-1]
+    return min(spatial) >= 1
+
+
+# ---------------------------------------------------------------------------
+# max_pool
+# ---------------------------------------------------------------------------
+
+@settings(max_examples=800, **COMMON)
+@given(data=st.data())
+def test_max_pool_matches_reference(data):
+    draw = data.draw
+    geom = draw(geometries())
+    layout = draw(st.sampled_from(LAYOUTS))
+    lead = tuple(draw(st.lists(st.integers(1, 3), min_size=0, max_size=2)))
+    channels = draw(st.integers(1, 3))
+    dtype = draw(st.sampled_from(MAX_DTYPES))
+    shape = _full_shape(geom, layout, lead, channels)
+    x, owner = draw(input_arrays(dtype, shape, specials=draw(st.booleans())))
+    snapshot, owner_snapshot = x.copy(), owner.copy()
+    stride = _maybe_broadcast_int(draw, geom["stride"])
+    dilation = _maybe_broadcast_int(draw, geom["dilation"])
+    return_indices = draw(st.booleans())
+    num_threads = draw(st.sampled_from([None, 1, 2]))
+    args = (x, geom["kernel"], stride, geom["padding"], dilation, geom["ceil_mode"])
+    kwargs = dict(layout=layout, return_indices=return_indices, num_threads=num_threads)
+
+    expected_shape = ref_pooled_shape(shape, geom["kernel"], geom["stride"], geom["padding"],
+                                      geom["dilation"], geom["ceil_mode"], layout)
+    if not _spatial_ok(expected_shape, geom["nd"], layout):
+        with pytest.raises(ValueError):
+            pypool.max_pool(*args, **kwargs)
+        with pytest.raises(ValueError):
+            pypool.pooled_shape(shape, *args[1:], layout=layout)
+        assert_unchanged(x, snapshot, owner, owner_snapshot)
+        return
+
+    assert pypool.pooled_shape(shape, *args[1:], layout=layout) == expected_shape
+    spatial = (shape[-geom["nd"]:] if layout == "channels_first"
+               else shape[-geom["nd"] - 1:-1])
+    pads = resolve_pads(spatial, geom["kernel"], geom["stride"], geom["padding"],
+                        geom["dilation"])
+    got_pads = pypool.resolve_padding(shape, *args[1:], layout=layout)
+    assert tuple(tuple(int(v) for v in p) for p in got_pads) == tuple(pads)
+
+    ref_v, ref_i = ref_max_pool(x, geom["kernel"], geom["stride"], geom["padding"],
+                                geom["dilation"], geom["ceil_mode"], layout)
+    result = pypool.max_pool(*args, **kwargs)
+    if return_indices:
+        values, indices = result
+        assert isinstance(indices, np.ndarray)
+        assert indices.dtype == np.int64
+        assert indices.shape == ref_i.shape
+        np.testing.assert_array_equal(indices, ref_i)
+    else:
+        values = result
+    assert isinstance(values, np.ndarray)
+    assert values.flags.c_contiguous
+    assert values.shape == expected_shape
+    assert_same_max(values, ref_v)
+    assert_unchanged(x, snapshot, owner, owner_snapshot)
+
+
+# ---------------------------------------------------------------------------
+# avg_pool
+# ---------------------------------------------------------------------------
+
+@settings(max_examples=800, **COMMON)
+@given(data=st.data())
+def test_avg_pool_matches_reference(data):
+    draw = data.draw
+    geom = draw(geometries())
+    layout = draw(st.sampled_from(LAYOUTS))
+    lead = tuple(draw(st.lists(st.integers(1, 3), min_size=0, max_size=2)))
+    channels = draw(st.integers(1, 3))
+    dtype = draw(st.sampled_from(AVG_DTYPES))
+    out_dtype = draw(st.sampled_from(AVG_OUT_DTYPES))
+    count_include_pad = draw(st.booleans())
+    divisor_override = draw(st.one_of(st.none(), st.none(), st.integers(1, 9)))
+    shape = _full_shape(geom, layout, lead, channels)
+    # no integer extremes here: int64 values beyond 2**53 make the float64 sum
+    # depend on the order of the additions
+    x, owner = draw(input_arrays(dtype, shape, specials=draw(st.booleans()), extremes=False))
+    snapshot, owner_snapshot = x.copy(), owner.copy()
+    stride = _maybe_broadcast_int(draw, geom["stride"])
+    dilation = _maybe_broadcast_int(draw, geom["dilation"])
+    num_threads = draw(st.sampled_from([None, 1, 2]))
+    args = (x, geom["kernel"], stride, geom["padding"], dilation, geom["ceil_mode"],
+            count_include_pad, divisor_override)
+    kwargs = dict(layout=layout, dtype=out_dtype, num_threads=num_threads)
+
+    expected_shape = ref_pooled_shape(shape, geom["kernel"], geom["stride"], geom["padding"],
+                                      geom["dilation"], geom["ceil_mode"], layout)
+    if not _spatial_ok(expected_shape, geom["nd"], layout):
+        with pytest.raises(ValueError):
+            pypool.avg_pool(*args, **kwargs)
+        assert_unchanged(x, snapshot, owner, owner_snapshot)
+        return
+
+    ref64 = ref_avg_pool(x, geom["kernel"], geom["stride"], geom["padding"], geom["dilation"],
+                         geom["ceil_mode"], count_include_pad, divisor_override, layout,
+                         keep_float64=True)
+    got = pypool.avg_pool(*args, **kwargs)
+    assert isinstance(got, np.ndarray)
+    assert got.flags.c_contiguous
+    assert got.shape == expected_shape
+    assert_avg_matches(got, ref64, avg_result_dtype(_native(x.dtype), out_dtype))
+    assert_unchanged(x, snapshot, owner, owner_snapshot)
+
+
+# ---------------------------------------------------------------------------
+# aliases with plain ints
+# ---------------------------------------------------------------------------
+
+@settings(max_examples=150, **COMMON)
+@given(data=st.data())
+def test_aliases_with_plain_ints(data):
+    draw = data.draw
+    nd = draw(st.integers(1, 3))
+    k = draw(st.integers(1, 3))
+    s = draw(st.integers(1, 3))
+    d = draw(st.integers(1, 2))
+    p = draw(st.integers(0, (k - 1) * d))
+    ceil_mode = draw(st.booleans())
+    layout = draw(st.sampled_from(LAYOUTS))
+    spatial = tuple(draw(st.lists(st.integers(1, MAX_DIM[nd]), min_size=nd, max_size=nd)))
+    shape = (2,) + spatial if layout == "channels_first" else (2,) + spatial + (2,)
+    dtype = draw(st.sampled_from([np.float32, np.float64, np.int16]))
+    x, _ = draw(input_arrays(dtype, shape, extremes=False))
+    kernel, stride, dilation = (k,) * nd, (s,) * nd, (d,) * nd
+    expected_shape = ref_pooled_shape(shape, kernel, stride, p, dilation, ceil_mode, layout)
+    max_alias = getattr(pypool, "max_pool%dd" % nd)
+    avg_alias = getattr(pypool, "avg_pool%dd" % nd)
+    if not _spatial_ok(expected_shape, nd, layout):
+        with pytest.raises(ValueError):
+            max_alias(x, k, s, p, d, ceil_mode, layout=layout)
+        return
+    values, indices = max_alias(x, k, stride=s, padding=p, dilation=d, ceil_mode=ceil_mode,
+                                layout=layout, return_indices=True)
+    ref_v, ref_i = ref_max_pool(x, kernel, stride, p, dilation, ceil_mode, layout)
+    assert_same_max(values, ref_v)
+    np.testing.assert_array_equal(indices, ref_i)
+    got = avg_alias(x, k, stride=s, padding=p, dilation=d, ceil_mode=ceil_mode,
+                    count_include_pad=False, layout=layout)
+    ref64 = ref_avg_pool(x, kernel, stride, p, dilation, ceil_mode, False, None, layout,
+                         keep_float64=True)
+    assert_avg_matches(got, ref64, avg_result_dtype(x.dtype))
+
+
+# ---------------------------------------------------------------------------
+# out=
+# ---------------------------------------------------------------------------
+
+@settings(max_examples=100, **COMMON)
+@given(data=st.data())
+def test_out_argument(data):
+    draw = data.draw
+    geom = draw(geometries(max_rank=2))
+    layout = draw(st.sampled_from(LAYOUTS))
+    shape = _full_shape(geom, layout, (2,), 2)
+    expected_shape = ref_pooled_shape(shape, geom["kernel"], geom["stride"], geom["padding"],
+                                      geom["dilation"], geom["ceil_mode"], layout)
+    assume(_spatial_ok(expected_shape, geom["nd"], layout))
+    x, _ = draw(input_arrays(np.float64, shape, specials=False))
+    strided = draw(st.booleans())
+
+    def make_out(dtype):
+        if strided:
+            big = np.full(tuple(2 * n for n in expected_shape), -7.0).astype(dtype)
+            return big[tuple(slice(None, None, 2) for _ in expected_shape)], big
+        arr = np.empty(expected_shape, dtype=dtype)
+        return arr, arr
+
+    geo = (geom["kernel"], geom["stride"], geom["padding"], geom["dilation"], geom["ceil_mode"])
+    out, _ = make_out(np.float64)
+    ret = pypool.max_pool(x, *geo, layout=layout, out=out)
+    assert ret is out
+    assert_same_max(out, ref_max_pool(x, *geo, layout)[0])
+
+    out, big = make_out(np.float64)
+    ret = pypool.avg_pool(x, *geo, layout=layout, out=out)
+    assert ret is out
+    ref64 = ref_avg_pool(x, *geo, True, None, layout, keep_float64=True)
+    assert_avg_matches(out, ref64, np.float64)
+    if strided:
+        # the cells between the strided view's elements are untouched
+        mask = np.ones(big.shape, dtype=bool)
+        mask[tuple(slice(None, None, 2) for _ in expected_shape)] = False
+        assert (big[mask] == -7.0).all()
+
+
+# ---------------------------------------------------------------------------
+# zero-size lead axes
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_zero_size_lead_axes(layout):
+    shape = (0, 3, 5, 6) if layout == "channels_first" else (0, 5, 6, 3)
+    x = np.zeros(shape, dtype=np.float32)
+    expected = ref_pooled_shape(shape, (2, 3), None, 0, (1, 1), False, layout)
+    v, i = pypool.max_pool(x, (2, 3), layout=layout, return_indices=True)
+    assert v.shape == expected and i.shape == expected
+    assert v.dtype == np.float32 and i.dtype == np.int64
+    a = pypool.avg_pool(x, (2, 3), layout=layout)
+    assert a.shape == expected and a.dtype == np.float32
+
+
+# ---------------------------------------------------------------------------
+# global pooling
+# ---------------------------------------------------------------------------
+
+@st.composite
+def global_inputs(draw, dtypes, extremes):
+    nd = draw(st.integers(1, 3))
+    spatial = tuple(draw(st.lists(st.integers(1, MAX_DIM[nd]), min_size=nd, max_size=nd)))
+    N = draw(st.integers(1, 3))
+    C = draw(st.integers(1, 3))
+    layout = draw(st.sampled_from(LAYOUTS))
+    shape = (N, C) + spatial if layout == "channels_first" else (N,) + spatial + (C,)
+    dtype = draw(st.sampled_from(dtypes))
+    x, owner = draw(input_arrays(dtype, shape, specials=draw(st.booleans()), extremes=extremes))
+    return x, owner, layout
+
+
+@settings(max_examples=250, **COMMON)
+@given(data=st.data())
+def test_global_max_pool_matches_reference(data):
+    x, owner, layout = data.draw(global_inputs(MAX_DTYPES, extremes=True))
+    keepdims = data.draw(st.booleans())
+    snapshot, owner_snapshot = x.copy(), owner.copy()
+    ref_v, ref_i = ref_global_max_pool(x, layout, keepdims)
+    values, indices = pypool.global_max_pool(x, layout=layout, keepdims=keepdims,
+                                             return_indices=True)
+    assert values.flags.c_contiguous
+    assert_same_max(values, ref_v)
+    assert indices.dtype == np.int64 and indices.shape == ref_i.shape
+    np.testing.assert_array_equal(indices, ref_i)
+    plain = pypool.global_max_pool(x, layout=layout, keepdims=keepdims)
+    assert_same_max(plain, ref_v)
+    assert_unchanged(x, snapshot, owner, owner_snapshot)
+
+
+@settings(max_examples=250, **COMMON)
+@given(data=st.data())
+def test_global_avg_pool_matches_reference(data):
+    x, owner, layout = data.draw(global_inputs(AVG_DTYPES, extremes=False))
+    keepdims = data.draw(st.booleans())
+    out_dtype = data.draw(st.sampled_from(AVG_OUT_DTYPES))
+    snapshot, owner_snapshot = x.copy(), owner.copy()
+    ref64 = ref_global_avg_pool(x, layout, keepdims, dtype=np.float64)
+    got = pypool.global_avg_pool(x, layout=layout, keepdims=keepdims, dtype=out_dtype)
+    assert got.flags.c_contiguous
+    assert_avg_matches(got, ref64, avg_result_dtype(_native(x.dtype), out_dtype))
+    assert_unchanged(x, snapshot, owner, owner_snapshot)
+
+
+# ---------------------------------------------------------------------------
+# a few fixed cases worth pinning down by name
+# ---------------------------------------------------------------------------
+
+def test_nan_index_points_at_first_nan():
+    x = np.array([1.0, np.nan, 3.0, np.nan, 0.0, 2.0])
+    v, i = pypool.max_pool(x, (3,), return_indices=True)
+    assert np.isnan(v).all()
+    # window 0 = [1, nan, 3] -> nan at 1; window 1 = [nan, 0, 2] -> nan at 3
+    np.testing.assert_array_equal(i, [1, 3])
+
+
+def test_ties_go_to_first_in_row_major_order():
+    x = np.array([[2, 2], [2, 2]], dtype=np.int8)
+    v, i = pypool.max_pool(x, (2, 2), return_indices=True)
+    assert v[0, 0] == 2 and i[0, 0] == 0
+    x = np.array([[0, 3], [3, 1]], dtype=np.float32)
+    v, i = pypool.max_pool(x, (2, 2), return_indices=True)
+    assert i[0, 0] == 1
+
+
+def test_all_minus_inf_window_points_inside():
+    x = np.full((1, 4), -np.inf)
+    v, i = pypool.max_pool(x, (2,), 2, 1, return_indices=True)
+    # windows [-1,0], [1,2], [3,4]: each has an in-bounds tap holding -inf
+    np.testing.assert_array_equal(v, [[-np.inf] * 3])
+    np.testing.assert_array_equal(i, [[0, 1, 3]])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int16, np.uint8, np.bool_])
+def test_window_without_in_bounds_tap(dtype):
+    # L=2,k=2,d=3,p=1,s=3: one window, taps at -1 and 2, both outside
+    x = np.ones((1, 2), dtype=dtype)
+    v, i = pypool.max_pool(x, (2,), (3,), 1, (3,), return_indices=True)
+    ref_v, ref_i = ref_max_pool(x, (2,), (3,), 1, (3,))
+    assert_same_max(v, ref_v)
+    np.testing.assert_array_equal(i, [[-1]])
+    a = pypool.avg_pool(x, (2,), (3,), 1, (3,), count_include_pad=False)
+    assert np.isnan(a).all()
+    a = pypool.avg_pool(x, (2,), (3,), 1, (3,), count_include_pad=True)
+    np.testing.assert_array_equal(a, [[0.0]])
+    # divisor_override replaces the divisor, so the empty sum gives 0, not NaN
+    a = pypool.avg_pool(x, (2,), (3,), 1, (3,), count_include_pad=False, divisor_override=2)
+    np.testing.assert_array_equal(a, [[0.0]])
