@@ -3,15 +3,16 @@
 # Two loop shapes serve every op, both reading the window tables (Windows):
 #
 # * plane path — sliding windows on channels_first data whose W axis is
-#   contiguous. One task is an output row (b, od, oh). For each in-bounds
-#   input row of the window and each kernel column jw, the loop runs over
-#   the outputs ow that this tap reaches, so the innermost loop is long,
-#   branch-free and vectorizable (outputs are processed in blocks of
-#   PLANE_BLOCK held on the stack).
-# * lanes path — everything else. One task is an output position for a block
-#   of up to LANE_BLOCK "lanes" that share the geometry: the channels of a
-#   channels_last input, or consecutive batch planes of a channels_first one.
-#   The innermost loop runs over lanes (contiguous for channels_last).
+#   contiguous. Threads take chunks of output rows (b, od, oh). For each
+#   in-bounds input row of a window and each kernel column jw, the loop runs
+#   over all outputs ow that this tap reaches, so the innermost loop is long,
+#   branch-free and vectorizable; strided windows first split the input row
+#   into stride phases so that those loads are contiguous too.
+# * lanes path — everything else. One task is an output row (od, oh) for a
+#   set of "lanes" that share the geometry: the channels of one batch of a
+#   channels_last input, or a block of consecutive batch planes of a
+#   channels_first one. The innermost loop runs over up to LANE_BLOCK lanes
+#   (contiguous for channels_last).
 #
 # Every output is accumulated over its taps in row-major tap order, in the
 # same order on both paths, so results are bit-identical whatever the path,
@@ -19,6 +20,7 @@
 # local, so they are private to each OpenMP thread.
 
 from libc.math cimport INFINITY, fabs, pow, sqrt
+from libc.stdlib cimport free, malloc
 from libc.stdint cimport INT8_MIN, INT16_MIN, INT32_MIN, INT64_MIN
 
 # Reductions of reduce_pool_forward (the Python layer passes these numbers).
@@ -35,7 +37,6 @@ cdef enum:
     ACC_MAXABS = 4   # Lp, p = inf
 
 cdef enum:
-    PLANE_BLOCK = 512   # outputs of one row handled at once on the plane path
     LANE_BLOCK = 64     # lanes handled at once on the lanes path
 
 
@@ -65,11 +66,6 @@ cdef inline bint is_nan(real_t v) noexcept nogil:
 cdef inline real_t max_nan(real_t m, real_t v) noexcept nogil:
     """max that propagates NaN (values only: which NaN does not matter)."""
     return v if (v > m or is_nan(v)) else m
-
-
-cdef inline bint takes_over(real_t v, real_t best, int64_t best_i) noexcept nogil:
-    """Does tap value v replace the best so far? First tap, strictly greater, or first NaN."""
-    return best_i < 0 or v > best or (is_nan(v) and not is_nan(best))
 
 
 cdef inline int64_t offset5(const Strided5* v, int64_t b, int64_t d, int64_t h, int64_t w,
@@ -103,19 +99,55 @@ cdef inline int acc_mode(int op, double p) noexcept nogil:
     return ACC_POW
 
 
-cdef inline double acc_step(double acc, double v, int mode, double p) noexcept nogil:
-    """Add one tap to an accumulator (mode is loop-invariant, so loops get unswitched)."""
+cdef inline void accumulate(double* acc, const real_t* src, int64_t stride, int64_t n,
+                            int mode, double p) noexcept nogil:
+    """Add src[i*stride] to acc[i] (i < n) the way ``mode`` says; one simple loop per mode."""
+    cdef int64_t i
     cdef double a
     if mode == ACC_SUM:
-        return acc + v
+        for i in range(n):
+            acc[i] = acc[i] + <double>src[i * stride]
     elif mode == ACC_ABS:
-        return acc + fabs(v)
+        for i in range(n):
+            acc[i] = acc[i] + fabs(<double>src[i * stride])
     elif mode == ACC_SQUARE:
-        return acc + v * v
+        for i in range(n):
+            a = <double>src[i * stride]
+            acc[i] = acc[i] + a * a
     elif mode == ACC_POW:
-        return acc + pow(fabs(v), p)
-    a = fabs(v)
-    return a if (a > acc or a != a) else acc
+        for i in range(n):
+            acc[i] = acc[i] + pow(fabs(<double>src[i * stride]), p)
+    else:
+        for i in range(n):
+            a = fabs(<double>src[i * stride])
+            acc[i] = a if (a > acc[i] or a != a) else acc[i]
+
+
+cdef inline void max_values(real_t* best, const real_t* src, int64_t stride,
+                            int64_t n) noexcept nogil:
+    """best[i] = max(best[i], src[i*stride]), NaN-propagating."""
+    cdef int64_t i
+    for i in range(n):
+        best[i] = max_nan(best[i], src[i * stride])
+
+
+cdef inline void max_values_indices(real_t* best, int64_t* where, const real_t* src,
+                                    int64_t stride, int64_t n, int64_t tag) noexcept nogil:
+    """Keep the first maximum (and the first NaN) of each lane, recording ``tag`` for it.
+
+    The tag is the same for every lane of one call (a tap), so the update is
+    a pure bitwise select: data-dependent branches would mispredict half the
+    time, while selects let the compiler vectorize. Lanes whose values all
+    equal lowest() keep their initial tag; callers map that to the first tap.
+    """
+    cdef int64_t i, mask
+    cdef real_t v, b
+    for i in range(n):
+        v = src[i * stride]
+        b = best[i]
+        mask = -<int64_t>((v > b) | (is_nan(v) & (b == b)))
+        best[i] = max_nan(b, v)
+        where[i] = (where[i] & ~mask) | (tag & mask)
 
 
 cdef inline double acc_final(double acc, int mode, double p, double divisor) noexcept nogil:
@@ -138,81 +170,150 @@ cdef inline double avg_divisor(const Windows* w, int64_t od, int64_t oh, int64_t
 
 # ----------------------------------------------------------------------------- plane path
 
-cdef void max_plane_task(const real_t* x, const Strided5* xs, real_t* y, const Strided5* ys,
-                         int64_t* ind, const Strided5* js, const Windows* w,
-                         int64_t r) noexcept nogil:
-    """Output row r = (b, od, oh) of max pooling, channels_first, contiguous W."""
+cdef inline void deinterleave(const real_t* row, int64_t W, int64_t s, int64_t plen,
+                              real_t* phases) noexcept nogil:
+    """Split a row into s phases: phases[p*plen + i] = row[p + i*s].
+
+    After this every tap of a strided window reads its outputs' columns
+    contiguously. Stride 2 gets its own loop so the compiler sees a
+    constant-stride interleaved access and vectorizes it.
+    """
+    cdef int64_t i, p, half
+    if s == 2:
+        half = W // 2
+        for i in range(half):
+            phases[i] = row[2 * i]
+            phases[plen + i] = row[2 * i + 1]
+        if W % 2:
+            phases[half] = row[W - 1]
+    else:
+        for p in range(s):
+            for i in range((W - p + s - 1) // s):
+                phases[p * plen + i] = row[p + i * s]
+
+
+cdef inline const real_t* tap_source(const real_t* row, const real_t* phases, int64_t t,
+                                     int64_t s, int64_t plen) noexcept nogil:
+    """Pointer q with q[o] = row[t + o*s] for the outputs o that the tap reaches."""
+    cdef int64_t p, q
+    if s == 1:
+        return row + t
+    p = t % s
+    if p < 0:
+        p += s
+    q = (t - p) // s
+    return phases + p * plen + q
+
+
+cdef int max_plane_rows(const real_t* x, const Strided5* xs, real_t* y, const Strided5* ys,
+                        int64_t* ind, const Strided5* js, const Windows* w, int64_t r0,
+                        int64_t r1) noexcept nogil:
+    """Output rows [r0, r1) of max pooling, channels_first with contiguous W.
+
+    Returns 1 when a scratch buffer cannot be allocated, else 0.
+    """
     cdef int64_t OD = ys.n[1], OH = ys.n[2], OW = ys.n[3], H = xs.n[2], W = xs.n[3]
-    cdef int64_t b = r // (OD * OH), od = (r // OH) % OD, oh = r % OH
     cdef int64_t kw = w.kernel[2], sw = w.stride[2], dw = w.step[2], pw = w.pad_begin[2]
-    cdef int64_t blk, ow0, nb, jd, jh, jw, i_d, i_h, t, lo, hi, o, base
+    cdef int64_t plen = (W + sw - 1) // sw
+    cdef int64_t r, b, od, oh, jd, jh, jw, i_d, i_h, t, lo, hi, o, base
     cdef const real_t* row
-    cdef real_t v
+    cdef const real_t* src
     cdef real_t empty = lowest(<real_t>0)
-    cdef real_t accv[PLANE_BLOCK]
-    cdef int64_t acci[PLANE_BLOCK]
-    for blk in range((OW + PLANE_BLOCK - 1) // PLANE_BLOCK):
-        ow0 = blk * PLANE_BLOCK
-        nb = OW - ow0 if OW - ow0 < PLANE_BLOCK else PLANE_BLOCK
-        for o in range(nb):
+    cdef real_t* accv = <real_t*>malloc(<size_t>(OW + 1) * sizeof(real_t))
+    cdef int64_t* acci = <int64_t*>malloc(<size_t>(OW + 1) * sizeof(int64_t))
+    cdef real_t* phases = <real_t*>malloc(<size_t>(sw * plen + 1) * sizeof(real_t))
+    if accv == NULL or acci == NULL or phases == NULL:
+        free(accv)
+        free(acci)
+        free(phases)
+        return 1
+    for r in range(r0, r1):
+        b = r // (OD * OH)
+        od = (r // OH) % OD
+        oh = r % OH
+        for o in range(OW):
             accv[o] = empty
-            acci[o] = -1
+            acci[o] = INT64_MIN
         for jd in range(w.count[0][od]):
             i_d = w.first[0][od] + jd * w.step[0]
             for jh in range(w.count[1][oh]):
                 i_h = w.first[1][oh] + jh * w.step[1]
                 row = x + b * xs.s[0] + i_d * xs.s[1] + i_h * xs.s[2]
                 base = (i_d * H + i_h) * W
+                if sw > 1:
+                    deinterleave(row, W, sw, plen, phases)
                 for jw in range(kw):
-                    # Tap jw of output ow0 + o reads column t + o*sw.
-                    t = ow0 * sw + jw * dw - pw
+                    # Tap jw of output o reads column t + o*sw.
+                    t = jw * dw - pw
                     lo = span_lo(t, sw)
-                    hi = span_hi(t, sw, W, nb)
+                    hi = span_hi(t, sw, W, OW)
+                    if hi <= lo:
+                        continue
+                    src = tap_source(row, phases, t, sw, plen)
                     if ind == NULL:
-                        for o in range(lo, hi):
-                            accv[o] = max_nan(accv[o], row[t + o * sw])
+                        max_values(accv + lo, src + lo, 1, hi - lo)
                     else:
-                        for o in range(lo, hi):
-                            v = row[t + o * sw]
-                            if takes_over(v, accv[o], acci[o]):
-                                accv[o] = v
-                                acci[o] = base + t + o * sw
-        for o in range(nb):
-            y[offset5(ys, b, od, oh, ow0 + o, 0)] = accv[o]
+                        # Tag: this tap's flat index for output o is tag + o*sw.
+                        max_values_indices(accv + lo, acci + lo, src + lo, 1, hi - lo, base + t)
+        for o in range(OW):
+            y[offset5(ys, b, od, oh, o, 0)] = accv[o]
         if ind != NULL:
-            for o in range(nb):
-                ind[offset5(js, b, od, oh, ow0 + o, 0)] = acci[o]
+            for o in range(OW):
+                if acci[o] != INT64_MIN:
+                    acci[o] += o * sw
+                elif w.count[0][od] * w.count[1][oh] * w.count[2][o] > 0:
+                    # Every tap equals lowest(): the first in-bounds tap is the maximum.
+                    acci[o] = (w.first[0][od] * H + w.first[1][oh]) * W + w.first[2][o]
+                else:
+                    acci[o] = -1
+                ind[offset5(js, b, od, oh, o, 0)] = acci[o]
+    free(accv)
+    free(acci)
+    free(phases)
+    return 0
 
 
-cdef void reduce_plane_task(const real_t* x, const Strided5* xs, float_out_t* y,
-                            const Strided5* ys, const Windows* w, int mode, double p,
-                            int64_t divisor_override, int64_t r) noexcept nogil:
-    """Output row r = (b, od, oh) of an average or Lp norm, channels_first, contiguous W."""
+cdef int reduce_plane_rows(const real_t* x, const Strided5* xs, float_out_t* y,
+                           const Strided5* ys, const Windows* w, int mode, double p,
+                           int64_t divisor_override, int64_t r0, int64_t r1) noexcept nogil:
+    """Output rows [r0, r1) of an average or Lp norm, channels_first with contiguous W."""
     cdef int64_t OD = ys.n[1], OH = ys.n[2], OW = ys.n[3], W = xs.n[3]
-    cdef int64_t b = r // (OD * OH), od = (r // OH) % OD, oh = r % OH
     cdef int64_t kw = w.kernel[2], sw = w.stride[2], dw = w.step[2], pw = w.pad_begin[2]
-    cdef int64_t blk, ow0, nb, jd, jh, jw, i_d, i_h, t, lo, hi, o
+    cdef int64_t plen = (W + sw - 1) // sw
+    cdef int64_t r, b, od, oh, jd, jh, jw, i_d, i_h, t, lo, hi, o
     cdef const real_t* row
-    cdef double acc[PLANE_BLOCK]
-    for blk in range((OW + PLANE_BLOCK - 1) // PLANE_BLOCK):
-        ow0 = blk * PLANE_BLOCK
-        nb = OW - ow0 if OW - ow0 < PLANE_BLOCK else PLANE_BLOCK
-        for o in range(nb):
+    cdef double* acc = <double*>malloc(<size_t>(OW + 1) * sizeof(double))
+    cdef real_t* phases = <real_t*>malloc(<size_t>(sw * plen + 1) * sizeof(real_t))
+    if acc == NULL or phases == NULL:
+        free(acc)
+        free(phases)
+        return 1
+    for r in range(r0, r1):
+        b = r // (OD * OH)
+        od = (r // OH) % OD
+        oh = r % OH
+        for o in range(OW):
             acc[o] = 0.0
         for jd in range(w.count[0][od]):
             i_d = w.first[0][od] + jd * w.step[0]
             for jh in range(w.count[1][oh]):
                 i_h = w.first[1][oh] + jh * w.step[1]
                 row = x + b * xs.s[0] + i_d * xs.s[1] + i_h * xs.s[2]
+                if sw > 1:
+                    deinterleave(row, W, sw, plen, phases)
                 for jw in range(kw):
-                    t = ow0 * sw + jw * dw - pw
+                    t = jw * dw - pw
                     lo = span_lo(t, sw)
-                    hi = span_hi(t, sw, W, nb)
-                    for o in range(lo, hi):
-                        acc[o] = acc_step(acc[o], <double>row[t + o * sw], mode, p)
-        for o in range(nb):
-            y[offset5(ys, b, od, oh, ow0 + o, 0)] = <float_out_t>acc_final(
-                acc[o], mode, p, avg_divisor(w, od, oh, ow0 + o, divisor_override))
+                    hi = span_hi(t, sw, W, OW)
+                    if hi > lo:
+                        accumulate(acc + lo, tap_source(row, phases, t, sw, plen) + lo, 1,
+                                   hi - lo, mode, p)
+        for o in range(OW):
+            y[offset5(ys, b, od, oh, o, 0)] = <float_out_t>acc_final(
+                acc[o], mode, p, avg_divisor(w, od, oh, o, divisor_override))
+    free(acc)
+    free(phases)
+    return 0
 
 
 # ----------------------------------------------------------------------------- lanes path
@@ -222,105 +323,107 @@ cdef inline bint lanes_are_channels(const Strided5* ys) noexcept nogil:
     return ys.n[4] > 1
 
 
-cdef inline int64_t lane_tasks(const Strided5* ys) noexcept nogil:
-    """Tasks of the lanes path: output positions times blocks of lanes."""
-    cdef int64_t positions = ys.n[1] * ys.n[2] * ys.n[3]
-    if lanes_are_channels(ys):
-        return ys.n[0] * positions * ((ys.n[4] + LANE_BLOCK - 1) // LANE_BLOCK)
-    return positions * ((ys.n[0] + LANE_BLOCK - 1) // LANE_BLOCK)
+cdef inline int64_t lane_rows(const Strided5* ys) noexcept nogil:
+    """Tasks of the lanes path: output rows (od, oh) of each batch or block of planes."""
+    cdef int64_t groups = ys.n[0] if lanes_are_channels(ys) else (ys.n[0] + LANE_BLOCK - 1) // LANE_BLOCK
+    return groups * ys.n[1] * ys.n[2]
 
 
-cdef inline void decode_lane_task(const Strided5* ys, int64_t task, int64_t* pos,
-                                  int64_t* b, int64_t* l0, int64_t* nl,
-                                  int* lane_axis) noexcept nogil:
-    """Task -> output position (od*OH + oh)*OW + ow, batch b, first lane l0 and lane count."""
-    cdef int64_t positions = ys.n[1] * ys.n[2] * ys.n[3], nlanes, blocks, blk
-    if lanes_are_channels(ys):
-        nlanes = ys.n[4]
-        lane_axis[0] = 4
+cdef struct LaneRow:
+    int64_t b, od, oh     # batch (0 when lanes are planes), output row
+    int64_t lane0, nlanes # lanes [lane0, lane0 + nlanes) of this task
+    int64_t xl, yl, il    # lane strides of input, output, indices
+
+
+cdef inline LaneRow decode_lane_row(const Strided5* xs, const Strided5* ys, const Strided5* js,
+                                    int64_t task) noexcept nogil:
+    cdef LaneRow t
+    cdef int axis = 4 if lanes_are_channels(ys) else 0
+    cdef int64_t group = task // (ys.n[1] * ys.n[2])
+    t.od = (task // ys.n[2]) % ys.n[1]
+    t.oh = task % ys.n[2]
+    if axis == 4:
+        t.b, t.lane0, t.nlanes = group, 0, ys.n[4]
     else:
-        nlanes = ys.n[0]
-        lane_axis[0] = 0
-    blocks = (nlanes + LANE_BLOCK - 1) // LANE_BLOCK
-    blk = task % blocks
-    pos[0] = (task // blocks) % positions
-    b[0] = task // (blocks * positions) if lane_axis[0] == 4 else 0
-    l0[0] = blk * LANE_BLOCK
-    nl[0] = nlanes - l0[0] if nlanes - l0[0] < LANE_BLOCK else LANE_BLOCK
+        t.b, t.lane0 = 0, group * LANE_BLOCK
+        t.nlanes = ys.n[0] - t.lane0 if ys.n[0] - t.lane0 < LANE_BLOCK else LANE_BLOCK
+    t.xl, t.yl, t.il = xs.s[axis], ys.s[axis], js.s[axis]
+    return t
 
 
-cdef void max_lane_task(const real_t* x, const Strided5* xs, real_t* y, const Strided5* ys,
-                        int64_t* ind, const Strided5* js, const Windows* w,
-                        int64_t task) noexcept nogil:
-    """One output position of max pooling for a block of lanes."""
-    cdef int64_t pos, b, l0, nl, od, oh, ow, jd, jh, jw, i_d, i_h, i_w, l, flat
-    cdef int lane_axis
-    cdef int64_t H = xs.n[2], W = xs.n[3]
-    decode_lane_task(ys, task, &pos, &b, &l0, &nl, &lane_axis)
-    od = pos // (ys.n[2] * ys.n[3])
-    oh = (pos // ys.n[3]) % ys.n[2]
-    ow = pos % ys.n[3]
-    cdef int64_t xl = xs.s[lane_axis], yl = ys.s[lane_axis], il = js.s[lane_axis]
-    cdef const real_t* p
-    cdef real_t v
+cdef void max_lane_row(const real_t* x, const Strided5* xs, real_t* y, const Strided5* ys,
+                       int64_t* ind, const Strided5* js, const Windows* w,
+                       int64_t task) noexcept nogil:
+    """One output row of max pooling, LANE_BLOCK lanes at a time."""
+    cdef LaneRow t = decode_lane_row(xs, ys, js, task)
+    cdef int64_t H = xs.n[2], W = xs.n[3], od = t.od, oh = t.oh
+    cdef int64_t ow, blk, l0, nl, jd, jh, jw, i_d, i_h, i_w, l, flat
+    cdef bint empty_window
+    cdef const real_t* xrow
+    cdef real_t* yrow
     cdef real_t empty = lowest(<real_t>0)
     cdef real_t accv[LANE_BLOCK]
     cdef int64_t acci[LANE_BLOCK]
-    for l in range(nl):
-        accv[l] = empty
-        acci[l] = -1
-    for jd in range(w.count[0][od]):
-        i_d = w.first[0][od] + jd * w.step[0]
-        for jh in range(w.count[1][oh]):
-            i_h = w.first[1][oh] + jh * w.step[1]
-            for jw in range(w.count[2][ow]):
-                i_w = w.first[2][ow] + jw * w.step[2]
-                p = x + offset5(xs, b, i_d, i_h, i_w, 0) + l0 * xl
-                if ind == NULL:
-                    for l in range(nl):
-                        accv[l] = max_nan(accv[l], p[l * xl])
-                else:
-                    flat = (i_d * H + i_h) * W + i_w
-                    for l in range(nl):
-                        v = p[l * xl]
-                        if takes_over(v, accv[l], acci[l]):
-                            accv[l] = v
-                            acci[l] = flat
-    for l in range(nl):
-        y[offset5(ys, b, od, oh, ow, 0) + (l0 + l) * yl] = accv[l]
-    if ind != NULL:
-        for l in range(nl):
-            ind[offset5(js, b, od, oh, ow, 0) + (l0 + l) * il] = acci[l]
-
-
-cdef void reduce_lane_task(const real_t* x, const Strided5* xs, float_out_t* y,
-                           const Strided5* ys, const Windows* w, int mode, double p,
-                           int64_t divisor_override, int64_t task) noexcept nogil:
-    """One output position of an average or Lp norm for a block of lanes."""
-    cdef int64_t pos, b, l0, nl, od, oh, ow, jd, jh, jw, i_d, i_h, i_w, l
-    cdef int lane_axis
-    decode_lane_task(ys, task, &pos, &b, &l0, &nl, &lane_axis)
-    od = pos // (ys.n[2] * ys.n[3])
-    oh = (pos // ys.n[3]) % ys.n[2]
-    ow = pos % ys.n[3]
-    cdef int64_t xl = xs.s[lane_axis], yl = ys.s[lane_axis]
-    cdef const real_t* q
-    cdef double divisor = avg_divisor(w, od, oh, ow, divisor_override)
-    cdef double acc[LANE_BLOCK]
-    for l in range(nl):
-        acc[l] = 0.0
-    for jd in range(w.count[0][od]):
-        i_d = w.first[0][od] + jd * w.step[0]
-        for jh in range(w.count[1][oh]):
-            i_h = w.first[1][oh] + jh * w.step[1]
-            for jw in range(w.count[2][ow]):
-                i_w = w.first[2][ow] + jw * w.step[2]
-                q = x + offset5(xs, b, i_d, i_h, i_w, 0) + l0 * xl
+    for ow in range(ys.n[3]):
+        yrow = y + offset5(ys, t.b, od, oh, ow, 0)
+        empty_window = w.count[0][od] * w.count[1][oh] * w.count[2][ow] == 0
+        for blk in range((t.nlanes + LANE_BLOCK - 1) // LANE_BLOCK):
+            l0 = t.lane0 + blk * LANE_BLOCK
+            nl = t.lane0 + t.nlanes - l0 if t.lane0 + t.nlanes - l0 < LANE_BLOCK else LANE_BLOCK
+            for l in range(nl):
+                accv[l] = empty
+                acci[l] = -1    # flat indices are >= 0, so -1 marks "no tap taken"
+            for jd in range(w.count[0][od]):
+                i_d = w.first[0][od] + jd * w.step[0]
+                for jh in range(w.count[1][oh]):
+                    i_h = w.first[1][oh] + jh * w.step[1]
+                    xrow = x + offset5(xs, t.b, i_d, i_h, 0, 0) + l0 * t.xl
+                    for jw in range(w.count[2][ow]):
+                        i_w = w.first[2][ow] + jw * w.step[2]
+                        if ind == NULL:
+                            max_values(accv, xrow + i_w * xs.s[3], t.xl, nl)
+                        else:
+                            max_values_indices(accv, acci, xrow + i_w * xs.s[3], t.xl, nl,
+                                               (i_d * H + i_h) * W + i_w)
+            for l in range(nl):
+                yrow[(l0 + l) * t.yl] = accv[l]
+            if ind != NULL:
+                flat = (w.first[0][od] * H + w.first[1][oh]) * W + w.first[2][ow]
                 for l in range(nl):
-                    acc[l] = acc_step(acc[l], <double>q[l * xl], mode, p)
-    for l in range(nl):
-        y[offset5(ys, b, od, oh, ow, 0) + (l0 + l) * yl] = <float_out_t>acc_final(
-            acc[l], mode, p, divisor)
+                    if acci[l] < 0 and not empty_window:
+                        acci[l] = flat   # every tap equals lowest(): the first tap is the maximum
+                    ind[offset5(js, t.b, od, oh, ow, 0) + (l0 + l) * t.il] = acci[l]
+
+
+cdef void reduce_lane_row(const real_t* x, const Strided5* xs, float_out_t* y,
+                          const Strided5* ys, const Windows* w, int mode, double p,
+                          int64_t divisor_override, int64_t task) noexcept nogil:
+    """One output row of an average or Lp norm, LANE_BLOCK lanes at a time."""
+    cdef LaneRow t = decode_lane_row(xs, ys, ys, task)
+    cdef int64_t od = t.od, oh = t.oh
+    cdef int64_t ow, blk, l0, nl, jd, jh, jw, i_d, i_h, i_w, l
+    cdef const real_t* xrow
+    cdef float_out_t* yrow
+    cdef double divisor
+    cdef double acc[LANE_BLOCK]
+    for ow in range(ys.n[3]):
+        yrow = y + offset5(ys, t.b, od, oh, ow, 0)
+        divisor = avg_divisor(w, od, oh, ow, divisor_override)
+        for blk in range((t.nlanes + LANE_BLOCK - 1) // LANE_BLOCK):
+            l0 = t.lane0 + blk * LANE_BLOCK
+            nl = t.lane0 + t.nlanes - l0 if t.lane0 + t.nlanes - l0 < LANE_BLOCK else LANE_BLOCK
+            for l in range(nl):
+                acc[l] = 0.0
+            for jd in range(w.count[0][od]):
+                i_d = w.first[0][od] + jd * w.step[0]
+                for jh in range(w.count[1][oh]):
+                    i_h = w.first[1][oh] + jh * w.step[1]
+                    xrow = x + offset5(xs, t.b, i_d, i_h, 0, 0) + l0 * t.xl
+                    for jw in range(w.count[2][ow]):
+                        i_w = w.first[2][ow] + jw * w.step[2]
+                        accumulate(acc, xrow + i_w * xs.s[3], t.xl, nl, mode, p)
+            for l in range(nl):
+                yrow[(l0 + l) * t.yl] = <float_out_t>acc_final(acc[l], mode, p, divisor)
 
 
 # ----------------------------------------------------------------------------- drivers
@@ -331,35 +434,51 @@ cdef inline bint use_plane_path(const Strided5* xs, const Strided5* ys,
     return w.sliding and ys.n[4] == 1 and xs.s[3] == 1 and ys.n[3] >= 4
 
 
-cdef void max_forward(const real_t* x, const Strided5* xs, real_t* y, const Strided5* ys,
-                      int64_t* ind, const Strided5* js, const Windows* w,
-                      int nthreads) noexcept nogil:
-    cdef int64_t r, rows = ys.n[0] * ys.n[1] * ys.n[2], tasks
+cdef inline int64_t chunk_count(int64_t rows, int nthreads) noexcept nogil:
+    """Plane-path chunks: a few per thread (for balance), each allocating its scratch once."""
+    cdef int64_t n = 4 * <int64_t>nthreads
+    return rows if rows < n else n
+
+
+cdef int max_forward(const real_t* x, const Strided5* xs, real_t* y, const Strided5* ys,
+                     int64_t* ind, const Strided5* js, const Windows* w,
+                     int nthreads) noexcept nogil:
+    """Returns the number of chunks that could not allocate scratch (0 on success)."""
+    cdef int64_t r, rows = ys.n[0] * ys.n[1] * ys.n[2], tasks, chunks
+    cdef int failed = 0
     if use_plane_path(xs, ys, w):
-        for r in prange(rows, num_threads=nthreads, schedule="static",
+        chunks = chunk_count(rows, nthreads)
+        for r in prange(chunks, num_threads=nthreads, schedule="static",
                         use_threads_if=nthreads > 1):
-            max_plane_task(x, xs, y, ys, ind, js, w, r)
+            failed += max_plane_rows(x, xs, y, ys, ind, js, w, r * rows // chunks,
+                                     (r + 1) * rows // chunks)
     else:
-        tasks = lane_tasks(ys)
+        tasks = lane_rows(ys)
         for r in prange(tasks, num_threads=nthreads, schedule="static",
                         use_threads_if=nthreads > 1):
-            max_lane_task(x, xs, y, ys, ind, js, w, r)
+            max_lane_row(x, xs, y, ys, ind, js, w, r)
+    return failed
 
 
-cdef void reduce_forward(const real_t* x, const Strided5* xs, float_out_t* y, const Strided5* ys,
-                         const Windows* w, int op, int64_t divisor_override, double p,
-                         int nthreads) noexcept nogil:
-    cdef int64_t r, rows = ys.n[0] * ys.n[1] * ys.n[2], tasks
+cdef int reduce_forward(const real_t* x, const Strided5* xs, float_out_t* y, const Strided5* ys,
+                        const Windows* w, int op, int64_t divisor_override, double p,
+                        int nthreads) noexcept nogil:
+    """Returns the number of chunks that could not allocate scratch (0 on success)."""
+    cdef int64_t r, rows = ys.n[0] * ys.n[1] * ys.n[2], tasks, chunks
     cdef int mode = acc_mode(op, p)
+    cdef int failed = 0
     if use_plane_path(xs, ys, w):
-        for r in prange(rows, num_threads=nthreads, schedule="static",
+        chunks = chunk_count(rows, nthreads)
+        for r in prange(chunks, num_threads=nthreads, schedule="static",
                         use_threads_if=nthreads > 1):
-            reduce_plane_task(x, xs, y, ys, w, mode, p, divisor_override, r)
+            failed += reduce_plane_rows(x, xs, y, ys, w, mode, p, divisor_override,
+                                        r * rows // chunks, (r + 1) * rows // chunks)
     else:
-        tasks = lane_tasks(ys)
+        tasks = lane_rows(ys)
         for r in prange(tasks, num_threads=nthreads, schedule="static",
                         use_threads_if=nthreads > 1):
-            reduce_lane_task(x, xs, y, ys, w, mode, p, divisor_override, r)
+            reduce_lane_row(x, xs, y, ys, w, mode, p, divisor_override, r)
+    return failed
 
 
 # ----------------------------------------------------------------------------- Python entry points
@@ -378,12 +497,15 @@ def max_pool_forward(const real_t[:, :, :, :, :] x, real_t[:, :, :, :, :] y,
     describe(&ys, y.shape, y.strides, sizeof(real_t))
     describe(&js, ind.shape, ind.strides, sizeof(int64_t))
     make_windows(&w, geom, adaptive, False)
+    cdef int failed
     try:
         with nogil:
-            max_forward(&x[0, 0, 0, 0, 0], &xs, &y[0, 0, 0, 0, 0], &ys,
-                        &ind[0, 0, 0, 0, 0] if want_ind else NULL, &js, &w, nthreads)
+            failed = max_forward(&x[0, 0, 0, 0, 0], &xs, &y[0, 0, 0, 0, 0], &ys,
+                                 &ind[0, 0, 0, 0, 0] if want_ind else NULL, &js, &w, nthreads)
     finally:
         free_windows(&w)
+    if failed:
+        raise MemoryError("pypool: cannot allocate kernel scratch buffers")
 
 
 def reduce_pool_forward(int op, const real_t[:, :, :, :, :] x, float_out_t[:, :, :, :, :] y,
@@ -395,9 +517,12 @@ def reduce_pool_forward(int op, const real_t[:, :, :, :, :] x, float_out_t[:, :,
     describe(&xs, x.shape, x.strides, sizeof(real_t))
     describe(&ys, y.shape, y.strides, sizeof(float_out_t))
     make_windows(&w, geom, adaptive, count_include_pad)
+    cdef int failed
     try:
         with nogil:
-            reduce_forward(&x[0, 0, 0, 0, 0], &xs, &y[0, 0, 0, 0, 0], &ys, &w, op,
-                           divisor_override, p, nthreads)
+            failed = reduce_forward(&x[0, 0, 0, 0, 0], &xs, &y[0, 0, 0, 0, 0], &ys, &w, op,
+                                    divisor_override, p, nthreads)
     finally:
         free_windows(&w)
+    if failed:
+        raise MemoryError("pypool: cannot allocate kernel scratch buffers")
