@@ -21,7 +21,8 @@
 
 from libc.math cimport INFINITY, fabs, pow, sqrt
 from libc.stdlib cimport free, malloc
-from libc.stdint cimport INT8_MIN, INT16_MIN, INT32_MIN, INT64_MIN
+from libc.stdint cimport int32_t
+from libc.stdint cimport INT8_MIN, INT16_MIN, INT32_MAX, INT32_MIN, INT64_MIN
 
 # Reductions of reduce_pool_forward (the Python layer passes these numbers).
 cdef enum:
@@ -205,27 +206,114 @@ cdef inline const real_t* tap_source(const real_t* row, const real_t* phases, in
     return phases + p * plen + q
 
 
+cdef inline void fold_row(real_t* colv, int32_t* colt, const real_t* row, int64_t W,
+                          int64_t s, int64_t plen, int32_t tag, bint first) noexcept nogil:
+    """Vertical step of separable max: fold one input row into the column maxima.
+
+    Columns are stored split by stride phase (column c at (c % s) * plen + c // s)
+    so the horizontal step reads contiguously. With ``colt`` non-NULL the
+    winning row's tag is kept too (first maximum, first NaN: rows arrive in
+    row-major order). Tags are int32 (the plane path only runs on planes
+    below 2**31 elements) so masks match float32 lanes and vectorize on
+    plain SSE2. Each case is its own simple loop.
+    """
+    cdef int64_t i, p, n, half = W // 2
+    cdef int32_t mask
+    cdef real_t v, b
+    cdef real_t* cv
+    cdef int32_t* ct
+    if first:
+        if s == 2:
+            for i in range(half):
+                colv[i] = row[2 * i]
+                colv[plen + i] = row[2 * i + 1]
+            if W % 2:
+                colv[half] = row[W - 1]
+        else:
+            for p in range(s):
+                cv = colv + p * plen
+                for i in range((W - p + s - 1) // s):
+                    cv[i] = row[p + i * s]
+        if colt != NULL:
+            for i in range(s * plen):
+                colt[i] = tag
+        return
+    if colt == NULL and s == 2:
+        for i in range(half):
+            colv[i] = max_nan(colv[i], row[2 * i])
+            colv[plen + i] = max_nan(colv[plen + i], row[2 * i + 1])
+        if W % 2:
+            colv[half] = max_nan(colv[half], row[W - 1])
+        return
+    for p in range(s):
+        n = (W - p + s - 1) // s
+        cv = colv + p * plen
+        if colt == NULL:
+            for i in range(n):
+                cv[i] = max_nan(cv[i], row[p + i * s])
+        else:
+            ct = colt + p * plen
+            for i in range(n):
+                v = row[p + i * s]
+                b = cv[i]
+                mask = -<int32_t>((v > b) | (is_nan(v) & (b == b)))
+                cv[i] = max_nan(b, v)
+                ct[i] = (ct[i] & ~mask) | (tag & mask)
+
+
+cdef inline void max_columns_flat(real_t* best, int32_t* where, const real_t* src,
+                                  const int32_t* tags, int64_t n, int32_t first_col,
+                                  int32_t col_step) noexcept nogil:
+    """Horizontal step with indices: candidate i has flat index tags[i] + first_col + i*col_step.
+
+    Candidates come from different rows, so equal values (and NaNs) are
+    settled by the smaller flat index: the window's first maximum in
+    row-major order. Bitwise selects keep the loop branch-free.
+    """
+    cdef int64_t i
+    cdef int32_t f, fb, mask
+    cdef real_t v, b
+    for i in range(n):
+        v = src[i]
+        b = best[i]
+        f = tags[i] + first_col + <int32_t>i * col_step
+        fb = where[i]
+        mask = -<int32_t>((v > b) | ((v == b) & (f < fb))
+                          | (is_nan(v) & ((b == b) | (f < fb))))
+        best[i] = max_nan(b, v)
+        where[i] = (fb & ~mask) | (f & mask)
+
+
 cdef int max_plane_rows(const real_t* x, const Strided5* xs, real_t* y, const Strided5* ys,
                         int64_t* ind, const Strided5* js, const Windows* w, int64_t r0,
                         int64_t r1) noexcept nogil:
     """Output rows [r0, r1) of max pooling, channels_first with contiguous W.
 
-    Returns 1 when a scratch buffer cannot be allocated, else 0.
+    Separable: the window's input rows are first folded into column maxima
+    (vertical), then each output takes the max of its columns (horizontal).
+    Max is exact in any order, and the tie rule keeps the row-major first
+    maximum, so this equals the tap-by-tap definition. Returns 1 when a
+    scratch buffer cannot be allocated, else 0.
     """
     cdef int64_t OD = ys.n[1], OH = ys.n[2], OW = ys.n[3], H = xs.n[2], W = xs.n[3]
     cdef int64_t kw = w.kernel[2], sw = w.stride[2], dw = w.step[2], pw = w.pad_begin[2]
     cdef int64_t plen = (W + sw - 1) // sw
-    cdef int64_t r, b, od, oh, jd, jh, jw, i_d, i_h, t, lo, hi, o, base
+    cdef int64_t r, b, od, oh, jd, jh, jw, t, lo, hi, o, q, ph
+    cdef bint first
     cdef const real_t* row
-    cdef const real_t* src
     cdef real_t empty = lowest(<real_t>0)
     cdef real_t* accv = <real_t*>malloc(<size_t>(OW + 1) * sizeof(real_t))
-    cdef int64_t* acci = <int64_t*>malloc(<size_t>(OW + 1) * sizeof(int64_t))
-    cdef real_t* phases = <real_t*>malloc(<size_t>(sw * plen + 1) * sizeof(real_t))
-    if accv == NULL or acci == NULL or phases == NULL:
+    cdef real_t* colv = <real_t*>malloc(<size_t>(sw * plen + 1) * sizeof(real_t))
+    cdef int32_t* acci = NULL
+    cdef int32_t* colt = NULL
+    if ind != NULL:
+        acci = <int32_t*>malloc(<size_t>(OW + 1) * sizeof(int32_t))
+        colt = <int32_t*>malloc(<size_t>(sw * plen + 1) * sizeof(int32_t))
+    if accv == NULL or colv == NULL or (ind != NULL and (acci == NULL or colt == NULL)):
         free(accv)
+        free(colv)
         free(acci)
-        free(phases)
+        free(colt)
         return 1
     for r in range(r0, r1):
         b = r // (OD * OH)
@@ -233,43 +321,44 @@ cdef int max_plane_rows(const real_t* x, const Strided5* xs, real_t* y, const St
         oh = r % OH
         for o in range(OW):
             accv[o] = empty
-            acci[o] = INT64_MIN
+            if ind != NULL:
+                acci[o] = INT32_MAX    # "no candidate yet": loses every index comparison
+        first = True
         for jd in range(w.count[0][od]):
-            i_d = w.first[0][od] + jd * w.step[0]
             for jh in range(w.count[1][oh]):
-                i_h = w.first[1][oh] + jh * w.step[1]
-                row = x + b * xs.s[0] + i_d * xs.s[1] + i_h * xs.s[2]
-                base = (i_d * H + i_h) * W
-                if sw > 1:
-                    deinterleave(row, W, sw, plen, phases)
-                for jw in range(kw):
-                    # Tap jw of output o reads column t + o*sw.
-                    t = jw * dw - pw
-                    lo = span_lo(t, sw)
-                    hi = span_hi(t, sw, W, OW)
-                    if hi <= lo:
-                        continue
-                    src = tap_source(row, phases, t, sw, plen)
-                    if ind == NULL:
-                        max_values(accv + lo, src + lo, 1, hi - lo)
-                    else:
-                        # Tag: this tap's flat index for output o is tag + o*sw.
-                        max_values_indices(accv + lo, acci + lo, src + lo, 1, hi - lo, base + t)
+                row = (x + b * xs.s[0] + (w.first[0][od] + jd * w.step[0]) * xs.s[1]
+                       + (w.first[1][oh] + jh * w.step[1]) * xs.s[2])
+                fold_row(colv, colt, row, W, sw, plen,
+                         <int32_t>(((w.first[0][od] + jd * w.step[0]) * H
+                                    + w.first[1][oh] + jh * w.step[1]) * W), first)
+                first = False
+        if not first:   # the window has input rows: reduce its columns
+            for jw in range(kw):
+                # Tap jw of output o reads column t + o*sw = ph + (q + o)*sw.
+                t = jw * dw - pw
+                lo = span_lo(t, sw)
+                hi = span_hi(t, sw, W, OW)
+                if hi <= lo:
+                    continue
+                ph = t % sw
+                if ph < 0:
+                    ph += sw
+                q = (t - ph) // sw
+                if ind == NULL:
+                    max_values(accv + lo, colv + ph * plen + q + lo, 1, hi - lo)
+                else:
+                    max_columns_flat(accv + lo, acci + lo, colv + ph * plen + q + lo,
+                                     colt + ph * plen + q + lo, hi - lo,
+                                     <int32_t>(t + lo * sw), <int32_t>sw)
         for o in range(OW):
             y[offset5(ys, b, od, oh, o, 0)] = accv[o]
         if ind != NULL:
             for o in range(OW):
-                if acci[o] != INT64_MIN:
-                    acci[o] += o * sw
-                elif w.count[0][od] * w.count[1][oh] * w.count[2][o] > 0:
-                    # Every tap equals lowest(): the first in-bounds tap is the maximum.
-                    acci[o] = (w.first[0][od] * H + w.first[1][oh]) * W + w.first[2][o]
-                else:
-                    acci[o] = -1
-                ind[offset5(js, b, od, oh, o, 0)] = acci[o]
+                ind[offset5(js, b, od, oh, o, 0)] = -1 if acci[o] == INT32_MAX else acci[o]
     free(accv)
+    free(colv)
     free(acci)
-    free(phases)
+    free(colt)
     return 0
 
 
@@ -430,8 +519,10 @@ cdef void reduce_lane_row(const real_t* x, const Strided5* xs, float_out_t* y,
 
 cdef inline bint use_plane_path(const Strided5* xs, const Strided5* ys,
                                 const Windows* w) noexcept nogil:
-    """Plane path: sliding windows, no lanes, contiguous W and rows long enough to vectorize."""
-    return w.sliding and ys.n[4] == 1 and xs.s[3] == 1 and ys.n[3] >= 4
+    """Plane path: sliding windows, no lanes, contiguous W, rows long enough to
+    vectorize, and planes small enough for its int32 column indices."""
+    return (w.sliding and ys.n[4] == 1 and xs.s[3] == 1 and ys.n[3] >= 4
+            and xs.n[1] * xs.n[2] * xs.n[3] < INT32_MAX - 1)
 
 
 cdef inline int64_t chunk_count(int64_t rows, int nthreads) noexcept nogil:
