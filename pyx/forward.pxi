@@ -193,17 +193,48 @@ cdef inline void deinterleave(const real_t* row, int64_t W, int64_t s, int64_t p
                 phases[p * plen + i] = row[p + i * s]
 
 
-cdef inline const real_t* tap_source(const real_t* row, const real_t* phases, int64_t t,
-                                     int64_t s, int64_t plen) noexcept nogil:
-    """Pointer q with q[o] = row[t + o*s] for the outputs o that the tap reaches."""
-    cdef int64_t p, q
-    if s == 1:
-        return row + t
-    p = t % s
-    if p < 0:
-        p += s
-    q = (t - p) // s
-    return phases + p * plen + q
+cdef struct ColumnTaps:
+    # The horizontal taps of the plane path, the same for every output row:
+    # tap jw reaches outputs [lo, hi); output lo reads column col (= t + lo*s),
+    # found at offset src of the stride-phase-split row. Computed once per call
+    # so no row pays for the divisions.
+    int64_t* lo
+    int64_t* hi
+    int64_t* col
+    int64_t* src
+    int64_t plen
+
+
+cdef int plan_columns(ColumnTaps* ct, const Windows* w, int64_t W, int64_t OW) noexcept nogil:
+    cdef int64_t kw = w.kernel[2], s = w.stride[2], jw, t, ph
+    ct.plen = (W + s - 1) // s
+    ct.lo = <int64_t*>malloc(<size_t>(4 * kw + 1) * sizeof(int64_t))
+    if ct.lo == NULL:
+        return 1
+    ct.hi = ct.lo + kw
+    ct.col = ct.lo + 2 * kw
+    ct.src = ct.lo + 3 * kw
+    for jw in range(kw):
+        t = jw * w.step[2] - w.pad_begin[2]
+        ct.lo[jw] = span_lo(t, s)
+        ct.hi[jw] = span_hi(t, s, W, OW)
+        ct.col[jw] = t + ct.lo[jw] * s
+        ph = t % s
+        if ph < 0:
+            ph += s
+        ct.src[jw] = ph * ct.plen + (t - ph) // s + ct.lo[jw]
+    return 0
+
+
+cdef inline void next_row(int64_t* b, int64_t* od, int64_t* oh, int64_t OD, int64_t OH) noexcept nogil:
+    """Advance (b, od, oh) to the next output row in row-major order."""
+    oh[0] += 1
+    if oh[0] == OH:
+        oh[0] = 0
+        od[0] += 1
+        if od[0] == OD:
+            od[0] = 0
+            b[0] += 1
 
 
 cdef inline void fold_row(real_t* colv, int32_t* colt, const real_t* row, int64_t W,
@@ -285,8 +316,8 @@ cdef inline void max_columns_flat(real_t* best, int32_t* where, const real_t* sr
 
 
 cdef int max_plane_rows(const real_t* x, const Strided5* xs, real_t* y, const Strided5* ys,
-                        int64_t* ind, const Strided5* js, const Windows* w, int64_t r0,
-                        int64_t r1) noexcept nogil:
+                        int64_t* ind, const Strided5* js, const Windows* w,
+                        const ColumnTaps* ct, int64_t r0, int64_t r1) noexcept nogil:
     """Output rows [r0, r1) of max pooling, channels_first with contiguous W.
 
     Separable: the window's input rows are first folded into column maxima
@@ -296,9 +327,9 @@ cdef int max_plane_rows(const real_t* x, const Strided5* xs, real_t* y, const St
     scratch buffer cannot be allocated, else 0.
     """
     cdef int64_t OD = ys.n[1], OH = ys.n[2], OW = ys.n[3], H = xs.n[2], W = xs.n[3]
-    cdef int64_t kw = w.kernel[2], sw = w.stride[2], dw = w.step[2], pw = w.pad_begin[2]
-    cdef int64_t plen = (W + sw - 1) // sw
-    cdef int64_t r, b, od, oh, jd, jh, jw, t, lo, hi, o, q, ph
+    cdef int64_t kw = w.kernel[2], sw = w.stride[2], plen = ct.plen
+    cdef int64_t r, jd, jh, jw, lo, n, o
+    cdef int64_t b = r0 // (OD * OH), od = (r0 // OH) % OD, oh = r0 % OH
     cdef bint first
     cdef const real_t* row
     cdef real_t empty = lowest(<real_t>0)
@@ -316,9 +347,6 @@ cdef int max_plane_rows(const real_t* x, const Strided5* xs, real_t* y, const St
         free(colt)
         return 1
     for r in range(r0, r1):
-        b = r // (OD * OH)
-        od = (r // OH) % OD
-        oh = r % OH
         for o in range(OW):
             accv[o] = empty
             if ind != NULL:
@@ -334,27 +362,21 @@ cdef int max_plane_rows(const real_t* x, const Strided5* xs, real_t* y, const St
                 first = False
         if not first:   # the window has input rows: reduce its columns
             for jw in range(kw):
-                # Tap jw of output o reads column t + o*sw = ph + (q + o)*sw.
-                t = jw * dw - pw
-                lo = span_lo(t, sw)
-                hi = span_hi(t, sw, W, OW)
-                if hi <= lo:
+                lo = ct.lo[jw]
+                n = ct.hi[jw] - lo
+                if n <= 0:
                     continue
-                ph = t % sw
-                if ph < 0:
-                    ph += sw
-                q = (t - ph) // sw
                 if ind == NULL:
-                    max_values(accv + lo, colv + ph * plen + q + lo, 1, hi - lo)
+                    max_values(accv + lo, colv + ct.src[jw], 1, n)
                 else:
-                    max_columns_flat(accv + lo, acci + lo, colv + ph * plen + q + lo,
-                                     colt + ph * plen + q + lo, hi - lo,
-                                     <int32_t>(t + lo * sw), <int32_t>sw)
+                    max_columns_flat(accv + lo, acci + lo, colv + ct.src[jw], colt + ct.src[jw],
+                                     n, <int32_t>ct.col[jw], <int32_t>sw)
         for o in range(OW):
             y[offset5(ys, b, od, oh, o, 0)] = accv[o]
         if ind != NULL:
             for o in range(OW):
                 ind[offset5(js, b, od, oh, o, 0)] = -1 if acci[o] == INT32_MAX else acci[o]
+        next_row(&b, &od, &oh, OD, OH)
     free(accv)
     free(colv)
     free(acci)
@@ -362,15 +384,46 @@ cdef int max_plane_rows(const real_t* x, const Strided5* xs, real_t* y, const St
     return 0
 
 
+cdef inline void finish_plane_row(float_out_t* yrow, int64_t ystride, double* acc, int64_t n,
+                                  int mode, double p, const Windows* w, int64_t od, int64_t oh,
+                                  int64_t divisor_override) noexcept nogil:
+    """Write a row of finished averages / norms; the common cases are plain loops."""
+    cdef int64_t o
+    cdef double div_dh = <double>w.divisor[0][od] * <double>w.divisor[1][oh]
+    cdef const int64_t* divw = w.divisor[2]
+    # Finish in place first (contiguous, so divisions vectorize), then store.
+    if mode == ACC_SUM and divisor_override > 0:
+        for o in range(n):
+            acc[o] = acc[o] / <double>divisor_override
+    elif mode == ACC_SUM:
+        for o in range(n):
+            acc[o] = acc[o] / (div_dh * <double>divw[o])
+    else:
+        for o in range(n):
+            acc[o] = acc_final(acc[o], mode, p, 1.0)
+    if ystride == 1:
+        for o in range(n):
+            yrow[o] = <float_out_t>acc[o]
+    else:
+        for o in range(n):
+            yrow[o * ystride] = <float_out_t>acc[o]
+
+
 cdef int reduce_plane_rows(const real_t* x, const Strided5* xs, float_out_t* y,
-                           const Strided5* ys, const Windows* w, int mode, double p,
-                           int64_t divisor_override, int64_t r0, int64_t r1) noexcept nogil:
-    """Output rows [r0, r1) of an average or Lp norm, channels_first with contiguous W."""
+                           const Strided5* ys, const Windows* w, const ColumnTaps* ct,
+                           int mode, double p, int64_t divisor_override, int64_t r0,
+                           int64_t r1) noexcept nogil:
+    """Output rows [r0, r1) of an average or Lp norm, channels_first with contiguous W.
+
+    Taps are added in row-major order (input rows, then kernel columns), as
+    on the lanes path.
+    """
     cdef int64_t OD = ys.n[1], OH = ys.n[2], OW = ys.n[3], W = xs.n[3]
-    cdef int64_t kw = w.kernel[2], sw = w.stride[2], dw = w.step[2], pw = w.pad_begin[2]
-    cdef int64_t plen = (W + sw - 1) // sw
-    cdef int64_t r, b, od, oh, jd, jh, jw, i_d, i_h, t, lo, hi, o
+    cdef int64_t kw = w.kernel[2], sw = w.stride[2], plen = ct.plen
+    cdef int64_t r, jd, jh, jw, lo, n, o
+    cdef int64_t b = r0 // (OD * OH), od = (r0 // OH) % OD, oh = r0 % OH
     cdef const real_t* row
+    cdef const real_t* src
     cdef double* acc = <double*>malloc(<size_t>(OW + 1) * sizeof(double))
     cdef real_t* phases = <real_t*>malloc(<size_t>(sw * plen + 1) * sizeof(real_t))
     if acc == NULL or phases == NULL:
@@ -378,28 +431,24 @@ cdef int reduce_plane_rows(const real_t* x, const Strided5* xs, float_out_t* y,
         free(phases)
         return 1
     for r in range(r0, r1):
-        b = r // (OD * OH)
-        od = (r // OH) % OD
-        oh = r % OH
         for o in range(OW):
             acc[o] = 0.0
         for jd in range(w.count[0][od]):
-            i_d = w.first[0][od] + jd * w.step[0]
             for jh in range(w.count[1][oh]):
-                i_h = w.first[1][oh] + jh * w.step[1]
-                row = x + b * xs.s[0] + i_d * xs.s[1] + i_h * xs.s[2]
+                row = (x + b * xs.s[0] + (w.first[0][od] + jd * w.step[0]) * xs.s[1]
+                       + (w.first[1][oh] + jh * w.step[1]) * xs.s[2])
                 if sw > 1:
                     deinterleave(row, W, sw, plen, phases)
                 for jw in range(kw):
-                    t = jw * dw - pw
-                    lo = span_lo(t, sw)
-                    hi = span_hi(t, sw, W, OW)
-                    if hi > lo:
-                        accumulate(acc + lo, tap_source(row, phases, t, sw, plen) + lo, 1,
-                                   hi - lo, mode, p)
-        for o in range(OW):
-            y[offset5(ys, b, od, oh, o, 0)] = <float_out_t>acc_final(
-                acc[o], mode, p, avg_divisor(w, od, oh, o, divisor_override))
+                    lo = ct.lo[jw]
+                    n = ct.hi[jw] - lo
+                    if n <= 0:
+                        continue
+                    src = row + ct.col[jw] if sw == 1 else phases + ct.src[jw]
+                    accumulate(acc + lo, src, 1, n, mode, p)
+        finish_plane_row(y + offset5(ys, b, od, oh, 0, 0), ys.s[3], acc, OW, mode, p, w, od, oh,
+                         divisor_override)
+        next_row(&b, &od, &oh, OD, OH)
     free(acc)
     free(phases)
     return 0
@@ -537,12 +586,16 @@ cdef int max_forward(const real_t* x, const Strided5* xs, real_t* y, const Strid
     """Returns the number of chunks that could not allocate scratch (0 on success)."""
     cdef int64_t r, rows = ys.n[0] * ys.n[1] * ys.n[2], tasks, chunks
     cdef int failed = 0
+    cdef ColumnTaps ct
     if use_plane_path(xs, ys, w):
+        if plan_columns(&ct, w, xs.n[3], ys.n[3]):
+            return 1
         chunks = chunk_count(rows, nthreads)
         for r in prange(chunks, num_threads=nthreads, schedule="static",
                         use_threads_if=nthreads > 1):
-            failed += max_plane_rows(x, xs, y, ys, ind, js, w, r * rows // chunks,
+            failed += max_plane_rows(x, xs, y, ys, ind, js, w, &ct, r * rows // chunks,
                                      (r + 1) * rows // chunks)
+        free(ct.lo)
     else:
         tasks = lane_rows(ys)
         for r in prange(tasks, num_threads=nthreads, schedule="static",
@@ -558,12 +611,16 @@ cdef int reduce_forward(const real_t* x, const Strided5* xs, float_out_t* y, con
     cdef int64_t r, rows = ys.n[0] * ys.n[1] * ys.n[2], tasks, chunks
     cdef int mode = acc_mode(op, p)
     cdef int failed = 0
+    cdef ColumnTaps ct
     if use_plane_path(xs, ys, w):
+        if plan_columns(&ct, w, xs.n[3], ys.n[3]):
+            return 1
         chunks = chunk_count(rows, nthreads)
         for r in prange(chunks, num_threads=nthreads, schedule="static",
                         use_threads_if=nthreads > 1):
-            failed += reduce_plane_rows(x, xs, y, ys, w, mode, p, divisor_override,
+            failed += reduce_plane_rows(x, xs, y, ys, w, &ct, mode, p, divisor_override,
                                         r * rows // chunks, (r + 1) * rows // chunks)
+        free(ct.lo)
     else:
         tasks = lane_rows(ys)
         for r in prange(tasks, num_threads=nthreads, schedule="static",
