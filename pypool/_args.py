@@ -8,6 +8,7 @@ the value given and what was expected.
 """
 
 import operator
+import os
 
 import numpy as np
 
@@ -359,8 +360,25 @@ def result_dtype_avg(in_dtype, dtype):
     return dt.newbyteorder("=")
 
 
+# libgomp cannot start threads in a child made by fork() once the parent had
+# an OpenMP team (it waits forever on threads that do not exist in the child;
+# GCC bug 60035). A forked child therefore runs every kernel on one thread;
+# spawn and forkserver children start fresh and are not affected.
+_FORKED_CHILD = False
+
+
+def _after_fork_in_child():
+    global _FORKED_CHILD
+    _FORKED_CHILD = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def thread_count(num_threads, work):
-    """Threads for one call: the OpenMP default, capped by num_threads; 1 for small work."""
+    """Threads for one call: the OpenMP default, capped by num_threads; 1 for small work
+    and in forked children."""
     default = _kernels.max_threads()
     if num_threads is None:
         n = default
@@ -371,4 +389,4 @@ def thread_count(num_threads, work):
             raise ValueError(f"num_threads must be None or an int >= 1, got {num_threads}")
         # Never more than the machine offers (or OMP_NUM_THREADS, if larger).
         n = min(int(num_threads), max(default, _kernels.num_procs()))
-    return 1 if work < SERIAL_WORK else n
+    return 1 if work < SERIAL_WORK or _FORKED_CHILD else n

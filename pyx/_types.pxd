@@ -79,7 +79,7 @@ cdef struct Windows:
     int64_t pad_begin[3]
     int64_t* first[3]
     int64_t* count[3]
-    int64_t* divisor[3]
+    double* divisor[3]     # as double: divisions vectorize, no int64 -> double conversions
     void* block
 
 # The inverse tables: for input position i on axis a, the outputs whose

@@ -390,14 +390,14 @@ cdef inline void finish_plane_row(float_out_t* yrow, int64_t ystride, double* ac
     """Write a row of finished averages / norms; the common cases are plain loops."""
     cdef int64_t o
     cdef double div_dh = <double>w.divisor[0][od] * <double>w.divisor[1][oh]
-    cdef const int64_t* divw = w.divisor[2]
+    cdef const double* divw = w.divisor[2]
     # Finish in place first (contiguous, so divisions vectorize), then store.
     if mode == ACC_SUM and divisor_override > 0:
         for o in range(n):
             acc[o] = acc[o] / <double>divisor_override
     elif mode == ACC_SUM:
         for o in range(n):
-            acc[o] = acc[o] / (div_dh * <double>divw[o])
+            acc[o] = acc[o] / (div_dh * divw[o])
     else:
         for o in range(n):
             acc[o] = acc_final(acc[o], mode, p, 1.0)

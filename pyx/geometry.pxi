@@ -140,7 +140,7 @@ cdef pypool_status alloc_windows(Windows* w, const int64_t* out_sizes) noexcept 
         w.out[a] = out_sizes[a]
         w.first[a] = block + pos
         w.count[a] = block + pos + total
-        w.divisor[a] = block + pos + 2 * total
+        w.divisor[a] = <double*>(block + pos + 2 * total)   # same size as int64_t
         pos += out_sizes[a]
     return PYPOOL_OK
 
