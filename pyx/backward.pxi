@@ -53,31 +53,57 @@ cdef void gather_backward(const float_out_t* g, const Strided5* gs, float_out_t*
 
 cdef inline int64_t plane_offset(const Strided5* v, int64_t b, int64_t flat,
                                  int64_t c) noexcept nogil:
-    """Offset of element ``flat`` (row-major over D, H, W) of plane b, lane c."""
+    """Offset of element ``flat`` (row-major over D, H, W) of plane b, lane c.
+
+    The Python layer merges the spatial axes of these ops into W, so the
+    common case needs no division.
+    """
     cdef int64_t H = v.n[2], W = v.n[3]
+    if v.n[1] == 1 and H == 1:
+        return b * v.s[0] + flat * v.s[3] + c * v.s[4]
     return offset5(v, b, flat // (H * W), (flat // W) % H, flat % W, c)
 
 
 cdef int scatter_grad_plane(const float_out_t* g, const Strided5* gs, const int64_t* ind,
                             const Strided5* js, float_out_t* dx, const Strided5* ds,
                             int64_t b) noexcept nogil:
-    """Max backward of plane b: dx[ind] += g, summed in double; returns 1 on allocation failure."""
+    """Max backward of plane b: dx[ind] += g, summed in double; returns 1 on allocation failure.
+
+    The plane's gradient is gathered in a zeroed double scratch (each tile is
+    zeroed just before use, by the thread that uses it) and rounded once.
+    """
     cdef int64_t OD = gs.n[1], OH = gs.n[2], OW = gs.n[3], V = gs.n[4]
-    cdef int64_t plane = ds.n[1] * ds.n[2] * ds.n[3], i, od, oh, ow, v, k
+    cdef int64_t D = ds.n[1], H = ds.n[2], W = ds.n[3]
+    cdef int64_t plane = D * H * W, od, oh, ow, v, k, d, h, w
+    cdef const int64_t* irow
+    cdef const float_out_t* grow
+    cdef float_out_t* drow
+    cdef double* a
     cdef double* acc = <double*>malloc(<size_t>(plane * V + 1) * sizeof(double))
     if acc == NULL:
         return 1
     memset(acc, 0, <size_t>(plane * V) * sizeof(double))
     for od in range(OD):
         for oh in range(OH):
+            irow = ind + offset5(js, b, od, oh, 0, 0)
+            grow = g + offset5(gs, b, od, oh, 0, 0)
             for ow in range(OW):
                 for v in range(V):
-                    k = ind[offset5(js, b, od, oh, ow, v)]
+                    k = irow[ow * js.s[3] + v * js.s[4]]
                     if k >= 0:
-                        acc[k * V + v] += <double>g[offset5(gs, b, od, oh, ow, v)]
-    for i in range(plane):
-        for v in range(V):
-            dx[plane_offset(ds, b, i, v)] = <float_out_t>acc[i * V + v]
+                        acc[k * V + v] += <double>grow[ow * gs.s[3] + v * gs.s[4]]
+    a = acc
+    for d in range(D):
+        for h in range(H):
+            drow = dx + offset5(ds, b, d, h, 0, 0)
+            if V == 1 and ds.s[3] == 1:
+                for w in range(W):
+                    drow[w] = <float_out_t>a[w]
+            else:
+                for w in range(W):
+                    for v in range(V):
+                        drow[w * ds.s[3] + v * ds.s[4]] = <float_out_t>a[w * V + v]
+            a += W * V
     free(acc)
     return 0
 
@@ -86,16 +112,30 @@ cdef void unpool_plane(const real_t* x, const Strided5* xs, const int64_t* ind,
                        const Strided5* js, real_t* y, const Strided5* ys, int64_t b) noexcept nogil:
     """Max-unpool plane b: zeros, then y[ind] = x; the last duplicate in row-major order wins."""
     cdef int64_t ID = xs.n[1], IH = xs.n[2], IW = xs.n[3], V = xs.n[4]
-    cdef int64_t plane = ys.n[1] * ys.n[2] * ys.n[3], i, d, h, w, v
-    for i in range(plane):
-        for v in range(V):
-            y[plane_offset(ys, b, i, v)] = 0
+    cdef int64_t i, d, h, w, v
+    cdef real_t* yrow
+    cdef const int64_t* irow
+    cdef const real_t* xrow
+    for d in range(ys.n[1]):
+        for h in range(ys.n[2]):
+            yrow = y + offset5(ys, b, d, h, 0, 0)
+            if V == 1 and ys.s[3] == 1:
+                memset(yrow, 0, <size_t>ys.n[3] * sizeof(real_t))
+            elif V == 1:
+                for w in range(ys.n[3]):
+                    yrow[w * ys.s[3]] = 0
+            else:
+                for w in range(ys.n[3]):
+                    for v in range(V):
+                        yrow[w * ys.s[3] + v * ys.s[4]] = 0
     for d in range(ID):
         for h in range(IH):
+            irow = ind + offset5(js, b, d, h, 0, 0)
+            xrow = x + offset5(xs, b, d, h, 0, 0)
             for w in range(IW):
                 for v in range(V):
-                    i = ind[offset5(js, b, d, h, w, v)]
-                    y[plane_offset(ys, b, i, v)] = x[offset5(xs, b, d, h, w, v)]
+                    i = irow[w * js.s[3] + v * js.s[4]]
+                    y[plane_offset(ys, b, i, v)] = xrow[w * xs.s[3] + v * xs.s[4]]
 
 
 cdef int64_t count_bad_indices(const int64_t* ind, const Strided5* js, int64_t lo,
@@ -111,10 +151,16 @@ cdef int64_t count_bad_row(const int64_t* ind, const Strided5* js, int64_t lo, i
                            int64_t r) noexcept nogil:
     cdef int64_t D = js.n[1], H = js.n[2], b = r // (D * H), d = (r // H) % D, h = r % H
     cdef int64_t w, v, k, bad = 0
-    for w in range(js.n[3]):
-        for v in range(js.n[4]):
-            k = ind[offset5(js, b, d, h, w, v)]
-            bad += (k < lo) | (k >= hi)
+    cdef const int64_t* irow = ind + offset5(js, b, d, h, 0, 0)
+    # One unsigned comparison tests both bounds.
+    cdef uint64_t span = <uint64_t>(hi - lo)
+    if js.n[4] == 1:
+        for w in range(js.n[3]):
+            bad += <uint64_t>(irow[w * js.s[3]] - lo) >= span
+    else:
+        for w in range(js.n[3]):
+            for v in range(js.n[4]):
+                bad += <uint64_t>(irow[w * js.s[3] + v * js.s[4]] - lo) >= span
     return bad
 
 
