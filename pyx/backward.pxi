@@ -28,7 +28,7 @@ cdef void gather_row(const float_out_t* g, const Strided5* gs, float_out_t* dx,
                 od = c.outs[0][a]
                 for e in range(c.offset[1][i_h], c.offset[1][i_h + 1]):
                     oh = c.outs[1][e]
-                    div_dh = <double>w.divisor[0][od] * <double>w.divisor[1][oh]
+                    div_dh = w.divisor[0][od] * w.divisor[1][oh]
                     for f in range(c.offset[2][i_w], c.offset[2][i_w + 1]):
                         ow = c.outs[2][f]
                         if not use_divisor:
@@ -37,18 +37,115 @@ cdef void gather_row(const float_out_t* g, const Strided5* gs, float_out_t* dx,
                             if divisor_override > 0:
                                 divisor = <double>divisor_override
                             else:
-                                divisor = div_dh * <double>w.divisor[2][ow]
+                                divisor = div_dh * w.divisor[2][ow]
                             acc = acc + <double>g[offset5(gs, b, od, oh, ow, v)] / divisor
             dx[offset5(ds, b, i_d, i_h, i_w, v)] = <float_out_t>acc
 
 
-cdef void gather_backward(const float_out_t* g, const Strided5* gs, float_out_t* dx,
-                          const Strided5* ds, const Windows* w, const Covers* c,
-                          bint use_divisor, int64_t divisor_override,
-                          int nthreads) noexcept nogil:
-    cdef int64_t r, rows = ds.n[0] * ds.n[1] * ds.n[2]
-    for r in prange(rows, num_threads=nthreads, schedule="static", use_threads_if=nthreads > 1):
-        gather_row(g, gs, dx, ds, w, c, use_divisor, divisor_override, r)
+cdef inline void interleave(const double* phases, int64_t W, int64_t s, int64_t plen,
+                            float_out_t* row, int64_t stride) noexcept nogil:
+    """row[c * stride] = phases[(c % s) * plen + c // s]: undo the stride-phase split."""
+    cdef int64_t i, p, half = W // 2
+    if s == 1:
+        if stride == 1:
+            for i in range(W):
+                row[i] = <float_out_t>phases[i]
+        else:
+            for i in range(W):
+                row[i * stride] = <float_out_t>phases[i]
+    elif s == 2 and stride == 1:
+        for i in range(half):
+            row[2 * i] = <float_out_t>phases[i]
+            row[2 * i + 1] = <float_out_t>phases[plen + i]
+        if W % 2:
+            row[W - 1] = <float_out_t>phases[half]
+    else:
+        for p in range(s):
+            for i in range((W - p + s - 1) // s):
+                row[(p + i * s) * stride] = <float_out_t>phases[p * plen + i]
+
+
+cdef int gather_plane_rows(const float_out_t* g, const Strided5* gs, float_out_t* dx,
+                           const Strided5* ds, const Windows* w, const Covers* c,
+                           const ColumnTaps* ct, bint use_divisor, int64_t divisor_override,
+                           int64_t r0, int64_t r1) noexcept nogil:
+    """Input rows [r0, r1) of a window-sum adjoint, channels_first sliding windows.
+
+    For each output row covering the input row, each kernel column scatters
+    its outputs' weighted gradients into a stride-phase-split accumulator;
+    kernel columns run from last to first so every input element still adds
+    its contributions in ascending output order, exactly as gather_row does.
+    Returns 1 when scratch cannot be allocated.
+    """
+    cdef int64_t D = ds.n[1], H = ds.n[2], W = ds.n[3], OW = gs.n[3]
+    cdef int64_t kw = w.kernel[2], sw = w.stride[2], plen = ct.plen
+    cdef int64_t r, b = r0 // (D * H), i_d = (r0 // H) % D, i_h = r0 % H
+    cdef int64_t a, e, od, oh, jw, lo, n, o
+    cdef const float_out_t* grow
+    cdef double div_dh
+    cdef double* acc = <double*>malloc(<size_t>(sw * plen + 1) * sizeof(double))
+    cdef double* gw = <double*>malloc(<size_t>(OW + 1) * sizeof(double))
+    cdef double* dst
+    cdef double* src
+    if acc == NULL or gw == NULL:
+        free(acc)
+        free(gw)
+        return 1
+    for r in range(r0, r1):
+        for o in range(sw * plen):
+            acc[o] = 0.0
+        for a in range(c.offset[0][i_d], c.offset[0][i_d + 1]):
+            od = c.outs[0][a]
+            for e in range(c.offset[1][i_h], c.offset[1][i_h + 1]):
+                oh = c.outs[1][e]
+                grow = g + offset5(gs, b, od, oh, 0, 0)
+                # The weighted gradient of each output of this row, once.
+                if not use_divisor:
+                    for o in range(OW):
+                        gw[o] = <double>grow[o * gs.s[3]]
+                elif divisor_override > 0:
+                    for o in range(OW):
+                        gw[o] = <double>grow[o * gs.s[3]] / <double>divisor_override
+                else:
+                    div_dh = w.divisor[0][od] * w.divisor[1][oh]
+                    for o in range(OW):
+                        gw[o] = <double>grow[o * gs.s[3]] / (div_dh * w.divisor[2][o])
+                for jw in range(kw - 1, -1, -1):
+                    lo = ct.lo[jw]
+                    n = ct.hi[jw] - lo
+                    dst = acc + ct.src[jw]
+                    src = gw + lo
+                    for o in range(n):
+                        dst[o] = dst[o] + src[o]
+        interleave(acc, W, sw, plen, dx + offset5(ds, b, i_d, i_h, 0, 0), ds.s[3])
+        next_row(&b, &i_d, &i_h, D, H)
+    free(acc)
+    free(gw)
+    return 0
+
+
+cdef int gather_backward(const float_out_t* g, const Strided5* gs, float_out_t* dx,
+                         const Strided5* ds, const Windows* w, const Covers* c,
+                         bint use_divisor, int64_t divisor_override,
+                         int nthreads) noexcept nogil:
+    """Returns the number of chunks that could not allocate scratch (0 on success)."""
+    cdef int64_t r, rows = ds.n[0] * ds.n[1] * ds.n[2], chunks
+    cdef int failed = 0
+    cdef ColumnTaps ct
+    if w.sliding and ds.n[4] == 1 and gs.n[3] >= 4:
+        if plan_columns(&ct, w, ds.n[3], gs.n[3]):
+            return 1
+        chunks = chunk_count(rows, nthreads)
+        for r in prange(chunks, num_threads=nthreads, schedule="static",
+                        use_threads_if=nthreads > 1):
+            failed += gather_plane_rows(g, gs, dx, ds, w, c, &ct, use_divisor, divisor_override,
+                                        r * rows // chunks, (r + 1) * rows // chunks)
+        free(ct.lo)
+    else:
+        for r in prange(rows, num_threads=nthreads, schedule="static",
+                        use_threads_if=nthreads > 1):
+            gather_row(g, gs, dx, ds, w, c, use_divisor, divisor_override, r)
+    return failed
 
 
 cdef inline int64_t plane_offset(const Strided5* v, int64_t b, int64_t flat,
@@ -179,16 +276,19 @@ def window_backward(const float_out_t[:, :, :, :, :] g, float_out_t[:, :, :, :, 
     make_windows(&w, geom, adaptive, count_include_pad)
     for i in range(3):
         ins[i] = dx.shape[i + 1]
+    cdef int failed = 0
     c.block = NULL
     try:
         if build_covers(&c, &w, ins) != PYPOOL_OK:
             raise MemoryError("pypool: cannot allocate window tables")
         with nogil:
-            gather_backward(&g[0, 0, 0, 0, 0], &gs, &dx[0, 0, 0, 0, 0], &ds, &w, &c,
-                            use_divisor, divisor_override, nthreads)
+            failed = gather_backward(&g[0, 0, 0, 0, 0], &gs, &dx[0, 0, 0, 0, 0], &ds, &w, &c,
+                                     use_divisor, divisor_override, nthreads)
     finally:
         free_covers(&c)
         free_windows(&w)
+    if failed:
+        raise MemoryError("pypool: cannot allocate kernel scratch buffers")
 
 
 def check_indices(const int64_t[:, :, :, :, :] ind, int64_t lo, int64_t hi, int nthreads):
