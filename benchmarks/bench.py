@@ -17,16 +17,19 @@ bare times alone: the machines are shared and noisy.
 
 import argparse
 import os
-import platform
-import statistics
-import subprocess
-import sys
-import time
 
-import numpy as np
+# The suite never uses BLAS; idle OpenBLAS threads would only compete for cores.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import pypool
-from pypool import _kernels
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import pypool  # noqa: E402
+from pypool import _config, _kernels  # noqa: E402
 
 try:
     import torch
@@ -254,7 +257,6 @@ def run_suite(threads, repeat, quick, only=None):
             row["vs_numpy"] = t_n / t_pp
         rows.append(row)
         print(format_row(row), flush=True)
-        del data
     return rows
 
 
@@ -282,7 +284,7 @@ def machine_description():
                     break
     except OSError:
         pass
-    facts = pypool._config.config()
+    facts = _config.config()
     tv = torch.__version__ if torch is not None else "not installed"
     return (f"- CPU: {cpu}, {os.cpu_count()} logical cores\n"
             f"- Python {platform.python_version()}, NumPy {np.__version__}, PyTorch {tv}\n"

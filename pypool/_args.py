@@ -150,17 +150,11 @@ class Geometry:
     def out_shape(self):
         return self.lead + self.out_spatial + ((self.channels,) if self.channels_last else ())
 
-    def batch(self):
-        return int(np.prod(self.lead, dtype=np.int64)) if self.lead else 1
-
-    def axes(self, in_sizes=None, out_sizes=None):
+    def axes(self):
         """The 3 per-axis tuples the kernels take, unused leading axes as size 1."""
-        fill = 3 - self.rank
-        in_sizes = self.spatial if in_sizes is None else in_sizes
-        out_sizes = self.out_spatial if out_sizes is None else out_sizes
-        rows = [(1, 1, 1, 1, 1, 0, 0)] * fill
+        rows = [(1, 1, 1, 1, 1, 0, 0)] * (3 - self.rank)
         for i in range(self.rank):
-            rows.append((in_sizes[i], out_sizes[i], self.kernel[i], self.stride[i],
+            rows.append((self.spatial[i], self.out_spatial[i], self.kernel[i], self.stride[i],
                          self.dilation[i], self.pads[i][0], self.pads[i][1]))
         return tuple(rows)
 

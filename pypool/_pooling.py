@@ -10,9 +10,9 @@ import inspect
 
 import numpy as np
 
-from ._args import (adaptive_geometry, check_flag, global_axes, global_geometry, check_input, check_layout, check_norm_type,
-                    check_out, check_shape, check_size, result_dtype_avg, thread_count,
-                    window_geometry)
+from ._args import (adaptive_geometry, check_flag, check_input, check_norm_type, check_out,
+                    check_shape, check_size, global_axes, global_geometry, result_dtype_avg,
+                    thread_count, window_geometry)
 from ._dispatch import max_outputs, run_max, run_reduce
 
 __all__ = [

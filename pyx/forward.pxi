@@ -237,6 +237,34 @@ cdef inline void next_row(int64_t* b, int64_t* od, int64_t* oh, int64_t OD, int6
             b[0] += 1
 
 
+cdef inline void fold_phase(real_t* cv, int32_t* ct, const real_t* src, int64_t stride,
+                            int64_t n, int32_t tag, bint first) noexcept nogil:
+    """Fold src[i*stride] (i < n) into column maxima cv (and their row tags ct).
+
+    Inlined with a literal stride at each call site, so every case becomes a
+    simple loop the compiler vectorizes; the branches are loop-invariant.
+    """
+    cdef int64_t i
+    cdef int32_t mask
+    cdef real_t v, b
+    if first:
+        for i in range(n):
+            cv[i] = src[i * stride]
+        if ct != NULL:
+            for i in range(n):
+                ct[i] = tag
+    elif ct == NULL:
+        for i in range(n):
+            cv[i] = max_nan(cv[i], src[i * stride])
+    else:
+        for i in range(n):
+            v = src[i * stride]
+            b = cv[i]
+            mask = -<int32_t>((v > b) | (is_nan(v) & (b == b)))
+            cv[i] = max_nan(b, v)
+            ct[i] = (ct[i] & ~mask) | (tag & mask)
+
+
 cdef inline void fold_row(real_t* colv, int32_t* colt, const real_t* row, int64_t W,
                           int64_t s, int64_t plen, int32_t tag, bint first) noexcept nogil:
     """Vertical step of separable max: fold one input row into the column maxima.
@@ -246,50 +274,50 @@ cdef inline void fold_row(real_t* colv, int32_t* colt, const real_t* row, int64_
     winning row's tag is kept too (first maximum, first NaN: rows arrive in
     row-major order). Tags are int32 (the plane path only runs on planes
     below 2**31 elements) so masks match float32 lanes and vectorize on
-    plain SSE2. Each case is its own simple loop.
+    plain SSE2.
     """
-    cdef int64_t i, p, n, half = W // 2
-    cdef int32_t mask
-    cdef real_t v, b
-    cdef real_t* cv
-    cdef int32_t* ct
-    if first:
-        if s == 2:
-            for i in range(half):
-                colv[i] = row[2 * i]
-                colv[plen + i] = row[2 * i + 1]
-            if W % 2:
-                colv[half] = row[W - 1]
-        else:
-            for p in range(s):
-                cv = colv + p * plen
-                for i in range((W - p + s - 1) // s):
-                    cv[i] = row[p + i * s]
-        if colt != NULL:
-            for i in range(s * plen):
-                colt[i] = tag
-        return
-    if colt == NULL and s == 2:
-        for i in range(half):
-            colv[i] = max_nan(colv[i], row[2 * i])
-            colv[plen + i] = max_nan(colv[plen + i], row[2 * i + 1])
-        if W % 2:
-            colv[half] = max_nan(colv[half], row[W - 1])
-        return
-    for p in range(s):
-        n = (W - p + s - 1) // s
-        cv = colv + p * plen
+    cdef int64_t p, i, half = W // 2
+    cdef int32_t* ct = NULL
+    cdef int32_t m0, m1
+    cdef real_t v0, v1, b0, b1
+    if s == 1:
+        fold_phase(colv, colt, row, 1, W, tag, first)
+    elif s == 2 and not first:
+        # Both phases in one pass: the compiler sees one interleaved stride-2
+        # access (load pairs, shuffle) instead of two half-wasted passes.
         if colt == NULL:
-            for i in range(n):
-                cv[i] = max_nan(cv[i], row[p + i * s])
+            for i in range(half):
+                colv[i] = max_nan(colv[i], row[2 * i])
+                colv[plen + i] = max_nan(colv[plen + i], row[2 * i + 1])
         else:
-            ct = colt + p * plen
-            for i in range(n):
-                v = row[p + i * s]
-                b = cv[i]
-                mask = -<int32_t>((v > b) | (is_nan(v) & (b == b)))
-                cv[i] = max_nan(b, v)
-                ct[i] = (ct[i] & ~mask) | (tag & mask)
+            for i in range(half):
+                v0 = row[2 * i]
+                v1 = row[2 * i + 1]
+                b0 = colv[i]
+                b1 = colv[plen + i]
+                m0 = -<int32_t>((v0 > b0) | (is_nan(v0) & (b0 == b0)))
+                m1 = -<int32_t>((v1 > b1) | (is_nan(v1) & (b1 == b1)))
+                colv[i] = max_nan(b0, v0)
+                colv[plen + i] = max_nan(b1, v1)
+                colt[i] = (colt[i] & ~m0) | (tag & m0)
+                colt[plen + i] = (colt[plen + i] & ~m1) | (tag & m1)
+        if W % 2:
+            fold_phase(colv + half, NULL if colt == NULL else colt + half, row + W - 1, 1, 1,
+                       tag, False)
+    elif s == 2:
+        for i in range(half):
+            colv[i] = row[2 * i]
+            colv[plen + i] = row[2 * i + 1]
+        if W % 2:
+            colv[half] = row[W - 1]
+        if colt != NULL:
+            for i in range(2 * plen):
+                colt[i] = tag
+    else:
+        for p in range(s):
+            if colt != NULL:
+                ct = colt + p * plen
+            fold_phase(colv + p * plen, ct, row + p, s, (W - p + s - 1) // s, tag, first)
 
 
 cdef inline void max_columns_flat(real_t* best, int32_t* where, const real_t* src,
@@ -332,6 +360,8 @@ cdef int max_plane_rows(const real_t* x, const Strided5* xs, real_t* y, const St
     cdef int64_t b = r0 // (OD * OH), od = (r0 // OH) % OD, oh = r0 % OH
     cdef bint first
     cdef const real_t* row
+    cdef real_t* yrow
+    cdef int64_t* irow
     cdef real_t empty = lowest(<real_t>0)
     cdef real_t* accv = <real_t*>malloc(<size_t>(OW + 1) * sizeof(real_t))
     cdef real_t* colv = <real_t*>malloc(<size_t>(sw * plen + 1) * sizeof(real_t))
@@ -371,11 +401,18 @@ cdef int max_plane_rows(const real_t* x, const Strided5* xs, real_t* y, const St
                 else:
                     max_columns_flat(accv + lo, acci + lo, colv + ct.src[jw], colt + ct.src[jw],
                                      n, <int32_t>ct.col[jw], <int32_t>sw)
-        for o in range(OW):
-            y[offset5(ys, b, od, oh, o, 0)] = accv[o]
-        if ind != NULL:
+        yrow = y + offset5(ys, b, od, oh, 0, 0)
+        if ys.s[3] == 1:
             for o in range(OW):
-                ind[offset5(js, b, od, oh, o, 0)] = -1 if acci[o] == INT32_MAX else acci[o]
+                yrow[o] = accv[o]
+        else:
+            for o in range(OW):
+                yrow[o * ys.s[3]] = accv[o]
+        if ind != NULL:
+            irow = ind + offset5(js, b, od, oh, 0, 0)
+            for o in range(OW):
+                # Widen to int64 on store; INT32_MAX marks an empty window.
+                irow[o * js.s[3]] = -1 if acci[o] == INT32_MAX else <int64_t>acci[o]
         next_row(&b, &od, &oh, OD, OH)
     free(accv)
     free(colv)
@@ -564,6 +601,45 @@ cdef void reduce_lane_row(const real_t* x, const Strided5* xs, float_out_t* y,
                 yrow[(l0 + l) * t.yl] = <float_out_t>acc_final(acc[l], mode, p, divisor)
 
 
+# ----------------------------------------------------------------------------- whole-plane sums
+
+cdef enum:
+    PLANE_GROUP = 8   # planes summed side by side by global_sum_planes
+
+
+cdef inline bint is_whole_plane_sum(const Strided5* xs, const Strided5* ys, const Windows* w,
+                                    int mode) noexcept nogil:
+    """A global average over contiguous channels_first planes (spatial axes merged into W)."""
+    return (mode == ACC_SUM and ys.n[4] == 1 and ys.n[1] * ys.n[2] * ys.n[3] == 1
+            and xs.n[1] == 1 and xs.n[2] == 1 and xs.s[3] == 1
+            and w.count[0][0] == 1 and w.count[1][0] == 1
+            and w.first[2][0] == 0 and w.count[2][0] == xs.n[3] and w.step[2] == 1)
+
+
+cdef void global_sum_planes(const real_t* x, const Strided5* xs, float_out_t* y,
+                            const Strided5* ys, double divisor, int64_t group) noexcept nogil:
+    """Average PLANE_GROUP consecutive planes at once: each plane is still summed
+    sequentially in tap order, but the independent sums interleave, so the adds
+    overlap instead of waiting on each other."""
+    cdef int64_t S = xs.n[3], b0 = group * PLANE_GROUP, j, l
+    cdef int64_t n = ys.n[0] - b0 if ys.n[0] - b0 < PLANE_GROUP else PLANE_GROUP
+    cdef double acc[PLANE_GROUP]
+    cdef const real_t* p = x + b0 * xs.s[0]
+    if n < PLANE_GROUP:
+        for l in range(n):
+            acc[l] = 0.0
+            for j in range(S):
+                acc[l] = acc[l] + <double>p[l * xs.s[0] + j]
+    else:
+        for l in range(PLANE_GROUP):
+            acc[l] = 0.0
+        for j in range(S):
+            for l in range(PLANE_GROUP):
+                acc[l] = acc[l] + <double>p[l * xs.s[0] + j]
+    for l in range(n):
+        y[(b0 + l) * ys.s[0]] = <float_out_t>(acc[l] / divisor)
+
+
 # ----------------------------------------------------------------------------- drivers
 
 cdef inline bint use_plane_path(const Strided5* xs, const Strided5* ys,
@@ -612,7 +688,12 @@ cdef int reduce_forward(const real_t* x, const Strided5* xs, float_out_t* y, con
     cdef int mode = acc_mode(op, p)
     cdef int failed = 0
     cdef ColumnTaps ct
-    if use_plane_path(xs, ys, w):
+    if is_whole_plane_sum(xs, ys, w, mode):
+        tasks = (ys.n[0] + PLANE_GROUP - 1) // PLANE_GROUP
+        for r in prange(tasks, num_threads=nthreads, schedule="static",
+                        use_threads_if=nthreads > 1):
+            global_sum_planes(x, xs, y, ys, avg_divisor(w, 0, 0, 0, divisor_override), r)
+    elif use_plane_path(xs, ys, w):
         if plan_columns(&ct, w, xs.n[3], ys.n[3]):
             return 1
         chunks = chunk_count(rows, nthreads)
