@@ -312,7 +312,8 @@ def chart(rows, path):
         axes[1].barh(ypos + k * width, vs, width, label=f"{t} thread(s)")
     axes[0].axvline(1.0, color="k", lw=0.8)
     axes[0].axvline(1.5, color="r", lw=0.8, ls="--")
-    axes[0].set_xlabel("pypool time / memory roofline (lower is better; 1 = copy speed)")
+    axes[0].set_xscale("log")
+    axes[0].set_xlabel("pypool time / memory roofline (lower is better, log scale; 1 = copy speed)")
     axes[1].axvline(1.0, color="k", lw=0.8)
     axes[1].set_xscale("log")
     axes[1].set_xlabel("PyTorch time / pypool time (higher is better, log scale)")
@@ -324,6 +325,24 @@ def chart(rows, path):
     fig.savefig(path, dpi=110)
 
 
+def rows_from_results(path):
+    """Read the rows back from a RESULTS.md table (to redraw the chart without re-measuring)."""
+    keys = ["case", "threads", "pypool_ms", "roofline_ms", "x_roofline", "torch_ms", "vs_torch",
+            "numpy_ms", "vs_numpy"]
+    rows = []
+    with open(path) as f:
+        for line in f:
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if len(cells) != len(keys) or not cells[1].isdigit():
+                continue
+            row = {"case": cells[0], "threads": int(cells[1])}
+            for k, c in zip(keys[2:], cells[2:]):
+                if c != "—":
+                    row[k] = float(c.rstrip("x"))
+            rows.append(row)
+    return rows
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
@@ -331,7 +350,12 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="fewer samples, skip NumPy peers")
     ap.add_argument("--only", help="run only cases whose name contains this text")
     ap.add_argument("--no-write", action="store_true", help="do not write RESULTS.md / chart")
+    ap.add_argument("--chart-only", action="store_true",
+                    help="redraw results.png from RESULTS.md without measuring")
     args = ap.parse_args(argv)
+    if args.chart_only:
+        chart(rows_from_results(os.path.join(HERE, "RESULTS.md")), os.path.join(HERE, "results.png"))
+        return []
     print(machine_description())
     print(HEADER)
     rows = []

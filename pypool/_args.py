@@ -68,18 +68,21 @@ def check_size(name, value, minimum):
     return value
 
 
-def rank_from_kernel(kernel_size, rank):
-    """Spatial rank: fixed by an alias (rank) or by len(kernel_size)."""
-    if rank is not None:
-        return rank
-    seq = as_sequence(kernel_size)
+def rank_sequence(name, value, what):
+    """The sequence whose length sets the spatial rank (1 to 3) of a rank-generic call."""
+    seq = as_sequence(value)
     if seq is None:
         raise TypeError(
-            f"kernel_size must be a tuple of 1 to 3 ints (its length sets the spatial rank), "
-            f"got {kernel_size!r}; the *1d/*2d/*3d functions accept a plain int")
+            f"{name} must be a tuple of 1 to 3 {what} (its length sets the spatial rank), "
+            f"got {value!r}; the *1d/*2d/*3d functions accept a plain int")
     if not 1 <= len(seq) <= 3:
-        raise ValueError(f"kernel_size must have 1 to 3 entries, got {len(seq)}: {kernel_size!r}")
-    return len(seq)
+        raise ValueError(f"{name} must have 1 to 3 entries, got {len(seq)}: {value!r}")
+    return seq
+
+
+def rank_from_kernel(kernel_size, rank):
+    """Spatial rank: fixed by an alias (rank) or by len(kernel_size)."""
+    return rank if rank is not None else len(rank_sequence("kernel_size", kernel_size, "ints"))
 
 
 def per_axis(name, value, rank, minimum, default=None):
@@ -216,12 +219,7 @@ def adaptive_geometry(shape, output_size, layout, rank=None, name="x"):
     channels_last = check_layout(layout)
     seq = as_sequence(output_size)
     if rank is None:
-        if seq is None:
-            raise TypeError(
-                f"output_size must be a tuple of 1 to 3 ints or None (its length sets the spatial "
-                f"rank), got {output_size!r}; the *1d/*2d/*3d functions accept a plain int")
-        if not 1 <= len(seq) <= 3:
-            raise ValueError(f"output_size must have 1 to 3 entries, got {len(seq)}: {output_size!r}")
+        seq = rank_sequence("output_size", output_size, "ints or None")
         rank = len(seq)
     elif seq is None:
         seq = (output_size,) * rank

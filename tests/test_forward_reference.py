@@ -41,10 +41,11 @@ from reference import (  # noqa: E402
     resolve_pads,
 )
 
+from strategies import paddings  # noqa: E402
+
 import pypool  # noqa: E402
 
 LAYOUTS = ["channels_first", "channels_last"]
-PAD_FORMS = ["int", "per_axis", "pairs", "valid", "same", "same_lower"]
 # (hypothesis favours the first entries of sampled_from, so floats go first)
 MAX_DTYPES = [np.float64, np.float32, np.float16, np.int8, np.uint8, np.bool_, np.int16,
               np.uint16, np.int32, np.uint32, np.int64, np.uint64]
@@ -73,15 +74,7 @@ def geometries(draw, max_rank=3):
     stride = draw(st.one_of(st.none(),
                             st.lists(st.integers(1, 3), min_size=nd, max_size=nd).map(tuple)))
     ext = [(k - 1) * d + 1 for k, d in zip(kernel, dilation)]
-    form = draw(st.sampled_from(PAD_FORMS))
-    if form == "int":
-        padding = draw(st.integers(0, min(ext) - 1))
-    elif form == "per_axis":
-        padding = tuple(draw(st.integers(0, e - 1)) for e in ext)
-    elif form == "pairs":
-        padding = tuple((draw(st.integers(0, e - 1)), draw(st.integers(0, e - 1))) for e in ext)
-    else:
-        padding = form
+    padding = draw(paddings(ext))
     ceil_mode = draw(st.booleans())
     return dict(nd=nd, spatial=spatial, kernel=kernel, stride=stride, dilation=dilation,
                 padding=padding, ceil_mode=ceil_mode)

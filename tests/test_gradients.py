@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import pypool
+from strategies import paddings
 
 LAYOUTS = ("channels_first", "channels_last")
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow,
@@ -60,16 +61,7 @@ def window_params(draw, nd, dilation=True, same=True):
     stride = draw(st.one_of(st.none(), st.lists(st.integers(1, 3), min_size=nd,
                                                    max_size=nd).map(tuple)))
     ext = [(k - 1) * d + 1 for k, d in zip(kernel, dil)]
-    form = draw(st.sampled_from(["int", "axes", "pairs", "valid"]
-                                + (["same", "same_lower"] if same else [])))
-    if form == "int":
-        padding = draw(st.integers(0, min(ext) - 1))
-    elif form == "axes":
-        padding = tuple(draw(st.integers(0, e - 1)) for e in ext)
-    elif form == "pairs":
-        padding = tuple((draw(st.integers(0, e - 1)), draw(st.integers(0, e - 1))) for e in ext)
-    else:
-        padding = form
+    padding = draw(paddings(ext, same))
     return dict(kernel_size=kernel, stride=stride, padding=padding, dilation=dil,
                 ceil_mode=draw(st.booleans()))
 

@@ -36,7 +36,8 @@ from hypothesis.extra import numpy as hnp
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import reference_ops as R  # noqa: E402
-from reference import ref_global_max_pool, ref_max_pool  # noqa: E402
+from reference import ref_global_max_pool  # noqa: E402
+from strategies import paddings  # noqa: E402
 
 import pypool  # noqa: E402
 
@@ -198,16 +199,7 @@ def windows(draw, nd, spatial, allow_same=True, allow_dilation=True):
     stride = draw(st.one_of(st.none(), st.lists(st.integers(1, 3), min_size=nd,
                                                    max_size=nd).map(tuple)))
     ext = [(k - 1) * d + 1 for k, d in zip(kernel, dilation)]
-    forms = ["int", "axes", "pairs", "valid"] + (["same", "same_lower"] if allow_same else [])
-    form = draw(st.sampled_from(forms))
-    if form == "int":
-        padding = draw(st.integers(0, min(ext) - 1))
-    elif form == "axes":
-        padding = tuple(draw(st.integers(0, e - 1)) for e in ext)
-    elif form == "pairs":
-        padding = tuple((draw(st.integers(0, e - 1)), draw(st.integers(0, e - 1))) for e in ext)
-    else:
-        padding = form
+    padding = draw(paddings(ext, allow_same))
     ceil_mode = draw(st.booleans())
     return dict(kernel=kernel, stride=stride, padding=padding, dilation=dilation,
                 ceil_mode=ceil_mode)
