@@ -7,6 +7,7 @@ view handed to the kernel and the thread count. Errors name the argument,
 the value given and what was expected.
 """
 
+import math
 import operator
 import os
 
@@ -297,7 +298,7 @@ def global_geometry(shape, layout, name="x"):
     else:
         lead, spatial, keep = shape[:2], shape[2:], shape[:2] + (1,) * (ndim - 2)
         flat = shape[:2]
-    size = int(np.prod(spatial, dtype=np.int64))
+    size = math.prod(spatial)
     if size == 0:
         raise ValueError(f"{name} has shape {shape}; global pooling needs non-empty spatial axes {spatial}")
     return lead, size, channels_last, flat, keep
@@ -310,7 +311,7 @@ def global_axes(size):
 
 def view5(arr, lead, spatial, channels_last):
     """Reshape to the kernels' (B, D, H, W, V) view; a copy only if the strides demand one."""
-    batch = int(np.prod(lead, dtype=np.int64)) if lead else 1
+    batch = math.prod(lead) if lead else 1
     lanes = arr.shape[-1] if channels_last else 1
     return arr.reshape((batch,) + (1,) * (3 - len(spatial)) + tuple(spatial) + (lanes,))
 
@@ -318,7 +319,8 @@ def view5(arr, lead, spatial, channels_last):
 def writable_view5(arr, lead, spatial, channels_last):
     """Like view5 for an output, or None when only a copy could give that shape."""
     v = view5(arr, lead, spatial, channels_last)
-    if v.size and v.__array_interface__["data"][0] != arr.__array_interface__["data"][0]:
+    # reshape returns a view when it can and a copy when not; a copy is no target.
+    if v.size and not np.may_share_memory(v, arr):
         return None
     return v
 

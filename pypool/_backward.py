@@ -6,6 +6,8 @@ from users (max_pool_backward, max_unpool) are checked — dtype, shape and
 range — before anything is written.
 """
 
+import math
+
 import numpy as np
 
 from ._args import (adaptive_geometry, as_sequence, check_flag, check_indices, check_input, check_layout,
@@ -86,7 +88,7 @@ def _max_unpool(rank, x, indices, kernel_size, stride=None, padding=0, output_si
     shape = lead + out_spatial + ((channels,) if channels_last else ())
     result = _result(out, shape, arr.dtype, [arr, ind])
     nthreads = thread_count(num_threads, arr.size + result.size)
-    plane = int(np.prod(out_spatial, dtype=np.int64))
+    plane = math.prod(out_spatial)
     check_index_range(view5(ind, lead, spatial, channels_last), 0, plane, "indices", nthreads)
     run_unpool(arr, ind, lead, spatial, out_spatial, channels_last, result, nthreads)
     return result
@@ -171,8 +173,8 @@ def max_pool_backward(grad_output, indices, input_shape, *, ndim=None, layout="c
     ind = check_indices(indices, g.shape)
     result = _result(out, input_shape, grad_dtype(g.dtype), [g, ind])
     nthreads = thread_count(num_threads, g.size + result.size)
-    plane = int(np.prod(spatial, dtype=np.int64))
-    q = (int(np.prod(out_spatial, dtype=np.int64)),)
+    plane = math.prod(spatial)
+    q = (math.prod(out_spatial),)
     check_index_range(view5(ind, lead, q, channels_last), -1, plane, "indices", nthreads)
     run_max_backward(g, ind, lead, out_spatial, spatial, channels_last, result, nthreads)
     return result
@@ -194,7 +196,7 @@ def avg_pool_backward(grad_output, input_shape, kernel_size, stride=None, paddin
     divisor = _check_divisor(divisor_override)
     g = _check_grad(grad_output, geo.out_shape(), input_shape)
     result = _result(out, input_shape, grad_dtype(g.dtype), [g])
-    nthreads = thread_count(num_threads, int(np.prod(geo.kernel)) * result.size)
+    nthreads = thread_count(num_threads, math.prod(geo.kernel) * result.size)
     run_window_backward(g, geo.lead, geo.out_spatial, geo.spatial, geo.channels_last, geo.axes(),
                         result, nthreads, use_divisor=True, count_include_pad=count_include_pad,
                         divisor_override=divisor)
@@ -217,7 +219,7 @@ def lp_pool_backward(grad_output, x, norm_type, kernel_size, stride=None, paddin
     geo = window_geometry(arr.shape, kernel_size, stride, padding, dilation, ceil_mode, layout)
     g = _check_grad(grad_output, geo.out_shape(), arr.shape)
     result = _result(out, arr.shape, result_dtype_avg(arr.dtype, None), [g, arr])
-    nthreads = thread_count(num_threads, int(np.prod(geo.kernel)) * arr.size)
+    nthreads = thread_count(num_threads, math.prod(geo.kernel) * arr.size)
     x64 = arr.astype(np.float64)
     g64 = g.astype(np.float64)
     args = (geo.lead, geo.out_spatial, geo.spatial, geo.channels_last)

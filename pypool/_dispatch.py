@@ -7,6 +7,8 @@ result cannot be viewed directly (float16, or ``out=`` with strides that no
 5-D view can express).
 """
 
+import math
+
 import numpy as np
 
 from . import _kernels
@@ -137,8 +139,8 @@ def run_max_backward(grad, indices, lead, out_spatial, in_spatial, channels_last
     if result.size == 0:
         return
     kdt = float_kernel_dtype(result.dtype)
-    q = (int(np.prod(out_spatial, dtype=np.int64)),)
-    p = (int(np.prod(in_spatial, dtype=np.int64)),)
+    q = (math.prod(out_spatial),)
+    p = (math.prod(in_spatial),)
     g5 = view5(grad.astype(kdt, copy=False), lead, q, channels_last)
     i5 = view5(indices, lead, q, channels_last)
     d5, scratch = kernel_target(result, kdt, lead, p, channels_last)
@@ -159,8 +161,8 @@ def run_unpool(arr, indices, lead, in_spatial, out_spatial, channels_last, resul
     if result.size == 0:
         return
     udt = _SAME_SIZE_UINT[arr.dtype.itemsize]
-    q = (int(np.prod(in_spatial, dtype=np.int64)),)
-    p = (int(np.prod(out_spatial, dtype=np.int64)),)
+    q = (math.prod(in_spatial),)
+    p = (math.prod(out_spatial),)
     x5 = view5(arr.view(udt), lead, q, channels_last)
     i5 = view5(indices, lead, q, channels_last)
     y5 = writable_view5(result.view(udt), lead, p, channels_last)

@@ -8,6 +8,8 @@ aliases fix it and broadcast plain ints.
 
 import inspect
 
+import math
+
 import numpy as np
 
 from ._args import (adaptive_geometry, check_flag, check_input, check_norm_type, check_out,
@@ -25,8 +27,8 @@ REDUCE_AVG, REDUCE_LP = 0, 1
 
 def _window_work(g):
     """Input reads of a pool: outputs times taps per output (used to pick threads)."""
-    taps = int(np.prod(g.kernel))
-    return int(np.prod(g.out_shape(), dtype=np.float64)) * taps
+    taps = math.prod(g.kernel)
+    return math.prod(g.out_shape()) * taps
 
 
 def _float_result(arr, dtype, shape, out):
@@ -85,7 +87,7 @@ def _lp_pool(rank, x, norm_type, kernel_size, stride=None, padding=0, dilation=1
 
 def _adaptive_work(g):
     """Adaptive cells read about the whole input once (more when cells overlap)."""
-    return int(np.prod(g.lead + g.spatial, dtype=np.float64)) * max(g.channels, 1)
+    return math.prod(g.lead + g.spatial) * max(g.channels, 1)
 
 
 def _adaptive_avg_pool(rank, x, output_size, *, layout="channels_first", dtype=None, out=None,
