@@ -4,7 +4,9 @@
 # input-gradient element is computed once, by one thread, from the outputs
 # whose windows read it (the Covers tables), summed in double in ascending
 # output order and rounded once. No zeroing pass, no races, and the result
-# does not depend on the thread count.
+# does not depend on the thread count. Sliding windows on channels_first data
+# take a plane path (gather_plane_rows) that adds the same terms in the same
+# order with contiguous loops.
 #
 # Scatter (max backward, max_unpool): work is split by batch plane b; planes
 # never share an element, so no two threads write the same place. Within a

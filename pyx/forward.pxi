@@ -1,23 +1,28 @@
 # Forward pooling kernels: max, average and Lp over sliding or adaptive windows.
 #
-# Two loop shapes serve every op, both reading the window tables (Windows):
+# Loop shapes, all reading the window tables (Windows):
 #
 # * plane path — sliding windows on channels_first data whose W axis is
-#   contiguous. Threads take chunks of output rows (b, od, oh). For each
-#   in-bounds input row of a window and each kernel column jw, the loop runs
-#   over all outputs ow that this tap reaches, so the innermost loop is long,
-#   branch-free and vectorizable; strided windows first split the input row
-#   into stride phases so that those loads are contiguous too.
+#   contiguous. Threads take chunks of output rows (b, od, oh).
+#   - max is separable: the window's input rows are folded into column
+#     maxima (split by stride phase so later loads are contiguous), then each
+#     output takes the max over its kernel columns; the index tie rule keeps
+#     the row-major first maximum, so this equals the tap-by-tap definition.
+#   - averages and Lp add, for each input row of the window and each kernel
+#     column, that tap to every output it reaches: long, branch-free,
+#     vectorizable inner loops.
+# * whole-plane sums — a global average over contiguous channels_first
+#   planes sums several planes side by side (independent adds overlap).
 # * lanes path — everything else. One task is an output row (od, oh) for a
 #   set of "lanes" that share the geometry: the channels of one batch of a
 #   channels_last input, or a block of consecutive batch planes of a
 #   channels_first one. The innermost loop runs over up to LANE_BLOCK lanes
 #   (contiguous for channels_last).
 #
-# Every output is accumulated over its taps in row-major tap order, in the
-# same order on both paths, so results are bit-identical whatever the path,
-# the strides or the thread count. Task functions keep their variables
-# local, so they are private to each OpenMP thread.
+# Sums are accumulated in double over each output's taps in row-major tap
+# order on every path, so results are bit-identical whatever the path, the
+# strides or the thread count. Task functions keep their variables local, so
+# they are private to each OpenMP thread.
 
 from libc.math cimport INFINITY, fabs, pow, sqrt
 from libc.stdlib cimport free, malloc
