@@ -544,6 +544,10 @@ cdef void max_lane_row(const real_t* x, const Strided5* xs, real_t* y, const Str
     cdef real_t empty = lowest(<real_t>0)
     cdef real_t accv[LANE_BLOCK]
     cdef int64_t acci[LANE_BLOCK]
+    cdef int32_t acci32[LANE_BLOCK]
+    cdef const real_t* src
+    # int32 indices (masks as wide as float32 lanes) whenever the plane allows.
+    cdef bint small_plane = xs.n[1] * H * W < INT32_MAX
     for ow in range(ys.n[3]):
         yrow = y + offset5(ys, t.b, od, oh, ow, 0)
         empty_window = w.count[0][od] * w.count[1][oh] * w.count[2][ow] == 0
@@ -552,7 +556,10 @@ cdef void max_lane_row(const real_t* x, const Strided5* xs, real_t* y, const Str
             nl = t.lane0 + t.nlanes - l0 if t.lane0 + t.nlanes - l0 < LANE_BLOCK else LANE_BLOCK
             for l in range(nl):
                 accv[l] = empty
-                acci[l] = -1    # flat indices are >= 0, so -1 marks "no tap taken"
+            if ind != NULL:
+                for l in range(nl):
+                    acci[l] = -1    # flat indices are >= 0, so -1 marks "no tap taken"
+                    acci32[l] = -1
             for jd in range(w.count[0][od]):
                 i_d = w.first[0][od] + jd * w.step[0]
                 for jh in range(w.count[1][oh]):
@@ -560,15 +567,28 @@ cdef void max_lane_row(const real_t* x, const Strided5* xs, real_t* y, const Str
                     xrow = x + offset5(xs, t.b, i_d, i_h, 0, 0) + l0 * t.xl
                     for jw in range(w.count[2][ow]):
                         i_w = w.first[2][ow] + jw * w.step[2]
-                        if ind == NULL:
-                            max_values(accv, xrow + i_w * xs.s[3], t.xl, nl)
+                        src = xrow + i_w * xs.s[3]
+                        # Literal unit strides let the compiler vectorize over lanes.
+                        if ind == NULL and t.xl == 1:
+                            max_values(accv, src, 1, nl)
+                        elif ind == NULL:
+                            max_values(accv, src, t.xl, nl)
+                        elif small_plane and t.xl == 1:
+                            fold_phase(accv, acci32, src, 1, nl,
+                                       <int32_t>((i_d * H + i_h) * W + i_w), False)
+                        elif small_plane:
+                            fold_phase(accv, acci32, src, t.xl, nl,
+                                       <int32_t>((i_d * H + i_h) * W + i_w), False)
                         else:
-                            max_values_indices(accv, acci, xrow + i_w * xs.s[3], t.xl, nl,
+                            max_values_indices(accv, acci, src, t.xl, nl,
                                                (i_d * H + i_h) * W + i_w)
             for l in range(nl):
                 yrow[(l0 + l) * t.yl] = accv[l]
             if ind != NULL:
                 flat = (w.first[0][od] * H + w.first[1][oh]) * W + w.first[2][ow]
+                if small_plane:
+                    for l in range(nl):
+                        acci[l] = acci32[l]
                 for l in range(nl):
                     if acci[l] < 0 and not empty_window:
                         acci[l] = flat   # every tap equals lowest(): the first tap is the maximum
@@ -601,7 +621,10 @@ cdef void reduce_lane_row(const real_t* x, const Strided5* xs, float_out_t* y,
                     xrow = x + offset5(xs, t.b, i_d, i_h, 0, 0) + l0 * t.xl
                     for jw in range(w.count[2][ow]):
                         i_w = w.first[2][ow] + jw * w.step[2]
-                        accumulate(acc, xrow + i_w * xs.s[3], t.xl, nl, mode, p)
+                        if t.xl == 1:   # a literal unit stride vectorizes
+                            accumulate(acc, xrow + i_w * xs.s[3], 1, nl, mode, p)
+                        else:
+                            accumulate(acc, xrow + i_w * xs.s[3], t.xl, nl, mode, p)
             for l in range(nl):
                 yrow[(l0 + l) * t.yl] = <float_out_t>acc_final(acc[l], mode, p, divisor)
 
