@@ -175,6 +175,11 @@ def full_shape(lead, spatial, layout, channels):
     return tuple(lead) + tuple(spatial) + (channels,)
 
 
+def lead_axes(shape, nd, layout):
+    """The batch/channel axes in front of the nd spatial axes."""
+    return shape[:len(shape) - nd] if layout == "channels_first" else shape[:-nd - 1]
+
+
 @st.composite
 def shapes(draw, nd=None, max_lead=2, min_extent=1):
     """(nd, layout, shape, spatial)."""
@@ -618,7 +623,7 @@ def max_indices_source(draw):
         ndim_arg = nd
     else:
         outs = tuple(draw(st.lists(st.integers(1, 5), min_size=nd, max_size=nd)))
-        lead = shape[:len(shape) - nd] if layout == "channels_first" else shape[:-nd - 1]
+        lead = lead_axes(shape, nd, layout)
         gshape = full_shape(lead, outs, layout, shape[-1])
         hi = math.prod(spatial) - 1
         idx = draw(hnp.arrays(np.int64, gshape,
@@ -693,7 +698,7 @@ def test_avg_pool_backward(data):
     geom = geometry_or_none(spatial, w)
     assume(geom is not None)
     outs = geom[-1]
-    lead = shape[:len(shape) - nd] if layout == "channels_first" else shape[:-nd - 1]
+    lead = lead_axes(shape, nd, layout)
     gshape = full_shape(lead, outs, layout, shape[-1])
     gdtype = draw(st.sampled_from(GRAD_DTYPES))
     grad, gowner = draw(arrays(gdtype, gshape, grad_elements(gdtype)))
@@ -726,7 +731,7 @@ def test_lp_pool_backward(data):
     geom = geometry_or_none(spatial, w)
     assume(geom is not None)
     outs = geom[-1]
-    lead = shape[:len(shape) - nd] if layout == "channels_first" else shape[:-nd - 1]
+    lead = lead_axes(shape, nd, layout)
     gshape = full_shape(lead, outs, layout, shape[-1])
     fdtype = draw(st.sampled_from(FLOATS + (np.float64,)))
     p = draw(NORMS)
@@ -795,7 +800,7 @@ def test_adaptive_avg_pool_backward(data):
     draw = data.draw
     nd, layout, shape, spatial = draw(shapes())
     sizes = R.adaptive_sizes(spatial, draw(adaptive_sizes(spatial)))
-    lead = shape[:len(shape) - nd] if layout == "channels_first" else shape[:-nd - 1]
+    lead = lead_axes(shape, nd, layout)
     gshape = full_shape(lead, sizes, layout, shape[-1])
     gdtype = draw(st.sampled_from(GRAD_DTYPES))
     grad, gowner = draw(arrays(gdtype, gshape, grad_elements(gdtype)))
