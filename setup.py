@@ -6,6 +6,7 @@ succeeds and the kernels run serially; ``pypool.show_config()`` says which.
 """
 
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -90,7 +91,8 @@ class BuildExt(build_ext):
     def build_extensions(self):
         omp = _openmp_flags(self.compiler)
         is_msvc = self.compiler.compiler_type == "msvc"
-        cflags = ["/O2"] if is_msvc else ["-O3", "-fno-math-errno"]
+        # No FMA contraction: both kernel builds must round identically.
+        cflags = ["/O2", "/fp:precise"] if is_msvc else ["-O3", "-fno-math-errno", "-ffp-contract=off"]
         # Never -ffast-math: it deletes the NaN checks that max pooling relies on.
         if not is_msvc and _env_flag("PYPOOL_NATIVE"):
             cflags.append("-march=native")
@@ -101,17 +103,38 @@ class BuildExt(build_ext):
             cflags += omp[0]
             ldflags += omp[1]
         compiler_name = os.path.basename(getattr(self.compiler, "compiler", [self.compiler.compiler_type])[0])
+        avx2 = ["/arch:AVX2"] if is_msvc else ["-mavx2"]
+        for ext in list(self.extensions):
+            if ext.name.endswith("_avx2") and not self._compiler_accepts(avx2):
+                print("pypool: compiler rejects AVX2 flags; building the baseline kernels only")
+                self.extensions.remove(ext)
         for ext in self.extensions:
-            ext.extra_compile_args = list(ext.extra_compile_args or []) + cflags
+            flags = cflags + (avx2 if ext.name.endswith("_avx2") else [])
+            ext.extra_compile_args = list(ext.extra_compile_args or []) + flags
             ext.extra_link_args = list(ext.extra_link_args or []) + ldflags
             if not is_msvc and _env_flag("PYPOOL_SANITIZE"):
                 ext.extra_link_args.append("-fsanitize=address,undefined")
             ext.define_macros = list(ext.define_macros or []) + [
                 ("PYPOOL_OPENMP", "1" if omp is not None else "0"),
                 ("PYPOOL_COMPILER", '"%s"' % compiler_name.replace('"', "")),
-                ("PYPOOL_CFLAGS", '"%s"' % " ".join(cflags).replace('"', "")),
+                ("PYPOOL_CFLAGS", '"%s"' % " ".join(flags).replace('"', "")),
             ]
+        self.parallel = self.parallel or os.cpu_count() or 1   # compile the variants side by side
         super().build_extensions()
+
+
+    def _compiler_accepts(self, flags):
+        tmp = tempfile.mkdtemp(prefix="pypool-flags-")
+        try:
+            src = os.path.join(tmp, "probe.c")
+            with open(src, "w") as f:
+                f.write("int main(void) { return 0; }\n")
+            self.compiler.compile([src], output_dir=tmp, extra_postargs=flags)
+            return True
+        except Exception:
+            return False
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 class BuildPy(build_py):
@@ -127,14 +150,20 @@ class BuildPy(build_py):
                 self.copy_file(os.path.join(src, name), os.path.join(dst, name))
 
 
+def _wants_avx2_variant():
+    """An AVX2 build of the kernels, chosen at import time on CPUs that have AVX2 (x86 only)."""
+    machine = platform.machine().lower()
+    return machine in ("x86_64", "amd64", "i686", "x86") and not _env_flag("PYPOOL_NO_AVX2")
+
+
 def extensions():
     common = dict(
         include_dirs=[numpy.get_include(), os.path.join("include"), "pyx"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],
     )
-    modules = [
-        Extension("pypool._kernels", ["pyx/_kernels.pyx"], **common),
-    ]
+    modules = [Extension("pypool._kernels_base", ["pyx/_kernels_base.pyx"], **common)]
+    if _wants_avx2_variant():
+        modules.append(Extension("pypool._kernels_avx2", ["pyx/_kernels_avx2.pyx"], **common))
     return cythonize(
         modules,
         compiler_directives=CYTHON_DIRECTIVES,

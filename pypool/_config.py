@@ -27,6 +27,7 @@ def config():
     facts["default_threads"] = _kernels.max_threads()
     facts["processors"] = _kernels.num_procs()
     facts["machine"] = platform.machine()
+    facts["cpu_has_avx2"] = _kernels.cpu_has_avx2()
     return facts
 
 
@@ -39,6 +40,7 @@ def show_config():
         f"  OpenMP:          {omp}",
         f"  default threads: {c['default_threads']} (processors: {c['processors']})",
         f"  compiler:        {c['compiler']} {c['compiler_version']}",
+        f"  kernels:         {c['variant']} build (CPU has AVX2: {c['cpu_has_avx2']})",
         f"  compile flags:   {c['compile_flags']}",
         f"  machine:         {c['machine']}",
     ]

@@ -1,11 +1,11 @@
-# cython: language_level=3
-"""pypool's compiled kernels (one extension module).
-
-The Python layer in ``pypool/`` checks and normalises every argument, turns
-the input into a 5-D strided view (B, D, H, W, V) without copying and calls
-the ``*_forward`` functions here, which release the GIL and run OpenMP loops.
-Each area of the library lives in its own ``.pxi`` file, included below.
-"""
+# The body of pypool's kernel modules, included by _kernels_base.pyx and
+# _kernels_avx2.pyx (the same code compiled for two instruction sets; see
+# pypool/_kernels.py for the choice at import time).
+#
+# The Python layer in ``pypool/`` checks and normalises every argument, turns
+# the input into a 5-D strided view (B, D, H, W, V) without copying and calls
+# the entry points here, which release the GIL and run OpenMP loops. Each area
+# of the library lives in its own ``.pxi`` file, included below.
 
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t
@@ -51,9 +51,19 @@ cdef void make_windows(Windows* w, geom, bint adaptive, bint count_include_pad) 
         raise MemoryError("pypool: cannot allocate window tables")
 
 
+cdef extern from "_cpu.h":
+    int pypool_cpu_has_avx2() noexcept nogil
+
+
+def cpu_has_avx2():
+    """Does this CPU run AVX2 code?"""
+    return bool(pypool_cpu_has_avx2())
+
+
 def build_config():
     """Facts fixed when the extension was compiled."""
     return {
+        "variant": KERNEL_VARIANT,
         "openmp": bool(PYPOOL_HAVE_OPENMP),
         "openmp_version": int(PYPOOL_OPENMP_VERSION),
         "compiler": PYPOOL_COMPILER.decode(),

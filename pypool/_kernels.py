@@ -1,0 +1,30 @@
+"""The compiled kernels: the AVX2 build on CPUs that have AVX2, else the baseline build.
+
+Both builds come from the same source (pyx/kernels.pxi) and round identically
+(no FMA contraction), so results do not depend on which one is loaded. Set
+PYPOOL_DISABLE_AVX2=1 to force the baseline build.
+"""
+
+import os
+
+from . import _kernels_base
+
+_module = _kernels_base
+if _kernels_base.cpu_has_avx2() and os.environ.get("PYPOOL_DISABLE_AVX2", "") in ("", "0"):
+    try:
+        from . import _kernels_avx2 as _module
+    except ImportError:  # built without the AVX2 variant (non-x86, or PYPOOL_NO_AVX2)
+        pass
+
+cpu_has_avx2 = _kernels_base.cpu_has_avx2
+axis_geometry = _module.axis_geometry
+build_config = _module.build_config
+max_threads = _module.max_threads
+num_procs = _module.num_procs
+max_pool_forward = _module.max_pool_forward
+reduce_pool_forward = _module.reduce_pool_forward
+window_backward = _module.window_backward
+max_backward = _module.max_backward
+max_unpool_forward = _module.max_unpool_forward
+check_indices = _module.check_indices
+parallel_copy = _module.parallel_copy

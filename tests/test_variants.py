@@ -1,0 +1,73 @@
+"""The AVX2 and baseline builds of the kernels give bit-identical results.
+
+pypool loads the AVX2 build on CPUs that have it; PYPOOL_DISABLE_AVX2=1 forces
+the baseline build. Both must round identically (no FMA contraction), so the
+results must match to the last bit for every op family.
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import pypool
+from pypool import _kernels
+
+COMPUTE = textwrap.dedent("""
+    import sys
+    import numpy as np
+    import pypool
+
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((3, 5, 23, 37)).astype(np.float32)
+    x[0, 0, 3, ::4] = np.nan
+    x64 = x.astype(np.float64)
+    xl = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    results = {}
+    for name, arr in (("f32", x), ("f64", x64)):
+        v, i = pypool.max_pool2d(arr, 3, 2, 1, return_indices=True)
+        results[name + "max"] = v
+        results[name + "idx"] = i
+        results[name + "avg"] = pypool.avg_pool2d(arr, 3, 1, 1, count_include_pad=False)
+        results[name + "avg2"] = pypool.avg_pool2d(arr, 2, ceil_mode=True)
+        results[name + "lp"] = pypool.lp_pool2d(arr, 3.0, 3, 2, 1)
+        results[name + "lp2"] = pypool.lp_pool2d(arr, 2, 2)
+        results[name + "gavg"] = pypool.global_avg_pool(arr)
+        results[name + "aavg"] = pypool.adaptive_avg_pool2d(arr, (4, 5))
+        g = rng.standard_normal(results[name + "avg"].shape).astype(arr.dtype)
+        results[name + "avgbwd"] = pypool.avg_pool_backward(g, arr.shape, (3, 3), 1, 1)
+        results[name + "maxbwd"] = pypool.max_pool_backward(results[name + "max"], i, arr.shape)
+    results["nhwc_max"] = pypool.max_pool2d(xl, 3, 2, 1, layout="channels_last", return_indices=True)[1]
+    results["nhwc_avg"] = pypool.avg_pool2d(xl, 3, 1, 1, layout="channels_last")
+    np.savez(sys.argv[1], **results)
+""")
+
+
+@pytest.mark.skipif(not (_kernels.cpu_has_avx2() and pypool._config.config()["variant"] == "avx2"),
+                    reason="the AVX2 build is not loaded on this machine")
+def test_avx2_and_baseline_builds_agree_bit_for_bit(tmp_path):
+    script = tmp_path / "compute.py"
+    script.write_text(COMPUTE)
+    files = {}
+    for label, env in (("avx2", {}), ("baseline", {"PYPOOL_DISABLE_AVX2": "1"})):
+        out = tmp_path / f"{label}.npz"
+        run = subprocess.run([sys.executable, str(script), str(out)], capture_output=True,
+                             text=True, timeout=300, env={**os.environ, **env}, cwd=str(tmp_path))
+        assert run.returncode == 0, run.stderr
+        files[label] = np.load(out)
+    assert set(files["avx2"].files) == set(files["baseline"].files)
+    for key in files["avx2"].files:
+        a, b = files["avx2"][key], files["baseline"][key]
+        assert a.dtype == b.dtype and a.shape == b.shape, key
+        np.testing.assert_array_equal(a.view(np.uint8), b.view(np.uint8), err_msg=key)
+
+
+def test_disable_avx2_selects_the_baseline_build(tmp_path):
+    code = "import pypool; print(pypool._config.config()['variant'])"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYPOOL_DISABLE_AVX2": "1"}, cwd=str(tmp_path))
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "baseline"
