@@ -29,7 +29,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 import pypool  # noqa: E402
-from pypool import _config, _kernels  # noqa: E402
+from pypool import _config, _native  # noqa: E402
 
 try:
     import torch
@@ -66,7 +66,7 @@ def roofline_time(nbytes, threads, repeat):
         src = np.ones(half, np.uint8)
         _COPY_BUFFERS[half] = (src, np.empty_like(src))
     src, dst = _COPY_BUFFERS[half]
-    return median_time(lambda: _kernels.parallel_copy(src, dst, threads), repeat)
+    return median_time(lambda: _native.parallel_copy(src, dst, threads), repeat)
 
 
 # ----------------------------------------------------------------------------- NumPy peers

@@ -10,7 +10,7 @@ import pkgutil
 
 # In a source checkout (e.g. `python -m pypool` run from the repository root)
 # this directory shadows the installed package and holds no compiled module;
-# extend_path appends the installed pypool directory so `_kernels` is found there.
+# extend_path appends the installed pypool directory so the compiled kernels are found there.
 __path__ = pkgutil.extend_path(__path__, __name__)
 
 from ._version import __version__  # noqa: E402

@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from . import _kernels
+from . import _native
 
 LAYOUTS = ("channels_first", "channels_last")
 PAD_MODES = {"same": 1, "same_upper": 1, "same_lower": 2}
@@ -193,7 +193,7 @@ def window_geometry(shape, kernel_size, stride, padding, dilation, ceil_mode, la
     for i in range(rank):
         L, k, s, d = g.spatial[i], g.kernel[i], g.stride[i], g.dilation[i]
         pb, pe = pads[i]
-        st, n, pb, pe = _kernels.axis_geometry(L, k, s, d, mode, pb, pe, ceil_mode)
+        st, n, pb, pe = _native.axis_geometry(L, k, s, d, mode, pb, pe, ceil_mode)
         ext = (k - 1) * d + 1
         where = f"spatial axis {i} (input size {L}, kernel_size {k}, stride {s}, dilation {d})"
         if st == _ERR_PAD_TOO_LARGE:
@@ -373,7 +373,7 @@ if hasattr(os, "register_at_fork"):
 def thread_count(num_threads, work):
     """Threads for one call: the OpenMP default, capped by num_threads; 1 for small work
     and in forked children."""
-    default = _kernels.max_threads()
+    default = _native.max_threads()
     if num_threads is None:
         n = default
     else:
@@ -382,5 +382,5 @@ def thread_count(num_threads, work):
         if num_threads < 1:
             raise ValueError(f"num_threads must be None or an int >= 1, got {num_threads}")
         # Never more than the machine offers (or OMP_NUM_THREADS, if larger).
-        n = min(int(num_threads), max(default, _kernels.num_procs()))
+        n = min(int(num_threads), max(default, _native.num_procs()))
     return 1 if work < SERIAL_WORK or _FORKED_CHILD else n

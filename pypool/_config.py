@@ -3,7 +3,7 @@
 import os
 import platform
 
-from . import _kernels
+from . import _native
 from ._version import __version__
 
 
@@ -22,12 +22,12 @@ def get_include():
 
 def config():
     """The build configuration as a dict (what show_config prints)."""
-    facts = dict(_kernels.build_config())
+    facts = dict(_native.build_config())
     facts["version"] = __version__
-    facts["default_threads"] = _kernels.max_threads()
-    facts["processors"] = _kernels.num_procs()
+    facts["default_threads"] = _native.max_threads()
+    facts["processors"] = _native.num_procs()
     facts["machine"] = platform.machine()
-    facts["cpu_has_avx2"] = _kernels.cpu_has_avx2()
+    facts["cpu_has_avx2"] = _native.cpu_has_avx2()
     return facts
 
 

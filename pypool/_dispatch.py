@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from . import _kernels
+from . import _native
 from ._args import check_out, view5, writable_view5
 
 # Stands in for the index array when return_indices=False (never written).
@@ -77,7 +77,7 @@ def run_max(arr, lead, spatial, out_spatial, channels_last, axes, values, indice
     else:
         i5, iscratch = kernel_target(indices, np.dtype(np.int64), lead, out_spatial, channels_last)
         want = True
-    _kernels.max_pool_forward(x5, y5, i5, want, axes, adaptive, nthreads)
+    _native.max_pool_forward(x5, y5, i5, want, axes, adaptive, nthreads)
     if scratch is not None:
         np.copyto(values, scratch, casting="unsafe")
     if iscratch is not None:
@@ -93,7 +93,7 @@ def run_reduce(arr, lead, spatial, out_spatial, channels_last, axes, result, nth
     x5 = view5(xk, lead, spatial, channels_last)
     kernel_out = np.dtype(np.float32) if result.dtype == np.float32 else np.dtype(np.float64)
     y5, scratch = kernel_target(result, kernel_out, lead, out_spatial, channels_last)
-    _kernels.reduce_pool_forward(op, x5, y5, axes, adaptive, count_include_pad, divisor_override,
+    _native.reduce_pool_forward(op, x5, y5, axes, adaptive, count_include_pad, divisor_override,
                                  p, nthreads)
     if scratch is not None:
         np.copyto(result, scratch, casting="unsafe")
@@ -114,7 +114,7 @@ def run_window_backward(grad, lead, out_spatial, in_spatial, channels_last, axes
     kdt = float_kernel_dtype(result.dtype)
     g5 = view5(grad.astype(kdt, copy=False), lead, out_spatial, channels_last)
     d5, scratch = kernel_target(result, kdt, lead, in_spatial, channels_last)
-    _kernels.window_backward(g5, d5, axes, adaptive, use_divisor, count_include_pad,
+    _native.window_backward(g5, d5, axes, adaptive, use_divisor, count_include_pad,
                              divisor_override, nthreads)
     if scratch is not None:
         np.copyto(result, scratch, casting="unsafe")
@@ -122,7 +122,7 @@ def run_window_backward(grad, lead, out_spatial, in_spatial, channels_last, axes
 
 def check_index_range(indices5, lo, hi, name, nthreads):
     """Every index in [lo, hi), else a ValueError naming the offending values."""
-    if indices5.size and _kernels.check_indices(indices5, lo, hi, nthreads):
+    if indices5.size and _native.check_indices(indices5, lo, hi, nthreads):
         flat = indices5.ravel()
         bad = flat[(flat < lo) | (flat >= hi)]
         raise ValueError(f"{name} holds {bad.size} value(s) outside [{lo}, {hi}) "
@@ -144,7 +144,7 @@ def run_max_backward(grad, indices, lead, out_spatial, in_spatial, channels_last
     g5 = view5(grad.astype(kdt, copy=False), lead, q, channels_last)
     i5 = view5(indices, lead, q, channels_last)
     d5, scratch = kernel_target(result, kdt, lead, p, channels_last)
-    _kernels.max_backward(g5, i5, d5, nthreads)
+    _native.max_backward(g5, i5, d5, nthreads)
     if scratch is not None:
         np.copyto(result, scratch, casting="unsafe")
 
@@ -170,6 +170,6 @@ def run_unpool(arr, indices, lead, in_spatial, out_spatial, channels_last, resul
     if y5 is None:
         scratch = np.empty(result.shape, dtype=udt)
         y5 = view5(scratch, lead, p, channels_last)
-    _kernels.max_unpool_forward(x5, i5, y5, nthreads)
+    _native.max_unpool_forward(x5, i5, y5, nthreads)
     if scratch is not None:
         np.copyto(result.view(udt), scratch)

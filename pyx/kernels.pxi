@@ -1,6 +1,6 @@
 # The body of pypool's kernel modules, included by _kernels_base.pyx and
 # _kernels_avx2.pyx (the same code compiled for two instruction sets; see
-# pypool/_kernels.py for the choice at import time).
+# pypool/_native.py for the choice at import time).
 #
 # The Python layer in ``pypool/`` checks and normalises every argument, turns
 # the input into a 5-D strided view (B, D, H, W, V) without copying and calls

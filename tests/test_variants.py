@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import pypool
-from pypool import _kernels
+from pypool import _native
 
 COMPUTE = textwrap.dedent("""
     import sys
@@ -46,7 +46,7 @@ COMPUTE = textwrap.dedent("""
 """)
 
 
-@pytest.mark.skipif(not (_kernels.cpu_has_avx2() and pypool._config.config()["variant"] == "avx2"),
+@pytest.mark.skipif(not (_native.cpu_has_avx2() and pypool._config.config()["variant"] == "avx2"),
                     reason="the AVX2 build is not loaded on this machine")
 def test_avx2_and_baseline_builds_agree_bit_for_bit(tmp_path):
     script = tmp_path / "compute.py"
