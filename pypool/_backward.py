@@ -222,7 +222,6 @@ def lp_pool_backward(grad_output, x, norm_type, kernel_size, stride=None, paddin
     nthreads = thread_count(num_threads, math.prod(geo.kernel) * arr.size)
     x64 = arr.astype(np.float64)
     g64 = g.astype(np.float64)
-    args = (geo.lead, geo.out_spatial, geo.spatial, geo.channels_last)
     grad = np.empty(arr.shape, np.float64)
     if p == np.inf:
         absx = np.abs(x64)
@@ -238,8 +237,9 @@ def lp_pool_backward(grad_output, x, norm_type, kernel_size, stride=None, paddin
                    nthreads, op=REDUCE_LP, p=p)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             weight = np.where(y == 0, 0.0, g64 * y ** (1.0 - p))
-            run_window_backward(weight, *args, geo.axes(), grad, nthreads, use_divisor=False)
             factor = np.where(x64 == 0, 0.0, np.abs(x64) ** (p - 1.0) * np.sign(x64))
+        run_window_backward(weight, geo.lead, geo.out_spatial, geo.spatial, geo.channels_last,
+                            geo.axes(), grad, nthreads, use_divisor=False)
         grad *= factor
     np.copyto(result, grad, casting="unsafe")
     return result
