@@ -341,6 +341,13 @@ def check_out(out, shape, dtype, inputs, name="out"):
     return out
 
 
+def result_array(out, shape, dtype, inputs, name="out"):
+    """A new result array, or ``out`` once check_out accepted it."""
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    return check_out(out, shape, dtype, inputs, name=name)
+
+
 def result_dtype_avg(in_dtype, dtype):
     """Averages keep float16/32/64 and give float64 for ints and bool; dtype= overrides."""
     if dtype is None:

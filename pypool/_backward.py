@@ -10,10 +10,11 @@ import math
 
 import numpy as np
 
-from ._args import (adaptive_geometry, as_sequence, check_flag, check_indices, check_input, check_layout,
-                    check_norm_type, check_out, check_shape, check_size, global_axes,
+from ._args import (adaptive_geometry, as_sequence, check_flag, check_indices, check_input,
+                    check_layout, check_norm_type, check_shape, check_size, global_axes,
                     global_geometry, grad_dtype, parse_padding, per_axis, rank_from_kernel,
-                    result_dtype_avg, split_shape, thread_count, view5, window_geometry)
+                    result_array, result_dtype_avg, split_shape, thread_count, view5,
+                    window_geometry)
 from ._dispatch import (check_index_range, run_max, run_max_backward, run_reduce, run_unpool,
                         run_window_backward)
 from ._pooling import REDUCE_LP, _check_divisor, _aliases
@@ -22,10 +23,6 @@ __all__ = [
     "max_unpool", "max_pool_backward", "avg_pool_backward", "lp_pool_backward",
     "global_avg_pool_backward", "adaptive_avg_pool_backward",
 ]
-
-
-def _result(out, shape, dtype, inputs):
-    return np.empty(shape, dtype=dtype) if out is None else check_out(out, shape, dtype, inputs)
 
 
 def _check_grad(grad_output, expected, input_shape):
@@ -86,7 +83,7 @@ def _max_unpool(rank, x, indices, kernel_size, stride=None, padding=0, output_si
     out_spatial = tuple(sizes)
     ind = check_indices(indices, arr.shape)
     shape = lead + out_spatial + ((channels,) if channels_last else ())
-    result = _result(out, shape, arr.dtype, [arr, ind])
+    result = result_array(out, shape, arr.dtype, [arr, ind])
     nthreads = thread_count(num_threads, arr.size + result.size)
     plane = math.prod(out_spatial)
     check_index_range(view5(ind, lead, spatial, channels_last), 0, plane, "indices", nthreads)
@@ -171,7 +168,7 @@ def max_pool_backward(grad_output, indices, input_shape, *, ndim=None, layout="c
                          f"ndim={ndim} and layout={layout!r} expected {lead + ('...',) * ndim + tail} "
                          f"or {lead + tail}")
     ind = check_indices(indices, g.shape)
-    result = _result(out, input_shape, grad_dtype(g.dtype), [g, ind])
+    result = result_array(out, input_shape, grad_dtype(g.dtype), [g, ind])
     nthreads = thread_count(num_threads, g.size + result.size)
     plane = math.prod(spatial)
     q = (math.prod(out_spatial),)
@@ -195,7 +192,7 @@ def avg_pool_backward(grad_output, input_shape, kernel_size, stride=None, paddin
     count_include_pad = check_flag("count_include_pad", count_include_pad)
     divisor = _check_divisor(divisor_override)
     g = _check_grad(grad_output, geo.out_shape(), input_shape)
-    result = _result(out, input_shape, grad_dtype(g.dtype), [g])
+    result = result_array(out, input_shape, grad_dtype(g.dtype), [g])
     nthreads = thread_count(num_threads, math.prod(geo.kernel) * result.size)
     run_window_backward(g, geo.lead, geo.out_spatial, geo.spatial, geo.channels_last, geo.axes(),
                         result, nthreads, use_divisor=True, count_include_pad=count_include_pad,
@@ -218,7 +215,7 @@ def lp_pool_backward(grad_output, x, norm_type, kernel_size, stride=None, paddin
     p = check_norm_type(norm_type)
     geo = window_geometry(arr.shape, kernel_size, stride, padding, dilation, ceil_mode, layout)
     g = _check_grad(grad_output, geo.out_shape(), arr.shape)
-    result = _result(out, arr.shape, result_dtype_avg(arr.dtype, None), [g, arr])
+    result = result_array(out, arr.shape, result_dtype_avg(arr.dtype, None), [g, arr])
     nthreads = thread_count(num_threads, math.prod(geo.kernel) * arr.size)
     x64 = arr.astype(np.float64)
     g64 = g.astype(np.float64)
@@ -257,7 +254,7 @@ def global_avg_pool_backward(grad_output, input_shape, *, layout="channels_first
     if g.shape not in (tuple(flat), tuple(keep)):
         raise ValueError(f"grad_output has shape {g.shape}; expected {tuple(flat)} or {tuple(keep)} "
                          f"for input_shape {input_shape}")
-    result = _result(out, input_shape, grad_dtype(g.dtype), [g])
+    result = result_array(out, input_shape, grad_dtype(g.dtype), [g])
     nthreads = thread_count(num_threads, result.size)
     run_window_backward(g, lead, (1,), (size,), channels_last, global_axes(size), result, nthreads,
                         use_divisor=True)
@@ -282,7 +279,7 @@ def adaptive_avg_pool_backward(grad_output, input_shape, *, ndim=None, layout="c
     out_spatial = g.shape[len(lead):len(lead) + ndim]
     geo = adaptive_geometry(input_shape, out_spatial, layout, ndim, name="input_shape")
     g = _check_grad(g, geo.out_shape(), input_shape)
-    result = _result(out, input_shape, grad_dtype(g.dtype), [g])
+    result = result_array(out, input_shape, grad_dtype(g.dtype), [g])
     nthreads = thread_count(num_threads, g.size + result.size)
     run_window_backward(g, lead, out_spatial, spatial, channels_last, geo.axes(), result, nthreads,
                         adaptive=True, use_divisor=True)

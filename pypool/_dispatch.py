@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from . import _native
-from ._args import check_out, view5, writable_view5
+from ._args import result_array, view5, writable_view5
 
 # Stands in for the index array when return_indices=False (never written).
 _NO_INDICES = np.zeros((1, 1, 1, 1, 1), dtype=np.int64)
@@ -51,16 +51,10 @@ def max_outputs(out, shape, dtype, return_indices, inputs):
         if len(out) != 2:
             raise ValueError(f"out must be an array or a (values, indices) pair, got a tuple of {len(out)}")
         out, out_indices = out
-    if out is None:
-        values = np.empty(shape, dtype=dtype)
-    else:
-        values = check_out(out, shape, dtype, inputs)
+    values = result_array(out, shape, dtype, inputs)
     indices = None
     if return_indices:
-        if out_indices is None:
-            indices = np.empty(shape, dtype=np.int64)
-        else:
-            indices = check_out(out_indices, shape, np.int64, list(inputs) + [values], name="out[1]")
+        indices = result_array(out_indices, shape, np.int64, list(inputs) + [values], name="out[1]")
     return values, indices
 
 
@@ -165,11 +159,8 @@ def run_unpool(arr, indices, lead, in_spatial, out_spatial, channels_last, resul
     p = (math.prod(out_spatial),)
     x5 = view5(arr.view(udt), lead, q, channels_last)
     i5 = view5(indices, lead, q, channels_last)
-    y5 = writable_view5(result.view(udt), lead, p, channels_last)
-    scratch = None
-    if y5 is None:
-        scratch = np.empty(result.shape, dtype=udt)
-        y5 = view5(scratch, lead, p, channels_last)
+    target = result.view(udt)
+    y5, scratch = kernel_target(target, np.dtype(udt), lead, p, channels_last)
     _native.max_unpool_forward(x5, i5, y5, nthreads)
     if scratch is not None:
-        np.copyto(result.view(udt), scratch)
+        np.copyto(target, scratch)

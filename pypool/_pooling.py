@@ -7,13 +7,10 @@ aliases fix it and broadcast plain ints.
 """
 
 import inspect
-
 import math
 
-import numpy as np
-
-from ._args import (adaptive_geometry, check_flag, check_input, check_norm_type, check_out,
-                    check_shape, check_size, global_axes, global_geometry, result_dtype_avg,
+from ._args import (adaptive_geometry, check_flag, check_input, check_norm_type, check_shape,
+                    check_size, global_axes, global_geometry, result_array, result_dtype_avg,
                     thread_count, window_geometry)
 from ._dispatch import max_outputs, run_max, run_reduce
 
@@ -33,8 +30,7 @@ def _window_work(g):
 
 def _float_result(arr, dtype, shape, out):
     """The result array of an averaging op: new, or ``out`` once checked."""
-    rdtype = result_dtype_avg(arr.dtype, dtype)
-    return np.empty(shape, dtype=rdtype) if out is None else check_out(out, shape, rdtype, [arr])
+    return result_array(out, shape, result_dtype_avg(arr.dtype, dtype), [arr])
 
 
 def _check_divisor(divisor_override):
