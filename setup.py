@@ -94,6 +94,9 @@ class BuildExt(build_ext):
         # No FMA contraction: both kernel builds must round identically.
         cflags = ["/O2", "/fp:precise"] if is_msvc else ["-O3", "-fno-math-errno", "-ffp-contract=off"]
         # Never -ffast-math: it deletes the NaN checks that max pooling relies on.
+        # Short copy loops stay inline vector loops (GCC would call memcpy for each).
+        if not is_msvc and self._compiler_accepts(["-fno-tree-loop-distribute-patterns"]):
+            cflags.append("-fno-tree-loop-distribute-patterns")
         if not is_msvc and _env_flag("PYPOOL_NATIVE"):
             cflags.append("-march=native")
         if not is_msvc and _env_flag("PYPOOL_SANITIZE"):

@@ -6,7 +6,7 @@ Usage (from the repository root, with pypool installed):
     python benchmarks/bench.py --threads 2 --quick --no-write
 
 For every case and thread count the suite times, in one run:
-  * pypool (median of --repeat calls),
+  * pypool (median of --repeat calls), returning a fresh array and with out=,
   * the roofline: a parallel copy (same thread count) of as many bytes as the
     case reads plus writes — a pass can take no less than that,
   * PyTorch CPU with torch.set_num_threads(n), when torch is installed,
@@ -139,57 +139,57 @@ def cases():
                         nfn, nbytes))
 
     add("max2d 2x2 s2 NCHW (32,64,112,112)", (32, 64, 112, 112),
-        lambda x, n: pypool.max_pool2d(x, 2, num_threads=n),
+        lambda x, n, **kw: pypool.max_pool2d(x, 2, num_threads=n, **kw),
         lambda t: F.max_pool2d(t, 2), lambda x: np_pool(x, (2, 2), (2, 2), (0, 0), "max"),
         (32, 64, 56, 56))
     add("max2d 3x3 s2 p1 NCHW (32,64,112,112)", (32, 64, 112, 112),
-        lambda x, n: pypool.max_pool2d(x, 3, 2, 1, num_threads=n),
+        lambda x, n, **kw: pypool.max_pool2d(x, 3, 2, 1, num_threads=n, **kw),
         lambda t: F.max_pool2d(t, 3, 2, 1), lambda x: np_pool(x, (3, 3), (2, 2), (1, 1), "max"),
         (32, 64, 56, 56))
     add("max2d 3x3 s2 p1 NCHW +indices", (32, 64, 112, 112),
-        lambda x, n: pypool.max_pool2d(x, 3, 2, 1, return_indices=True, num_threads=n),
+        lambda x, n, **kw: pypool.max_pool2d(x, 3, 2, 1, return_indices=True, num_threads=n, **kw),
         lambda t: F.max_pool2d(t, 3, 2, 1, return_indices=True), None,
         (32, 64, 56, 56), extra_bytes=32 * 64 * 56 * 56 * 8)
     add("max2d 3x3 s2 p1 NHWC (32,112,112,64)", (32, 112, 112, 64),
-        lambda x, n: pypool.max_pool2d(x, 3, 2, 1, layout="channels_last", num_threads=n),
+        lambda x, n, **kw: pypool.max_pool2d(x, 3, 2, 1, layout="channels_last", num_threads=n, **kw),
         lambda t: F.max_pool2d(t, 3, 2, 1),
         lambda x: np_pool(x, (3, 3), (2, 2), (1, 1), "max", channels_last=True),
         (32, 56, 56, 64), channels_last=True)
     add("max2d 3x3 s2 p1 NHWC +indices", (32, 112, 112, 64),
-        lambda x, n: pypool.max_pool2d(x, 3, 2, 1, layout="channels_last", return_indices=True,
-                                       num_threads=n),
+        lambda x, n, **kw: pypool.max_pool2d(x, 3, 2, 1, layout="channels_last", return_indices=True,
+                                       num_threads=n, **kw),
         lambda t: F.max_pool2d(t, 3, 2, 1, return_indices=True), None,
         (32, 56, 56, 64), extra_bytes=32 * 64 * 56 * 56 * 8, channels_last=True)
     add("avg2d 2x2 s2 NCHW (32,128,56,56)", (32, 128, 56, 56),
-        lambda x, n: pypool.avg_pool2d(x, 2, num_threads=n),
+        lambda x, n, **kw: pypool.avg_pool2d(x, 2, num_threads=n, **kw),
         lambda t: F.avg_pool2d(t, 2), lambda x: np_pool(x, (2, 2), (2, 2), (0, 0), "avg"),
         (32, 128, 28, 28))
     add("avg2d 3x3 s1 p1 excl-pad NCHW (32,128,56,56)", (32, 128, 56, 56),
-        lambda x, n: pypool.avg_pool2d(x, 3, 1, 1, count_include_pad=False, num_threads=n),
+        lambda x, n, **kw: pypool.avg_pool2d(x, 3, 1, 1, count_include_pad=False, num_threads=n, **kw),
         lambda t: F.avg_pool2d(t, 3, 1, 1, count_include_pad=False),
         lambda x: np_pool(x, (3, 3), (1, 1), (1, 1), "avg", count_include_pad=False),
         (32, 128, 56, 56))
     add("global avg NCHW (64,2048,7,7)", (64, 2048, 7, 7),
-        lambda x, n: pypool.global_avg_pool(x, num_threads=n),
+        lambda x, n, **kw: pypool.global_avg_pool(x, num_threads=n, **kw),
         lambda t: F.adaptive_avg_pool2d(t, 1), lambda x: x.mean(axis=(2, 3), dtype=np.float64).astype(F32),
         (64, 2048))
     add("global avg NHWC (64,7,7,2048)", (64, 7, 7, 2048),
-        lambda x, n: pypool.global_avg_pool(x, layout="channels_last", num_threads=n),
+        lambda x, n, **kw: pypool.global_avg_pool(x, layout="channels_last", num_threads=n, **kw),
         lambda t: F.adaptive_avg_pool2d(t, 1), lambda x: x.mean(axis=(1, 2), dtype=np.float64).astype(F32),
         (64, 2048), channels_last=True)
     add("max1d k3 s2 (64,256,4096)", (64, 256, 4096),
-        lambda x, n: pypool.max_pool1d(x, 3, 2, num_threads=n),
+        lambda x, n, **kw: pypool.max_pool1d(x, 3, 2, num_threads=n, **kw),
         lambda t: F.max_pool1d(t, 3, 2), lambda x: np_pool(x, (3,), (2,), (0,), "max"),
         (64, 256, 2047))
     add("max3d 2x2x2 s2 (8,32,32,64,64)", (8, 32, 32, 64, 64),
-        lambda x, n: pypool.max_pool3d(x, 2, num_threads=n),
+        lambda x, n, **kw: pypool.max_pool3d(x, 2, num_threads=n, **kw),
         lambda t: F.max_pool3d(t, 2), lambda x: np_pool(x, (2, 2, 2), (2, 2, 2), (0, 0, 0), "max"),
         (8, 32, 16, 32, 32))
     add("max2d 13x13 s1 p6 NCHW (8,128,64,64)", (8, 128, 64, 64),
-        lambda x, n: pypool.max_pool2d(x, 13, 1, 6, num_threads=n),
+        lambda x, n, **kw: pypool.max_pool2d(x, 13, 1, 6, num_threads=n, **kw),
         lambda t: F.max_pool2d(t, 13, 1, 6), None, (8, 128, 64, 64))
     add("avg2d 15x15 s1 p7 NCHW (8,128,64,64)", (8, 128, 64, 64),
-        lambda x, n: pypool.avg_pool2d(x, 15, 1, 7, num_threads=n),
+        lambda x, n, **kw: pypool.avg_pool2d(x, 15, 1, 7, num_threads=n, **kw),
         lambda t: F.avg_pool2d(t, 15, 1, 7), None, (8, 128, 64, 64))
 
     # Backward cases: inputs are (grad, indices) or grad; bytes = grad + indices + grad_input.
@@ -204,7 +204,7 @@ def cases():
             torch.from_numpy(g), torch.from_numpy(x), [3, 3], [2, 2], [1, 1], [1, 1], False,
             torch.from_numpy(idx))
     out.append(Case("max2d backward 3x3 s2 p1 NCHW (32,64,112,112)", max_bwd_make,
-                    lambda a, n: pypool.max_pool_backward(a[0], a[1], a[2].shape, num_threads=n),
+                    lambda a, n, **kw: pypool.max_pool_backward(a[0], a[1], a[2].shape, num_threads=n, **kw),
                     max_bwd_torch if torch is not None else None, None,
                     lambda a: a[0].nbytes + a[1].nbytes + a[2].nbytes))
 
@@ -216,12 +216,12 @@ def cases():
         return torch.ops.aten.avg_pool2d_backward(torch.from_numpy(g), torch.from_numpy(x), [2, 2],
                                                   [2, 2], [0, 0], False, True, None)
     out.append(Case("avg2d backward 2x2 s2 NCHW (32,128,56,56)", avg_bwd_make,
-                    lambda a, n: pypool.avg_pool_backward(a[0], a[1].shape, (2, 2), num_threads=n),
+                    lambda a, n, **kw: pypool.avg_pool_backward(a[0], a[1].shape, (2, 2), num_threads=n, **kw),
                     avg_bwd_torch if torch is not None else None, None,
                     lambda a: a[0].nbytes + a[1].nbytes))
 
     small = Case("per-call overhead: max2d 2x2 on (1,1,4,4)", lambda: rand(1, 1, 4, 4),
-                 lambda x, n: pypool.max_pool2d(x, 2, num_threads=n),
+                 lambda x, n, **kw: pypool.max_pool2d(x, 2, num_threads=n, **kw),
                  (lambda x: F.max_pool2d(torch.from_numpy(x), 2)) if torch is not None else None,
                  lambda x: np_pool(x, (2, 2), (2, 2), (0, 0), "max"),
                  lambda x: 0, overhead=True)
@@ -230,6 +230,12 @@ def cases():
 
 
 # ----------------------------------------------------------------------------- running
+
+def _empty_like_result(result):
+    if isinstance(result, tuple):
+        return tuple(np.empty_like(r) for r in result)
+    return np.empty_like(result)
+
 
 def run_suite(threads, repeat, quick, only=None):
     rows = []
@@ -242,9 +248,14 @@ def run_suite(threads, repeat, quick, only=None):
         t_pp = median_time(lambda: case.run(data, threads), reps, inner=inner)
         row = {"case": case.name, "threads": threads, "pypool_ms": t_pp * 1e3}
         if not case.overhead:
+            # The roofline copy writes into memory it already owns; so does
+            # pypool with out= (a fresh result also pays the OS for new pages).
+            out = _empty_like_result(case.run(data, threads))
+            t_out = median_time(lambda: case.run(data, threads, out=out), reps)
             t_roof = roofline_time(case.nbytes(data), threads, reps)
+            row["out_ms"] = t_out * 1e3
             row["roofline_ms"] = t_roof * 1e3
-            row["x_roofline"] = t_pp / t_roof
+            row["x_roofline"] = t_out / t_roof
         if case.torch_run is not None:
             torch.set_num_threads(threads)
             t_t = median_time(lambda: case.torch_run(data), max(3, reps // 2), inner=inner)
@@ -265,13 +276,15 @@ def _fmt(v, unit=""):
 
 
 def format_row(r):
-    return (f"| {r['case']} | {r['threads']} | {_fmt(r['pypool_ms'])} | {_fmt(r.get('roofline_ms'))} | "
+    return (f"| {r['case']} | {r['threads']} | {_fmt(r['pypool_ms'])} | {_fmt(r.get('out_ms'))} | "
+            f"{_fmt(r.get('roofline_ms'))} | "
             f"{_fmt(r.get('x_roofline'), 'x')} | {_fmt(r.get('torch_ms'))} | {_fmt(r.get('vs_torch'), 'x')} | "
             f"{_fmt(r.get('numpy_ms'))} | {_fmt(r.get('vs_numpy'), 'x')} |")
 
 
-HEADER = ("| case | threads | pypool ms | roofline ms | pypool / roofline | torch ms | "
-          "torch / pypool | numpy ms | numpy / pypool |\n|---|---|---|---|---|---|---|---|---|")
+HEADER = ("| case | threads | pypool ms | pypool out= ms | roofline ms | out= / roofline | "
+          "torch ms | torch / pypool | numpy ms | numpy / pypool |\n"
+          "|---|---|---|---|---|---|---|---|---|---|")
 
 
 def machine_description():
@@ -313,7 +326,7 @@ def chart(rows, path):
     axes[0].axvline(1.0, color="k", lw=0.8)
     axes[0].axvline(1.5, color="r", lw=0.8, ls="--")
     axes[0].set_xscale("log")
-    axes[0].set_xlabel("pypool time / memory roofline (lower is better, log scale; 1 = copy speed)")
+    axes[0].set_xlabel("pypool (out=) time / memory roofline (lower is better, log scale; 1 = copy speed)")
     axes[1].axvline(1.0, color="k", lw=0.8)
     axes[1].set_xscale("log")
     axes[1].set_xlabel("PyTorch time / pypool time (higher is better, log scale)")
@@ -327,7 +340,8 @@ def chart(rows, path):
 
 def rows_from_results(path):
     """Read the rows back from a RESULTS.md table (to redraw the chart without re-measuring)."""
-    keys = ["case", "threads", "pypool_ms", "roofline_ms", "x_roofline", "torch_ms", "vs_torch",
+    keys = ["case", "threads", "pypool_ms", "out_ms", "roofline_ms", "x_roofline", "torch_ms",
+            "vs_torch",
             "numpy_ms", "vs_numpy"]
     rows = []
     with open(path) as f:
@@ -366,7 +380,11 @@ def main(argv=None):
             f.write("# pypool benchmark results\n\n")
             f.write("Written by `python benchmarks/bench.py`. Times are medians; the roofline is a\n"
                     "parallel copy of the case's bytes (read + written) with the same thread\n"
-                    "count, measured in the same run. Ratios, not bare times, are what to compare.\n\n")
+                    "count, measured in the same run. Ratios, not bare times, are what to compare.\n"
+                    "`pypool ms` returns a fresh array, as torch and NumPy do (the peers' ratios use\n"
+                    "it); `pypool out= ms` writes into a preallocated result, as the roofline copy\n"
+                    "does, and is what the roofline ratio uses. The gap between the two is the\n"
+                    "operating system handing out (and zeroing) new pages.\n\n")
             f.write(machine_description() + "\n\n" + HEADER + "\n")
             f.write("\n".join(format_row(r) for r in rows) + "\n\n![ratios](results.png)\n")
         try:

@@ -11,21 +11,25 @@
 #   - averages and Lp add, for each input row of the window and each kernel
 #     column, that tap to every output it reaches: long, branch-free,
 #     vectorizable inner loops.
-# * whole-plane sums — a global average over contiguous channels_first
-#   planes sums several planes side by side (independent adds overlap).
+# * global sums — a global average sums a contiguous channels_first plane
+#   with 8 interleaved partial sums, or walks a channels_last input in
+#   memory order with a block of channels side by side.
 # * lanes path — everything else. One task is an output row (od, oh) for a
 #   set of "lanes" that share the geometry: the channels of one batch of a
 #   channels_last input, or a block of consecutive batch planes of a
 #   channels_first one. The innermost loop runs over up to LANE_BLOCK lanes
 #   (contiguous for channels_last).
 #
-# Sums are accumulated in double over each output's taps in row-major tap
-# order on every path, so results are bit-identical whatever the path, the
-# strides or the thread count. Task functions keep their variables local, so
-# they are private to each OpenMP thread.
+# Sums are accumulated in double, in an order fixed by the geometry alone
+# (row-major taps on the plane and lanes paths, blocks on the running path,
+# 8 partial sums for a global plane), never by the thread count or by how
+# the work is split, so results are bit-identical for every num_threads.
+# Task functions keep their variables local, so they are private to each
+# OpenMP thread.
 
 from libc.math cimport INFINITY, fabs, pow, sqrt
 from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
 from libc.stdint cimport int32_t
 from libc.stdint cimport INT8_MIN, INT16_MIN, INT32_MAX, INT32_MIN, INT64_MIN
 
@@ -426,15 +430,48 @@ cdef int max_plane_rows(const real_t* x, const Strided5* xs, real_t* y, const St
     return 0
 
 
+cdef extern from "_rounding.h":
+    int pypool_float_rounding_risk(double q) noexcept nogil
+
+
 cdef inline void finish_plane_row(float_out_t* yrow, int64_t ystride, double* acc, int64_t n,
                                   int mode, double p, const Windows* w, int64_t od, int64_t oh,
-                                  int64_t divisor_override) noexcept nogil:
-    """Write a row of finished averages / norms; the common cases are plain loops."""
+                                  int64_t divisor_override, int64_t ow0,
+                                  const double* recip_w) noexcept nogil:
+    """Write outputs [ow0, ow0 + n) of a row of finished averages / norms (yrow points
+    at output ow0); the common cases are plain loops.
+
+    A float32 average multiplies by the divisor's reciprocal (``recip_w`` holds
+    1 / divisor[2][o] from ow0 on; NULL means divide) and keeps the result
+    only when it provably rounds to the same float as the division; divisions
+    are several times slower than multiplications and this is one per output.
+    """
     cdef int64_t o
+    cdef int risky = 0
     cdef double div_dh = <double>w.divisor[0][od] * <double>w.divisor[1][oh]
-    cdef const double* divw = w.divisor[2]
-    # Finish in place first (contiguous, so divisions vectorize), then store.
-    if mode == ACC_SUM and divisor_override > 0:
+    cdef double r_dh
+    cdef const double* divw = w.divisor[2] + ow0
+    # Finish in place first (contiguous, so the loops vectorize), then store.
+    if mode == ACC_SUM and float_out_t is float and recip_w != NULL:
+        if divisor_override > 0:
+            r_dh = 1.0 / <double>divisor_override
+            for o in range(n):
+                risky += pypool_float_rounding_risk(acc[o] * r_dh)
+        else:
+            r_dh = 1.0 / div_dh
+            for o in range(n):
+                risky += pypool_float_rounding_risk(acc[o] * (r_dh * recip_w[o]))
+        if risky:
+            for o in range(n):
+                acc[o] = acc[o] / (<double>divisor_override if divisor_override > 0
+                                   else div_dh * divw[o])
+        elif divisor_override > 0:
+            for o in range(n):
+                acc[o] = acc[o] * r_dh
+        else:
+            for o in range(n):
+                acc[o] = acc[o] * (r_dh * recip_w[o])
+    elif mode == ACC_SUM and divisor_override > 0:
         for o in range(n):
             acc[o] = acc[o] / <double>divisor_override
     elif mode == ACC_SUM:
@@ -449,6 +486,16 @@ cdef inline void finish_plane_row(float_out_t* yrow, int64_t ystride, double* ac
     else:
         for o in range(n):
             yrow[o * ystride] = <float_out_t>acc[o]
+
+
+cdef double* reciprocals(const double* values, int64_t n) noexcept nogil:
+    """1 / values[i] in a new buffer (NULL when it cannot be allocated)."""
+    cdef int64_t i
+    cdef double* r = <double*>malloc(<size_t>(n + 1) * sizeof(double))
+    if r != NULL:
+        for i in range(n):
+            r[i] = 1.0 / values[i]
+    return r
 
 
 cdef int reduce_plane_rows(const real_t* x, const Strided5* xs, float_out_t* y,
@@ -468,9 +515,11 @@ cdef int reduce_plane_rows(const real_t* x, const Strided5* xs, float_out_t* y,
     cdef const real_t* src
     cdef double* acc = <double*>malloc(<size_t>(OW + 1) * sizeof(double))
     cdef real_t* phases = <real_t*>malloc(<size_t>(sw * plen + 1) * sizeof(real_t))
-    if acc == NULL or phases == NULL:
+    cdef double* recip_w = reciprocals(w.divisor[2], OW)
+    if acc == NULL or phases == NULL or recip_w == NULL:
         free(acc)
         free(phases)
+        free(recip_w)
         return 1
     for r in range(r0, r1):
         for o in range(OW):
@@ -489,10 +538,11 @@ cdef int reduce_plane_rows(const real_t* x, const Strided5* xs, float_out_t* y,
                     src = row + ct.col[jw] if sw == 1 else phases + ct.src[jw]
                     accumulate(acc + lo, src, 1, n, mode, p)
         finish_plane_row(y + offset5(ys, b, od, oh, 0, 0), ys.s[3], acc, OW, mode, p, w, od, oh,
-                         divisor_override)
+                         divisor_override, 0, recip_w)
         next_row(&b, &od, &oh, OD, OH)
     free(acc)
     free(phases)
+    free(recip_w)
     return 0
 
 
@@ -631,41 +681,116 @@ cdef void reduce_lane_row(const real_t* x, const Strided5* xs, float_out_t* y,
 
 # ----------------------------------------------------------------------------- whole-plane sums
 
-cdef enum:
-    PLANE_GROUP = 8   # planes summed side by side by global_sum_planes
-
-
-cdef inline bint is_whole_plane_sum(const Strided5* xs, const Strided5* ys, const Windows* w,
-                                    int mode) noexcept nogil:
-    """A global average over contiguous channels_first planes (spatial axes merged into W)."""
-    return (mode == ACC_SUM and ys.n[4] == 1 and ys.n[1] * ys.n[2] * ys.n[3] == 1
-            and xs.n[1] == 1 and xs.n[2] == 1 and xs.s[3] == 1
+cdef inline bint is_global_sum(const Strided5* xs, const Strided5* ys, const Windows* w,
+                               int mode) noexcept nogil:
+    """A global average (spatial axes merged into W, one window covering all of it)."""
+    return (mode == ACC_SUM and ys.n[1] * ys.n[2] * ys.n[3] == 1
+            and xs.n[1] == 1 and xs.n[2] == 1
             and w.count[0][0] == 1 and w.count[1][0] == 1
             and w.first[2][0] == 0 and w.count[2][0] == xs.n[3] and w.step[2] == 1)
 
 
+cdef inline double sum_contiguous(const real_t* p, int64_t n) noexcept nogil:
+    """Sum of p[0:n] in double with 8 interleaved partial sums, combined pairwise.
+
+    A fixed order (it depends on n only, not on alignment or threads), and 8
+    independent chains of adds instead of one long one. The partial sums are
+    separate locals so they stay in registers.
+    """
+    cdef double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0, a4 = 0.0, a5 = 0.0, a6 = 0.0, a7 = 0.0
+    cdef int64_t i = 0, rest
+    while i + 8 <= n:
+        a0 = a0 + <double>p[i]
+        a1 = a1 + <double>p[i + 1]
+        a2 = a2 + <double>p[i + 2]
+        a3 = a3 + <double>p[i + 3]
+        a4 = a4 + <double>p[i + 4]
+        a5 = a5 + <double>p[i + 5]
+        a6 = a6 + <double>p[i + 6]
+        a7 = a7 + <double>p[i + 7]
+        i += 8
+    rest = n - i
+    if rest > 0:
+        a0 = a0 + <double>p[i]
+    if rest > 1:
+        a1 = a1 + <double>p[i + 1]
+    if rest > 2:
+        a2 = a2 + <double>p[i + 2]
+    if rest > 3:
+        a3 = a3 + <double>p[i + 3]
+    if rest > 4:
+        a4 = a4 + <double>p[i + 4]
+    if rest > 5:
+        a5 = a5 + <double>p[i + 5]
+    if rest > 6:
+        a6 = a6 + <double>p[i + 6]
+    return ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
+
+
 cdef void global_sum_planes(const real_t* x, const Strided5* xs, float_out_t* y,
-                            const Strided5* ys, double divisor, int64_t group) noexcept nogil:
-    """Average PLANE_GROUP consecutive planes at once: each plane is still summed
-    sequentially in tap order, but the independent sums interleave, so the adds
-    overlap instead of waiting on each other."""
-    cdef int64_t S = xs.n[3], b0 = group * PLANE_GROUP, j, l
-    cdef int64_t n = ys.n[0] - b0 if ys.n[0] - b0 < PLANE_GROUP else PLANE_GROUP
-    cdef double acc[PLANE_GROUP]
-    cdef const real_t* p = x + b0 * xs.s[0]
-    if n < PLANE_GROUP:
-        for l in range(n):
-            acc[l] = 0.0
-            for j in range(S):
-                acc[l] = acc[l] + <double>p[l * xs.s[0] + j]
+                            const Strided5* ys, double divisor, double recip,
+                            int64_t b) noexcept nogil:
+    """Average of one channels_first plane (merged spatial axes); ``recip`` is
+    1 / divisor (see finish_plane_row for when a product may replace the quotient)."""
+    cdef int64_t j
+    cdef double acc = 0.0, q
+    cdef const real_t* p = x + b * xs.s[0]
+    if xs.s[3] == 1:
+        acc = sum_contiguous(p, xs.n[3])
     else:
-        for l in range(PLANE_GROUP):
-            acc[l] = 0.0
-        for j in range(S):
-            for l in range(PLANE_GROUP):
-                acc[l] = acc[l] + <double>p[l * xs.s[0] + j]
-    for l in range(n):
-        y[(b0 + l) * ys.s[0]] = <float_out_t>(acc[l] / divisor)
+        for j in range(xs.n[3]):
+            acc = acc + <double>p[j * xs.s[3]]
+    q = acc * recip
+    if float_out_t is not float or pypool_float_rounding_risk(q):
+        q = acc / divisor
+    y[b * ys.s[0]] = <float_out_t>q
+
+
+cdef inline int64_t channel_block(const Strided5* ys, int nthreads) noexcept nogil:
+    """Channels per task of a channels_last global average: all of them (one
+    sequential sweep over each batch element) unless that leaves too few tasks."""
+    cdef int64_t want = 4 * <int64_t>nthreads, C = ys.n[4], split, block
+    if ys.n[0] >= want:
+        return C
+    split = (want + ys.n[0] - 1) // ys.n[0]
+    block = (C + split - 1) // split
+    return block if block > 64 else (C if C < 64 else 64)
+
+
+cdef int global_sum_channels(const real_t* x, const Strided5* xs, float_out_t* y,
+                             const Strided5* ys, double divisor, int64_t cblock,
+                             int64_t task) noexcept nogil:
+    """Averages of ``cblock`` channels of one batch element of a channels_last input.
+
+    Walks the positions in memory order with the block's channels summing
+    side by side (long contiguous rows), instead of LANE_BLOCK channels at a
+    time through all positions. Each channel still adds its terms in position
+    order, so the block size does not change results. Returns 1 when scratch
+    cannot be allocated.
+    """
+    cdef int64_t nblocks = (ys.n[4] + cblock - 1) // cblock
+    cdef int64_t b = task // nblocks, c0 = (task % nblocks) * cblock
+    cdef int64_t nc = ys.n[4] - c0 if ys.n[4] - c0 < cblock else cblock
+    cdef int64_t j, c
+    cdef const real_t* row = x + b * xs.s[0] + c0 * xs.s[4]
+    cdef float_out_t* yrow = y + b * ys.s[0] + c0 * ys.s[4]
+    cdef double* acc = <double*>malloc(<size_t>nc * sizeof(double))
+    if acc == NULL:
+        return 1
+    for c in range(nc):
+        acc[c] = 0.0
+    for j in range(xs.n[3]):
+        if xs.s[4] == 1:
+            accumulate(acc, row + j * xs.s[3], 1, nc, ACC_SUM, 0.0)
+        else:
+            accumulate(acc, row + j * xs.s[3], xs.s[4], nc, ACC_SUM, 0.0)
+    for c in range(nc):
+        yrow[c * ys.s[4]] = <float_out_t>(acc[c] / divisor)
+    free(acc)
+    return 0
+
+
+include "running.pxi"
 
 
 # ----------------------------------------------------------------------------- drivers
@@ -691,7 +816,16 @@ cdef int max_forward(const real_t* x, const Strided5* xs, real_t* y, const Strid
     cdef int64_t r, rows = ys.n[0] * ys.n[1] * ys.n[2], tasks, chunks
     cdef int failed = 0
     cdef ColumnTaps ct
-    if use_plane_path(xs, ys, w):
+    cdef RunPlan rp
+    if use_running_path(xs, ys, w, ind != NULL):
+        plan_running(&rp, ys, w)
+        tasks = rp.groups * rp.strips
+        chunks = chunk_count(tasks, nthreads)
+        for r in prange(chunks, num_threads=nthreads, schedule="static",
+                        use_threads_if=nthreads > 1):
+            failed += running_max_tasks(x, xs, y, ys, w, &rp, r * tasks // chunks,
+                                        (r + 1) * tasks // chunks)
+    elif use_plane_path(xs, ys, w):
         if plan_columns(&ct, w, xs.n[3], ys.n[3]):
             return 1
         chunks = chunk_count(rows, nthreads)
@@ -712,15 +846,32 @@ cdef int reduce_forward(const real_t* x, const Strided5* xs, float_out_t* y, con
                         const Windows* w, int op, int64_t divisor_override, double p,
                         int nthreads) noexcept nogil:
     """Returns the number of chunks that could not allocate scratch (0 on success)."""
-    cdef int64_t r, rows = ys.n[0] * ys.n[1] * ys.n[2], tasks, chunks
+    cdef int64_t r, rows = ys.n[0] * ys.n[1] * ys.n[2], tasks, chunks, cblock
+    cdef double divisor
     cdef int mode = acc_mode(op, p)
     cdef int failed = 0
     cdef ColumnTaps ct
-    if is_whole_plane_sum(xs, ys, w, mode):
-        tasks = (ys.n[0] + PLANE_GROUP - 1) // PLANE_GROUP
+    cdef RunPlan rp
+    if is_global_sum(xs, ys, w, mode) and ys.n[4] == 1:
+        divisor = avg_divisor(w, 0, 0, 0, divisor_override)
+        for r in prange(ys.n[0], num_threads=nthreads, schedule="static",
+                        use_threads_if=nthreads > 1):
+            global_sum_planes(x, xs, y, ys, divisor, 1.0 / divisor, r)
+    elif is_global_sum(xs, ys, w, mode):
+        cblock = channel_block(ys, nthreads)
+        tasks = ys.n[0] * ((ys.n[4] + cblock - 1) // cblock)
         for r in prange(tasks, num_threads=nthreads, schedule="static",
                         use_threads_if=nthreads > 1):
-            global_sum_planes(x, xs, y, ys, avg_divisor(w, 0, 0, 0, divisor_override), r)
+            failed += global_sum_channels(x, xs, y, ys, avg_divisor(w, 0, 0, 0, divisor_override),
+                                          cblock, r)
+    elif use_running_path(xs, ys, w, False):
+        plan_running(&rp, ys, w)
+        tasks = rp.groups * rp.strips
+        chunks = chunk_count(tasks, nthreads)
+        for r in prange(chunks, num_threads=nthreads, schedule="static",
+                        use_threads_if=nthreads > 1):
+            failed += running_reduce_tasks(x, xs, y, ys, w, &rp, mode, p, divisor_override,
+                                           r * tasks // chunks, (r + 1) * tasks // chunks)
     elif use_plane_path(xs, ys, w):
         if plan_columns(&ct, w, xs.n[3], ys.n[3]):
             return 1

@@ -1,0 +1,105 @@
+/* Matrix transposes for the running-window kernels (running.pxi).
+ *
+ * dst[c * rows + r] = src[r * cols + c]. With AVX2 the bulk goes through
+ * 8 x 8 (32-bit) and 4 x 4 (64-bit) register tiles; edges, and builds
+ * without AVX2, use plain loops. Only bits are moved, so the 32-bit version
+ * serves float, int32 and uint32 alike (and 64-bit: double, int64, uint64).
+ */
+#ifndef PYPOOL_TRANSPOSE_H
+#define PYPOOL_TRANSPOSE_H
+
+#include <stdint.h>
+#include <string.h>
+#ifdef __AVX2__
+#include <immintrin.h>
+#endif
+
+static inline void pypool_transpose_edges32(const uint32_t* src, int64_t rows, int64_t cols,
+                                            uint32_t* dst, int64_t r_done, int64_t c_done) {
+    int64_t r, c;
+    for (r = 0; r < r_done; r++)
+        for (c = c_done; c < cols; c++)
+            dst[c * rows + r] = src[r * cols + c];
+    for (r = r_done; r < rows; r++)
+        for (c = 0; c < cols; c++)
+            dst[c * rows + r] = src[r * cols + c];
+}
+
+static inline void pypool_transpose_edges64(const uint64_t* src, int64_t rows, int64_t cols,
+                                            uint64_t* dst, int64_t r_done, int64_t c_done) {
+    int64_t r, c;
+    for (r = 0; r < r_done; r++)
+        for (c = c_done; c < cols; c++)
+            dst[c * rows + r] = src[r * cols + c];
+    for (r = r_done; r < rows; r++)
+        for (c = 0; c < cols; c++)
+            dst[c * rows + r] = src[r * cols + c];
+}
+
+static inline void pypool_transpose32(const void* src_, int64_t rows, int64_t cols, void* dst_) {
+    const uint32_t* src = (const uint32_t*)src_;
+    uint32_t* dst = (uint32_t*)dst_;
+    int64_t r8 = rows - rows % 8, c8 = cols - cols % 8;
+#ifdef __AVX2__
+    int64_t r, c;
+    for (r = 0; r < r8; r += 8) {
+        for (c = 0; c < c8; c += 8) {
+            const float* s = (const float*)src + r * cols + c;
+            __m256 a0 = _mm256_loadu_ps(s), a1 = _mm256_loadu_ps(s + cols),
+                   a2 = _mm256_loadu_ps(s + 2 * cols), a3 = _mm256_loadu_ps(s + 3 * cols),
+                   a4 = _mm256_loadu_ps(s + 4 * cols), a5 = _mm256_loadu_ps(s + 5 * cols),
+                   a6 = _mm256_loadu_ps(s + 6 * cols), a7 = _mm256_loadu_ps(s + 7 * cols);
+            __m256 b0 = _mm256_unpacklo_ps(a0, a1), b1 = _mm256_unpackhi_ps(a0, a1),
+                   b2 = _mm256_unpacklo_ps(a2, a3), b3 = _mm256_unpackhi_ps(a2, a3),
+                   b4 = _mm256_unpacklo_ps(a4, a5), b5 = _mm256_unpackhi_ps(a4, a5),
+                   b6 = _mm256_unpacklo_ps(a6, a7), b7 = _mm256_unpackhi_ps(a6, a7);
+            __m256 c0 = _mm256_shuffle_ps(b0, b2, 0x44), c1 = _mm256_shuffle_ps(b0, b2, 0xEE),
+                   c2 = _mm256_shuffle_ps(b1, b3, 0x44), c3 = _mm256_shuffle_ps(b1, b3, 0xEE),
+                   c4 = _mm256_shuffle_ps(b4, b6, 0x44), c5 = _mm256_shuffle_ps(b4, b6, 0xEE),
+                   c6 = _mm256_shuffle_ps(b5, b7, 0x44), c7 = _mm256_shuffle_ps(b5, b7, 0xEE);
+            float* d = (float*)dst + c * rows + r;
+            _mm256_storeu_ps(d, _mm256_permute2f128_ps(c0, c4, 0x20));
+            _mm256_storeu_ps(d + rows, _mm256_permute2f128_ps(c1, c5, 0x20));
+            _mm256_storeu_ps(d + 2 * rows, _mm256_permute2f128_ps(c2, c6, 0x20));
+            _mm256_storeu_ps(d + 3 * rows, _mm256_permute2f128_ps(c3, c7, 0x20));
+            _mm256_storeu_ps(d + 4 * rows, _mm256_permute2f128_ps(c0, c4, 0x31));
+            _mm256_storeu_ps(d + 5 * rows, _mm256_permute2f128_ps(c1, c5, 0x31));
+            _mm256_storeu_ps(d + 6 * rows, _mm256_permute2f128_ps(c2, c6, 0x31));
+            _mm256_storeu_ps(d + 7 * rows, _mm256_permute2f128_ps(c3, c7, 0x31));
+        }
+    }
+#else
+    r8 = 0;
+    c8 = 0;
+#endif
+    pypool_transpose_edges32(src, rows, cols, dst, r8, c8);
+}
+
+static inline void pypool_transpose64(const void* src_, int64_t rows, int64_t cols, void* dst_) {
+    const uint64_t* src = (const uint64_t*)src_;
+    uint64_t* dst = (uint64_t*)dst_;
+    int64_t r4 = rows - rows % 4, c4 = cols - cols % 4;
+#ifdef __AVX2__
+    int64_t r, c;
+    for (r = 0; r < r4; r += 4) {
+        for (c = 0; c < c4; c += 4) {
+            const double* s = (const double*)src + r * cols + c;
+            __m256d a0 = _mm256_loadu_pd(s), a1 = _mm256_loadu_pd(s + cols),
+                    a2 = _mm256_loadu_pd(s + 2 * cols), a3 = _mm256_loadu_pd(s + 3 * cols);
+            __m256d b0 = _mm256_unpacklo_pd(a0, a1), b1 = _mm256_unpackhi_pd(a0, a1),
+                    b2 = _mm256_unpacklo_pd(a2, a3), b3 = _mm256_unpackhi_pd(a2, a3);
+            double* d = (double*)dst + c * rows + r;
+            _mm256_storeu_pd(d, _mm256_permute2f128_pd(b0, b2, 0x20));
+            _mm256_storeu_pd(d + rows, _mm256_permute2f128_pd(b1, b3, 0x20));
+            _mm256_storeu_pd(d + 2 * rows, _mm256_permute2f128_pd(b0, b2, 0x31));
+            _mm256_storeu_pd(d + 3 * rows, _mm256_permute2f128_pd(b1, b3, 0x31));
+        }
+    }
+#else
+    r4 = 0;
+    c4 = 0;
+#endif
+    pypool_transpose_edges64(src, rows, cols, dst, r4, c4);
+}
+
+#endif

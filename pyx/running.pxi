@@ -1,0 +1,361 @@
+# Large sliding windows: running (van Herk / Gil-Werman) windows.
+#
+# Along one axis, cut the padded positions into blocks of k (the kernel
+# size; dilation 1) aligned at padded position 0. A window of k consecutive
+# positions is either one whole block or the suffix of one block plus the
+# prefix of the next. With every block's running prefixes and suffixes
+# computed (two passes), each output costs one combine, whatever k is. Each
+# output still combines exactly its own taps — nothing is subtracted — so a
+# sum stays an exact-order float64 sum (no cancellation against values that
+# left the window) and a NaN reaches only the windows that hold it.
+#
+# The 2-D window is separable: a row pass combines the window's input rows
+# for each output row (vectors along the columns), the result is transposed,
+# and a column pass combines the kernel columns (vectors along a group of
+# RUN_LINES output rows). Both passes pick running or direct windows per
+# axis, so a large kernel on one axis only is fine too.
+#
+# Blocks are aligned to the padded axis, not to a task, so results do not
+# depend on how the work is split between threads.
+
+cdef enum:
+    RUN_LINES = 64     # output rows pooled together: the vector lanes of the column pass
+    RUN_STRIP = 128    # output columns per task (keeps the scratch within L2)
+
+
+cdef inline bint herk_pays(int64_t k, int64_t s) noexcept nogil:
+    """Running windows cost about 2*s + 1 operations per output, direct ones k."""
+    return k >= 2 * s + 3
+
+
+cdef inline bint use_running_path(const Strided5* xs, const Strided5* ys, const Windows* w,
+                                  bint want_ind) noexcept nogil:
+    """Sliding 1-D/2-D windows (no depth taps), dilation 1, one axis wide enough and
+    with several outputs (a single window, as in global pooling, gains nothing)."""
+    return (w.sliding and not want_ind and ys.n[4] == 1 and ys.n[3] >= 1
+            and w.kernel[0] == 1 and w.step[1] == 1 and w.step[2] == 1
+            and ((herk_pays(w.kernel[1], w.stride[1]) and ys.n[2] > 1)
+                 or (herk_pays(w.kernel[2], w.stride[2]) and ys.n[3] > 1)))
+
+
+cdef inline void combine_into(real_t* acc, const real_t* v, int64_t n, bint is_max) noexcept nogil:
+    """acc[i] = acc[i] (+ or NaN-propagating max) v[i]."""
+    cdef int64_t i
+    if is_max:
+        for i in range(n):
+            acc[i] = max_nan(acc[i], v[i])
+    else:
+        for i in range(n):
+            acc[i] = acc[i] + v[i]
+
+
+cdef inline void combine_to(real_t* dst, const real_t* a, const real_t* b, int64_t n,
+                            bint is_max) noexcept nogil:
+    """dst[i] = a[i] (+ or max) b[i]."""
+    cdef int64_t i
+    if is_max:
+        for i in range(n):
+            dst[i] = max_nan(a[i], b[i])
+    else:
+        for i in range(n):
+            dst[i] = a[i] + b[i]
+
+
+cdef inline void copy_lanes(real_t* dst, const real_t* src, int64_t n) noexcept nogil:
+    cdef int64_t i
+    for i in range(n):
+        dst[i] = src[i]
+
+
+cdef void run_windows(real_t* z, real_t* pre, int64_t lanes, int64_t first, int64_t s,
+                      int64_t k, int64_t nout, bint running, bint is_max,
+                      real_t* out) noexcept nogil:
+    """Windows along the positions of z (position u = z[u*lanes : (u+1)*lanes]).
+
+    out[o] = combination of positions first + o*s + j, j < k, for o < nout,
+    lane by lane. Padding positions must already hold the identity (0 or
+    lowest). With ``running``, position 0 must start a block of k, and z is
+    overwritten with block suffixes (``pre`` receives the prefixes).
+    """
+    cdef int64_t npos = first + (nout - 1) * s + k, u, o, a, j
+    cdef real_t* zu
+    if not running:
+        for o in range(nout):
+            a = first + o * s
+            copy_lanes(out + o * lanes, z + a * lanes, lanes)
+            for j in range(1, k):
+                combine_into(out + o * lanes, z + (a + j) * lanes, lanes, is_max)
+        return
+    for u in range(npos):
+        if u % k == 0:
+            copy_lanes(pre + u * lanes, z + u * lanes, lanes)
+        else:
+            combine_to(pre + u * lanes, pre + (u - 1) * lanes, z + u * lanes, lanes, is_max)
+    # Suffixes in place, right to left; a block's last position is its own suffix.
+    for u in range(npos - 2, -1, -1):
+        if (u + 1) % k != 0:
+            zu = z + u * lanes
+            combine_into(zu, zu + lanes, lanes, is_max)
+    for o in range(nout):
+        a = first + o * s
+        if a % k == 0:
+            copy_lanes(out + o * lanes, pre + (a + k - 1) * lanes, lanes)
+        else:
+            combine_to(out + o * lanes, z + a * lanes, pre + (a + k - 1) * lanes, lanes, is_max)
+
+
+cdef inline void load_terms(double* dst, const real_t* src, int64_t stride, int64_t n, int mode,
+                            double p) noexcept nogil:
+    """dst[i] = the double term src[i*stride] adds to a sum (x, |x|, x*x, |x|**p),
+    or |x| for the p = inf norm."""
+    cdef int64_t i
+    cdef double a
+    if mode == ACC_SUM:
+        if stride == 1:
+            for i in range(n):
+                dst[i] = <double>src[i]
+        else:
+            for i in range(n):
+                dst[i] = <double>src[i * stride]
+    elif mode == ACC_ABS or mode == ACC_MAXABS:
+        for i in range(n):
+            dst[i] = fabs(<double>src[i * stride])
+    elif mode == ACC_SQUARE:
+        for i in range(n):
+            a = <double>src[i * stride]
+            dst[i] = a * a
+    else:
+        for i in range(n):
+            dst[i] = pow(fabs(<double>src[i * stride]), p)
+
+
+cdef inline void load_values(real_t* dst, const real_t* src, int64_t stride,
+                             int64_t n) noexcept nogil:
+    cdef int64_t i
+    if stride == 1:
+        copy_lanes(dst, src, n)
+    else:
+        for i in range(n):
+            dst[i] = src[i * stride]
+
+
+cdef inline void fill(real_t* dst, real_t value, int64_t n) noexcept nogil:
+    cdef int64_t i
+    for i in range(n):
+        dst[i] = value
+
+
+cdef struct RunPlan:
+    # What every task of a running-window call shares.
+    int64_t groups, strips             # tasks = groups * strips
+    int64_t scratch                    # elements of each of a task's 3 scratch buffers
+    bint run_h, run_w                  # running (True) or direct windows per axis
+
+
+cdef void plan_running(RunPlan* rp, const Strided5* ys, const Windows* w) noexcept nogil:
+    cdef int64_t kh = w.kernel[1], kw = w.kernel[2], sh = w.stride[1], sw = w.stride[2]
+    cdef int64_t lines = ys.n[0] * ys.n[1] * ys.n[2]
+    cdef int64_t strip = ys.n[3] if ys.n[3] < RUN_STRIP else RUN_STRIP
+    # Positions of one task, with up to k - 1 of block alignment in front.
+    cdef int64_t rows = (RUN_LINES - 1) * sh + 2 * kh - 1
+    cdef int64_t cols = (strip - 1) * sw + 2 * kw - 1
+    rp.run_h = herk_pays(kh, sh)
+    rp.run_w = herk_pays(kw, sw)
+    rp.groups = (lines + RUN_LINES - 1) // RUN_LINES
+    rp.strips = (ys.n[3] + RUN_STRIP - 1) // RUN_STRIP
+    rp.scratch = (rows if rows > RUN_LINES else RUN_LINES) * cols
+
+
+cdef struct RunTask:
+    # One task: output lines (rows (b, od, oh) in row-major order) [g0, g0 + nl)
+    # by output columns [ow0, ow0 + nout).
+    int64_t g0, nl, ow0, nout
+    int64_t u0, ncols          # padded columns [u0, u0 + ncols) feed the strip
+    int64_t lead, ninside      # of which [lead, lead + ninside) are inside the input
+    int64_t c_lo               # input column at position lead
+
+
+cdef void plan_task(RunTask* t, const Strided5* xs, const Strided5* ys, const Windows* w,
+                    const RunPlan* rp, int64_t task) noexcept nogil:
+    cdef int64_t lines = ys.n[0] * ys.n[1] * ys.n[2], kw = w.kernel[2], sw = w.stride[2]
+    cdef int64_t c_hi, u1
+    t.g0 = (task // rp.strips) * RUN_LINES
+    t.ow0 = (task % rp.strips) * RUN_STRIP
+    t.nl = lines - t.g0 if lines - t.g0 < RUN_LINES else RUN_LINES
+    t.nout = ys.n[3] - t.ow0 if ys.n[3] - t.ow0 < RUN_STRIP else RUN_STRIP
+    t.u0 = t.ow0 * sw
+    if rp.run_w:
+        t.u0 -= t.u0 % kw     # start on a block boundary of the padded axis
+    u1 = (t.ow0 + t.nout - 1) * sw + kw
+    t.ncols = u1 - t.u0
+    t.c_lo = t.u0 - w.pad_begin[2]
+    c_hi = u1 - w.pad_begin[2]
+    if t.c_lo < 0:
+        t.c_lo = 0
+    if c_hi > xs.n[3]:
+        c_hi = xs.n[3]
+    t.lead = t.c_lo - (t.u0 - w.pad_begin[2])
+    t.ninside = c_hi - t.c_lo if c_hi > t.c_lo else 0
+
+
+cdef struct Segment:
+    # Consecutive lines of one plane (b, od): output rows [oh, oh + n), whose
+    # windows read padded rows [v0, v1) (v0 on a block boundary when running).
+    int64_t b, od, oh, n, v0, v1
+
+
+cdef inline void segment_at(Segment* sg, const RunTask* t, const Strided5* ys, const Windows* w,
+                            const RunPlan* rp, int64_t g) noexcept nogil:
+    cdef int64_t OD = ys.n[1], OH = ys.n[2], line = t.g0 + g
+    sg.b = line // (OD * OH)
+    sg.od = (line // OH) % OD
+    sg.oh = line % OH
+    sg.n = OH - sg.oh if OH - sg.oh < t.nl - g else t.nl - g
+    sg.v0 = sg.oh * w.stride[1]
+    if rp.run_h:
+        sg.v0 -= sg.v0 % w.kernel[1]
+    sg.v1 = (sg.oh + sg.n - 1) * w.stride[1] + w.kernel[1]
+
+
+cdef inline const real_t* segment_row(const real_t* x, const Strided5* xs, const Windows* w,
+                                      const Segment* sg, const RunTask* t,
+                                      int64_t v) noexcept nogil:
+    """Input row of padded row v (first inside column), or NULL for a padding row."""
+    cdef int64_t h = v - w.pad_begin[1]
+    if h < 0 or h >= xs.n[2] or t.ninside == 0:
+        return NULL
+    return x + sg.b * xs.s[0] + w.first[0][sg.od] * xs.s[1] + h * xs.s[2] + t.c_lo * xs.s[3]
+
+
+cdef extern from "_transpose.h":
+    void pypool_transpose32(const void* src, int64_t rows, int64_t cols, void* dst) noexcept nogil
+    void pypool_transpose64(const void* src, int64_t rows, int64_t cols, void* dst) noexcept nogil
+
+
+cdef void transpose(const real_t* src, int64_t rows, int64_t cols, real_t* dst) noexcept nogil:
+    """dst[c * rows + r] = src[r * cols + c] (register tiles for 4- and 8-byte types)."""
+    cdef int64_t r, c
+    if sizeof(real_t) == 4:
+        pypool_transpose32(src, rows, cols, dst)
+    elif sizeof(real_t) == 8:
+        pypool_transpose64(src, rows, cols, dst)
+    else:
+        for r in range(rows):
+            for c in range(cols):
+                dst[c * rows + r] = src[r * cols + c]
+
+
+cdef void column_pass(real_t* za, real_t* zb, real_t* zc, const RunTask* t, const Windows* w,
+                      const RunPlan* rp, bint is_max) noexcept nogil:
+    """zc (lines x columns, the row pass's result) -> zc (outputs x lines)."""
+    transpose(zc, t.nl, t.ncols, za)
+    run_windows(za, zb, t.nl, t.ow0 * w.stride[2] - t.u0, w.stride[2], w.kernel[2], t.nout,
+                rp.run_w, is_max, zc)
+
+
+cdef void running_max_task(const real_t* x, const Strided5* xs, real_t* y, const Strided5* ys,
+                           const Windows* w, const RunPlan* rp, int64_t task, real_t* za,
+                           real_t* zb, real_t* zc) noexcept nogil:
+    """Max pooling (values only) of one task; za, zb, zc hold rp.scratch elements each."""
+    cdef RunTask t
+    cdef Segment sg
+    cdef int64_t g = 0, v, o
+    cdef const real_t* row
+    cdef real_t* zrow
+    cdef real_t* yrow
+    cdef real_t ident = lowest(<real_t>0)
+    plan_task(&t, xs, ys, w, rp, task)
+    while g < t.nl:
+        segment_at(&sg, &t, ys, w, rp, g)
+        for v in range(sg.v1 - sg.v0):
+            row = segment_row(x, xs, w, &sg, &t, sg.v0 + v)
+            zrow = za + v * t.ncols
+            if row == NULL:
+                fill(zrow, ident, t.ncols)
+                continue
+            fill(zrow, ident, t.lead)
+            load_values(zrow + t.lead, row, xs.s[3], t.ninside)
+            fill(zrow + t.lead + t.ninside, ident, t.ncols - t.lead - t.ninside)
+        run_windows(za, zb, t.ncols, sg.oh * w.stride[1] - sg.v0, w.stride[1], w.kernel[1], sg.n,
+                    rp.run_h, True, zc + g * t.ncols)
+        g += sg.n
+    column_pass(za, zb, zc, &t, w, rp, True)
+    transpose(zc, t.nout, t.nl, zb)
+    for g in range(t.nl):
+        segment_at(&sg, &t, ys, w, rp, g)
+        yrow = y + offset5(ys, sg.b, sg.od, sg.oh, t.ow0, 0)
+        if ys.s[3] == 1:
+            memcpy(yrow, zb + g * t.nout, <size_t>t.nout * sizeof(real_t))
+        else:
+            for o in range(t.nout):
+                yrow[o * ys.s[3]] = zb[g * t.nout + o]
+
+
+cdef void running_reduce_task(const real_t* x, const Strided5* xs, float_out_t* y,
+                              const Strided5* ys, const Windows* w, const RunPlan* rp,
+                              int mode, double p, int64_t divisor_override, int64_t task,
+                              double* za, double* zb, double* zc,
+                              const double* recip_w) noexcept nogil:
+    """Average or Lp norm of one task; za, zb, zc hold rp.scratch doubles each."""
+    cdef RunTask t
+    cdef Segment sg
+    cdef int64_t g = 0, v, o
+    cdef const real_t* row
+    cdef double* zrow
+    cdef bint is_max = mode == ACC_MAXABS
+    plan_task(&t, xs, ys, w, rp, task)
+    while g < t.nl:
+        segment_at(&sg, &t, ys, w, rp, g)
+        for v in range(sg.v1 - sg.v0):
+            row = segment_row(x, xs, w, &sg, &t, sg.v0 + v)
+            zrow = za + v * t.ncols
+            if row == NULL:
+                fill(zrow, 0.0, t.ncols)    # |x| >= 0, so 0 is also the max's identity
+                continue
+            fill(zrow, 0.0, t.lead)
+            load_terms(zrow + t.lead, row, xs.s[3], t.ninside, mode, p)
+            fill(zrow + t.lead + t.ninside, 0.0, t.ncols - t.lead - t.ninside)
+        run_windows(za, zb, t.ncols, sg.oh * w.stride[1] - sg.v0, w.stride[1], w.kernel[1], sg.n,
+                    rp.run_h, is_max, zc + g * t.ncols)
+        g += sg.n
+    column_pass(za, zb, zc, &t, w, rp, is_max)
+    transpose(zc, t.nout, t.nl, zb)    # back to lines x outputs: rows finish contiguously
+    for g in range(t.nl):
+        segment_at(&sg, &t, ys, w, rp, g)
+        finish_plane_row(y + offset5(ys, sg.b, sg.od, sg.oh, t.ow0, 0), ys.s[3],
+                         zb + g * t.nout, t.nout, mode, p, w, sg.od, sg.oh, divisor_override,
+                         t.ow0, recip_w + t.ow0)
+
+
+cdef int running_max_tasks(const real_t* x, const Strided5* xs, real_t* y, const Strided5* ys,
+                           const Windows* w, const RunPlan* rp, int64_t t0,
+                           int64_t t1) noexcept nogil:
+    """Tasks [t0, t1) of a running max; 1 when scratch cannot be allocated, else 0."""
+    cdef int64_t task
+    cdef real_t* za = <real_t*>malloc(<size_t>(3 * rp.scratch) * sizeof(real_t))
+    if za == NULL:
+        return 1
+    for task in range(t0, t1):
+        running_max_task(x, xs, y, ys, w, rp, task, za, za + rp.scratch, za + 2 * rp.scratch)
+    free(za)
+    return 0
+
+
+cdef int running_reduce_tasks(const real_t* x, const Strided5* xs, float_out_t* y,
+                              const Strided5* ys, const Windows* w, const RunPlan* rp, int mode,
+                              double p, int64_t divisor_override, int64_t t0,
+                              int64_t t1) noexcept nogil:
+    """Tasks [t0, t1) of a running average / Lp norm; 1 when scratch cannot be allocated."""
+    cdef int64_t task
+    cdef double* za = <double*>malloc(<size_t>(3 * rp.scratch) * sizeof(double))
+    cdef double* recip_w = reciprocals(w.divisor[2], ys.n[3])
+    if za == NULL or recip_w == NULL:
+        free(za)
+        free(recip_w)
+        return 1
+    for task in range(t0, t1):
+        running_reduce_task(x, xs, y, ys, w, rp, mode, p, divisor_override, task, za,
+                            za + rp.scratch, za + 2 * rp.scratch, recip_w)
+    free(za)
+    free(recip_w)
+    return 0

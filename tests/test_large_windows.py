@@ -1,0 +1,146 @@
+"""Large sliding windows: the running-window (van Herk / Gil-Werman) kernels.
+
+Windows with dilation 1 and a kernel of at least 2 * stride + 3 on an axis
+take a separate path (prefix / suffix combinations per block of k, a row
+pass and a transposed column pass, tasks of 64 output rows by 128 output
+columns). These tests draw such geometries - kernels up to 20, every
+padding form, ceil_mode, outputs wider than one strip and more rows than one
+task - and compare max, average and Lp pooling with the NumPy oracle, plus
+bit-identity across thread counts.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import pypool
+from reference import ref_avg_pool, ref_max_pool
+from reference_ops import ref_lp_pool
+from strategies import paddings
+from test_forward_reference import (COMMON, MAX_DTYPES, assert_avg_matches, assert_same_max,
+                                    input_arrays)
+
+AVG_DTYPES = (np.float32, np.float64, np.float16, np.int16, np.uint8)
+
+
+@st.composite
+def large_geometries(draw):
+    nd = draw(st.integers(1, 2))
+    stride = tuple(draw(st.lists(st.integers(1, 3), min_size=nd, max_size=nd)))
+    # at least one axis wide enough for running windows
+    wide = draw(st.integers(0, nd - 1))
+    kernel = tuple(draw(st.integers(2 * s + 3, 2 * s + 12)) if a == wide
+                   else draw(st.integers(1, 2 * s + 8)) for a, s in enumerate(stride))
+    spatial = tuple(draw(st.integers(1, k + 30)) for k in kernel)
+    padding = draw(paddings(list(kernel)))
+    return dict(nd=nd, spatial=spatial, kernel=kernel, stride=stride, padding=padding,
+                ceil_mode=draw(st.booleans()))
+
+
+def _shape(geom, layout, lead):
+    return lead + geom["spatial"] + ((3,) if layout == "channels_last" else ())
+
+
+def _args(geom):
+    return (geom["kernel"], geom["stride"], geom["padding"], 1, geom["ceil_mode"])
+
+
+def _output_ok(x, geom, layout="channels_first"):
+    try:
+        pypool.pooled_shape(x.shape, *_args(geom), layout=layout)
+    except ValueError:
+        return False
+    return True
+
+
+@settings(max_examples=300, **COMMON)
+@given(data=st.data())
+def test_large_max_matches_reference(data):
+    geom = data.draw(large_geometries())
+    layout = data.draw(st.sampled_from(["channels_first", "channels_first", "channels_last"]))
+    lead = tuple(data.draw(st.lists(st.integers(1, 3), min_size=1, max_size=2)))
+    dtype = data.draw(st.sampled_from(MAX_DTYPES))
+    x, _ = data.draw(input_arrays(dtype, _shape(geom, layout, lead),
+                                  specials=data.draw(st.booleans())))
+    if not _output_ok(x, geom, layout):
+        return
+    ref_v, ref_i = ref_max_pool(x, geom["kernel"], geom["stride"], geom["padding"], None,
+                                geom["ceil_mode"], layout)
+    assert_same_max(pypool.max_pool(x, *_args(geom), layout=layout), ref_v)
+    v, i = pypool.max_pool(x, *_args(geom), layout=layout, return_indices=True)
+    assert_same_max(v, ref_v)
+    np.testing.assert_array_equal(i, ref_i)
+
+
+@settings(max_examples=300, **COMMON)
+@given(data=st.data())
+def test_large_avg_matches_reference(data):
+    geom = data.draw(large_geometries())
+    layout = data.draw(st.sampled_from(["channels_first", "channels_first", "channels_last"]))
+    lead = tuple(data.draw(st.lists(st.integers(1, 3), min_size=1, max_size=2)))
+    dtype = data.draw(st.sampled_from(AVG_DTYPES))
+    x, _ = data.draw(input_arrays(dtype, _shape(geom, layout, lead),
+                                  specials=data.draw(st.booleans())))
+    if not _output_ok(x, geom, layout):
+        return
+    include_pad = data.draw(st.booleans())
+    override = data.draw(st.sampled_from([None, None, 1, 7]))
+    ref64 = ref_avg_pool(x, geom["kernel"], geom["stride"], geom["padding"], None,
+                         geom["ceil_mode"], include_pad, override, layout, keep_float64=True)
+    got = pypool.avg_pool(x, *_args(geom), count_include_pad=include_pad,
+                          divisor_override=override, layout=layout)
+    out_dtype = np.float64 if np.dtype(dtype).kind in "iu" else dtype
+    assert_avg_matches(got, ref64, out_dtype)
+
+
+@settings(max_examples=150, **COMMON)
+@given(data=st.data())
+def test_large_lp_matches_reference(data):
+    geom = data.draw(large_geometries())
+    lead = tuple(data.draw(st.lists(st.integers(1, 3), min_size=1, max_size=2)))
+    dtype = data.draw(st.sampled_from([np.float32, np.float64]))
+    x, _ = data.draw(input_arrays(dtype, _shape(geom, "channels_first", lead),
+                                  specials=False))
+    if not _output_ok(x, geom):
+        return
+    p = data.draw(st.sampled_from([1.0, 2.0, 3.0, np.inf]))
+    ref = ref_lp_pool(x, p, geom["kernel"], geom["stride"], geom["padding"], 1,
+                      geom["ceil_mode"])
+    got = pypool.lp_pool(x, p, *_args(geom))
+    assert got.dtype == ref.dtype and got.shape == ref.shape
+    np.testing.assert_allclose(got, ref, rtol=1e-6 if dtype == np.float32 else 1e-12)
+
+
+@pytest.mark.parametrize("op", ["max", "avg", "lp2"])
+def test_many_tasks_wide_rows_and_threads(op):
+    """More output rows than a task holds (64), rows wider than a strip (128),
+    tasks that start mid-plane; results identical for every thread count."""
+    rng = np.random.default_rng(7)
+    x = rng.integers(-40, 40, (3, 2, 70, 300)).astype(np.float32) / 8
+    x[1, 1, 33, 150] = np.nan
+    geom = dict(kernel=(11, 9), stride=(1, 2), padding=((5, 3), (4, 4)), ceil_mode=True)
+    if op == "max":
+        run = lambda t: pypool.max_pool2d(x, *_args(geom), num_threads=t)
+        ref = ref_max_pool(x, *_args(geom)[:3], None, True)[0]
+        assert_same_max(run(1), ref)
+    elif op == "avg":
+        run = lambda t: pypool.avg_pool2d(x, *_args(geom), count_include_pad=False, num_threads=t)
+        ref = ref_avg_pool(x, *_args(geom)[:3], None, True, False, keep_float64=True)
+        assert_avg_matches(run(1), ref, np.float32)
+    else:
+        run = lambda t: pypool.lp_pool2d(x, 2, *_args(geom), num_threads=t)
+        ref = ref_lp_pool(x, 2, *_args(geom))
+        np.testing.assert_allclose(run(1), ref, rtol=1e-6)
+    first = run(1)
+    for threads in (2, 3, 5):
+        np.testing.assert_array_equal(run(threads).view(np.uint32), first.view(np.uint32))
+
+
+def test_running_sum_keeps_small_values_next_to_huge_ones():
+    """No running subtraction: a window's sum never sees values outside it."""
+    x = np.zeros((1, 1, 1, 40), np.float64)
+    x[..., :5] = 1e300
+    x[..., 30:] = 1.0
+    got = pypool.avg_pool2d(x, (1, 9), 1, count_include_pad=False)
+    np.testing.assert_array_equal(got[..., 30:], 1.0)
