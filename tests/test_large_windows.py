@@ -144,3 +144,37 @@ def test_running_sum_keeps_small_values_next_to_huge_ones():
     x[..., 30:] = 1.0
     got = pypool.avg_pool2d(x, (1, 9), 1, count_include_pad=False)
     np.testing.assert_array_equal(got[..., 30:], 1.0)
+
+
+def _midpoint_windows(n, seed):
+    """n windows of 9 float32 values whose exact sum S makes S / 9 land within a
+    few float64 units of a float32 rounding midpoint (where multiplying by a
+    rounded 1/9 and dividing by 9 can round to different floats)."""
+    rng = np.random.default_rng(seed)
+    f = (1 + rng.integers(0, 2**23, n) / 2**23).astype(np.float64)   # floats in [1, 2)
+    mid = f + 2.0**-24                                                 # halfway to the next one
+    k = rng.integers(-6, 7, n).astype(np.float64)
+    a = (9 * mid).astype(np.float32)
+    r1 = (9 * mid - a).astype(np.float32)
+    d = (k * 2.0**-49).astype(np.float32)
+    windows = np.zeros((n, 9), np.float32)
+    windows[:, 0], windows[:, 4], windows[:, 8] = a, r1, d
+    exact = 9 * mid + k * 2.0**-49                   # every partial sum of a window is exact
+    assert np.array_equal(windows.astype(np.float64).sum(axis=1), exact)
+    return windows, (exact / 9.0).astype(np.float32)
+
+
+def test_float32_average_rounds_like_the_division_near_midpoints():
+    """float32 averages may multiply by a reciprocal only where that provably
+    rounds like the float64 division; near midpoints they must divide."""
+    windows, expected = _midpoint_windows(4096, 3)
+    # plane path: a 3 x (3n) row of non-overlapping 3x3 windows
+    x = windows.reshape(-1, 3, 3).transpose(1, 0, 2).reshape(1, 1, 3, -1)
+    np.testing.assert_array_equal(pypool.avg_pool2d(x, 3, 3)[0, 0, 0], expected)
+    # running path: 1 x 9 windows at stride 1 over rows holding one window each
+    rows = np.zeros((4096, 1, 1, 17), np.float32)
+    rows[:, 0, 0, 4:13] = windows
+    got = pypool.avg_pool2d(rows, (1, 9), 1, (0, 4), count_include_pad=True)
+    np.testing.assert_array_equal(got[:, 0, 0, 8], expected)
+    # global average of 3x3 planes
+    np.testing.assert_array_equal(pypool.global_avg_pool(windows.reshape(1, -1, 3, 3))[0], expected)
