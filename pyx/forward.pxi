@@ -436,42 +436,18 @@ cdef extern from "_rounding.h":
 
 cdef inline void finish_plane_row(float_out_t* yrow, int64_t ystride, double* acc, int64_t n,
                                   int mode, double p, const Windows* w, int64_t od, int64_t oh,
-                                  int64_t divisor_override, int64_t ow0,
-                                  const double* recip_w) noexcept nogil:
+                                  int64_t divisor_override, int64_t ow0) noexcept nogil:
     """Write outputs [ow0, ow0 + n) of a row of finished averages / norms (yrow points
     at output ow0); the common cases are plain loops.
 
-    A float32 average multiplies by the divisor's reciprocal (``recip_w`` holds
-    1 / divisor[2][o] from ow0 on; NULL means divide) and keeps the result
-    only when it provably rounds to the same float as the division; divisions
-    are several times slower than multiplications and this is one per output.
+    Averages divide: a vectorized division per output costs no more here than
+    the reciprocal-and-check of global_sum_planes would.
     """
     cdef int64_t o
-    cdef int risky = 0
     cdef double div_dh = <double>w.divisor[0][od] * <double>w.divisor[1][oh]
-    cdef double r_dh
     cdef const double* divw = w.divisor[2] + ow0
-    # Finish in place first (contiguous, so the loops vectorize), then store.
-    if mode == ACC_SUM and float_out_t is float and recip_w != NULL:
-        if divisor_override > 0:
-            r_dh = 1.0 / <double>divisor_override
-            for o in range(n):
-                risky += pypool_float_rounding_risk(acc[o] * r_dh)
-        else:
-            r_dh = 1.0 / div_dh
-            for o in range(n):
-                risky += pypool_float_rounding_risk(acc[o] * (r_dh * recip_w[o]))
-        if risky:
-            for o in range(n):
-                acc[o] = acc[o] / (<double>divisor_override if divisor_override > 0
-                                   else div_dh * divw[o])
-        elif divisor_override > 0:
-            for o in range(n):
-                acc[o] = acc[o] * r_dh
-        else:
-            for o in range(n):
-                acc[o] = acc[o] * (r_dh * recip_w[o])
-    elif mode == ACC_SUM and divisor_override > 0:
+    # Finish in place first (contiguous, so divisions vectorize), then store.
+    if mode == ACC_SUM and divisor_override > 0:
         for o in range(n):
             acc[o] = acc[o] / <double>divisor_override
     elif mode == ACC_SUM:
@@ -486,16 +462,6 @@ cdef inline void finish_plane_row(float_out_t* yrow, int64_t ystride, double* ac
     else:
         for o in range(n):
             yrow[o * ystride] = <float_out_t>acc[o]
-
-
-cdef double* reciprocals(const double* values, int64_t n) noexcept nogil:
-    """1 / values[i] in a new buffer (NULL when it cannot be allocated)."""
-    cdef int64_t i
-    cdef double* r = <double*>malloc(<size_t>(n + 1) * sizeof(double))
-    if r != NULL:
-        for i in range(n):
-            r[i] = 1.0 / values[i]
-    return r
 
 
 cdef int reduce_plane_rows(const real_t* x, const Strided5* xs, float_out_t* y,
@@ -515,11 +481,9 @@ cdef int reduce_plane_rows(const real_t* x, const Strided5* xs, float_out_t* y,
     cdef const real_t* src
     cdef double* acc = <double*>malloc(<size_t>(OW + 1) * sizeof(double))
     cdef real_t* phases = <real_t*>malloc(<size_t>(sw * plen + 1) * sizeof(real_t))
-    cdef double* recip_w = reciprocals(w.divisor[2], OW)
-    if acc == NULL or phases == NULL or recip_w == NULL:
+    if acc == NULL or phases == NULL:
         free(acc)
         free(phases)
-        free(recip_w)
         return 1
     for r in range(r0, r1):
         for o in range(OW):
@@ -538,11 +502,10 @@ cdef int reduce_plane_rows(const real_t* x, const Strided5* xs, float_out_t* y,
                     src = row + ct.col[jw] if sw == 1 else phases + ct.src[jw]
                     accumulate(acc + lo, src, 1, n, mode, p)
         finish_plane_row(y + offset5(ys, b, od, oh, 0, 0), ys.s[3], acc, OW, mode, p, w, od, oh,
-                         divisor_override, 0, recip_w)
+                         divisor_override, 0)
         next_row(&b, &od, &oh, OD, OH)
     free(acc)
     free(phases)
-    free(recip_w)
     return 0
 
 
@@ -730,8 +693,13 @@ cdef inline double sum_contiguous(const real_t* p, int64_t n) noexcept nogil:
 cdef void global_sum_planes(const real_t* x, const Strided5* xs, float_out_t* y,
                             const Strided5* ys, double divisor, double recip,
                             int64_t b) noexcept nogil:
-    """Average of one channels_first plane (merged spatial axes); ``recip`` is
-    1 / divisor (see finish_plane_row for when a product may replace the quotient)."""
+    """Average of one channels_first plane (merged spatial axes).
+
+    ``recip`` is 1 / divisor. A scalar division per plane would dominate the
+    few adds of a small plane, so a float32 result multiplies instead, unless
+    the product lies near a float rounding midpoint (then it could round
+    differently from the quotient, and the plane divides; see _rounding.h).
+    """
     cdef int64_t j
     cdef double acc = 0.0, q
     cdef const real_t* p = x + b * xs.s[0]

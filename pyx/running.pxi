@@ -294,8 +294,7 @@ cdef void running_max_task(const real_t* x, const Strided5* xs, real_t* y, const
 cdef void running_reduce_task(const real_t* x, const Strided5* xs, float_out_t* y,
                               const Strided5* ys, const Windows* w, const RunPlan* rp,
                               int mode, double p, int64_t divisor_override, int64_t task,
-                              double* za, double* zb, double* zc,
-                              const double* recip_w) noexcept nogil:
+                              double* za, double* zb, double* zc) noexcept nogil:
     """Average or Lp norm of one task; za, zb, zc hold rp.scratch doubles each."""
     cdef RunTask t
     cdef Segment sg
@@ -324,7 +323,7 @@ cdef void running_reduce_task(const real_t* x, const Strided5* xs, float_out_t* 
         segment_at(&sg, &t, ys, w, rp, g)
         finish_plane_row(y + offset5(ys, sg.b, sg.od, sg.oh, t.ow0, 0), ys.s[3],
                          zb + g * t.nout, t.nout, mode, p, w, sg.od, sg.oh, divisor_override,
-                         t.ow0, recip_w + t.ow0)
+                         t.ow0)
 
 
 cdef int running_max_tasks(const real_t* x, const Strided5* xs, real_t* y, const Strided5* ys,
@@ -348,14 +347,10 @@ cdef int running_reduce_tasks(const real_t* x, const Strided5* xs, float_out_t* 
     """Tasks [t0, t1) of a running average / Lp norm; 1 when scratch cannot be allocated."""
     cdef int64_t task
     cdef double* za = <double*>malloc(<size_t>(3 * rp.scratch) * sizeof(double))
-    cdef double* recip_w = reciprocals(w.divisor[2], ys.n[3])
-    if za == NULL or recip_w == NULL:
-        free(za)
-        free(recip_w)
+    if za == NULL:
         return 1
     for task in range(t0, t1):
         running_reduce_task(x, xs, y, ys, w, rp, mode, p, divisor_override, task, za,
-                            za + rp.scratch, za + 2 * rp.scratch, recip_w)
+                            za + rp.scratch, za + 2 * rp.scratch)
     free(za)
-    free(recip_w)
     return 0
