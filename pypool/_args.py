@@ -176,9 +176,54 @@ def split_shape(shape, rank, channels_last, name="x"):
     return tuple(shape[:-rank]), tuple(shape[-rank:]), 1
 
 
+_GEOMETRY_CACHE = {}
+_GEOMETRY_CACHE_SIZE = 256
+
+
+def _plain(v):
+    """An int, str or None, or a tuple of those / of int pairs: values whose == and
+    hash cannot confuse kinds the checks tell apart (True == 1, 2.0 == 2)."""
+    t = type(v)
+    if t is int or t is str or v is None:
+        return True
+    if t is tuple:
+        for e in v:
+            te = type(e)
+            if te is int:
+                continue
+            if te is tuple and all(type(q) is int for q in e):
+                continue
+            return False
+        return True
+    return False
+
+
 def window_geometry(shape, kernel_size, stride, padding, dilation, ceil_mode, layout, rank=None,
                     name="x"):
-    """Check every window argument and resolve pads and output sizes."""
+    """Check every window argument and resolve pads and output sizes.
+
+    Results for plain Python arguments are cached (a bounded dict; Geometry
+    objects are never modified after construction), which halves the cost of
+    a small call. Anything else - NumPy integers, lists - is checked afresh.
+    """
+    if (type(ceil_mode) is bool and _plain(kernel_size) and _plain(stride)
+            and _plain(padding) and _plain(dilation) and type(layout) is str
+            and (rank is None or type(rank) is int)):
+        key = (tuple(shape), kernel_size, stride, padding, dilation, ceil_mode, layout, rank, name)
+        g = _GEOMETRY_CACHE.get(key)
+        if g is None:
+            g = _window_geometry(shape, kernel_size, stride, padding, dilation, ceil_mode, layout,
+                                 rank, name)
+            if len(_GEOMETRY_CACHE) >= _GEOMETRY_CACHE_SIZE:
+                _GEOMETRY_CACHE.clear()
+            _GEOMETRY_CACHE[key] = g
+        return g
+    return _window_geometry(shape, kernel_size, stride, padding, dilation, ceil_mode, layout,
+                            rank, name)
+
+
+def _window_geometry(shape, kernel_size, stride, padding, dilation, ceil_mode, layout, rank,
+                     name):
     rank = rank_from_kernel(kernel_size, rank)
     g = Geometry()
     g.rank = rank

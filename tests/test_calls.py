@@ -213,3 +213,20 @@ def test_worked_example_via_main_module(capsys):
     main()
     text = capsys.readouterr().out
     assert "[[6. 8.]" in text and "3.25" in text and "3.125" in text
+
+
+@pytest.mark.parametrize("bad", [dict(kernel_size=2.0), dict(kernel_size=True),
+                                 dict(kernel_size=2, ceil_mode=1),
+                                 dict(kernel_size=(2, 2), stride=(True, 1)),
+                                 dict(kernel_size=(2, 2), padding=((0, 0), (0.0, 0)))])
+def test_geometry_cache_keeps_kinds_apart(bad):
+    """Valid plain-int geometry is cached; values equal to it but of another kind
+    (True == 1, 2.0 == 2) must still be checked and refused."""
+    x = np.ones((1, 1, 4, 4))
+    good = dict(kernel_size=2, stride=(1, 1), padding=((0, 0), (0, 0)), ceil_mode=True)
+    pypool.max_pool2d(x, **good)
+    pypool.max_pool2d(x, **{**good, **dict(kernel_size=(2, 2))})
+    with pytest.raises(TypeError):
+        pypool.max_pool2d(x, **bad)
+    # and the cached result is still right
+    np.testing.assert_array_equal(pypool.max_pool2d(x, **good), np.ones((1, 1, 3, 3)))
