@@ -206,20 +206,21 @@ def window_geometry(shape, kernel_size, stride, padding, dilation, ceil_mode, la
     objects are never modified after construction), which halves the cost of
     a small call. Anything else - NumPy integers, lists - is checked afresh.
     """
+    key = None
     if (type(ceil_mode) is bool and _plain(kernel_size) and _plain(stride)
             and _plain(padding) and _plain(dilation) and type(layout) is str
             and (rank is None or type(rank) is int)):
         key = (tuple(shape), kernel_size, stride, padding, dilation, ceil_mode, layout, rank, name)
         g = _GEOMETRY_CACHE.get(key)
-        if g is None:
-            g = _window_geometry(shape, kernel_size, stride, padding, dilation, ceil_mode, layout,
-                                 rank, name)
-            if len(_GEOMETRY_CACHE) >= _GEOMETRY_CACHE_SIZE:
-                _GEOMETRY_CACHE.clear()
-            _GEOMETRY_CACHE[key] = g
-        return g
-    return _window_geometry(shape, kernel_size, stride, padding, dilation, ceil_mode, layout,
-                            rank, name)
+        if g is not None:
+            return g
+    g = _window_geometry(shape, kernel_size, stride, padding, dilation, ceil_mode, layout, rank,
+                         name)
+    if key is not None:
+        if len(_GEOMETRY_CACHE) >= _GEOMETRY_CACHE_SIZE:
+            _GEOMETRY_CACHE.clear()
+        _GEOMETRY_CACHE[key] = g
+    return g
 
 
 def _window_geometry(shape, kernel_size, stride, padding, dilation, ceil_mode, layout, rank,

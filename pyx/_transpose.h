@@ -1,9 +1,10 @@
 /* Matrix transposes for the running-window kernels (running.pxi).
  *
- * dst[c * rows + r] = src[r * cols + c]. With AVX2 the bulk goes through
- * 8 x 8 (32-bit) and 4 x 4 (64-bit) register tiles; edges, and builds
- * without AVX2, use plain loops. Only bits are moved, so the 32-bit version
- * serves float, int32 and uint32 alike (and 64-bit: double, int64, uint64).
+ * dst[c * rows + r] = src[r * cols + c] for the whole T x T tiles of the
+ * matrix (T = 8 for 32-bit, 4 for 64-bit elements) when built with AVX2; the
+ * functions return T, or 0 (nothing done) without AVX2. The caller's loop
+ * does the rest. Only bits are moved, so the 32-bit version serves float,
+ * int32 and uint32 alike (and 64-bit: double, int64, uint64).
  */
 #ifndef PYPOOL_TRANSPOSE_H
 #define PYPOOL_TRANSPOSE_H
@@ -14,34 +15,10 @@
 #include <immintrin.h>
 #endif
 
-static inline void pypool_transpose_edges32(const uint32_t* src, int64_t rows, int64_t cols,
-                                            uint32_t* dst, int64_t r_done, int64_t c_done) {
-    int64_t r, c;
-    for (r = 0; r < r_done; r++)
-        for (c = c_done; c < cols; c++)
-            dst[c * rows + r] = src[r * cols + c];
-    for (r = r_done; r < rows; r++)
-        for (c = 0; c < cols; c++)
-            dst[c * rows + r] = src[r * cols + c];
-}
-
-static inline void pypool_transpose_edges64(const uint64_t* src, int64_t rows, int64_t cols,
-                                            uint64_t* dst, int64_t r_done, int64_t c_done) {
-    int64_t r, c;
-    for (r = 0; r < r_done; r++)
-        for (c = c_done; c < cols; c++)
-            dst[c * rows + r] = src[r * cols + c];
-    for (r = r_done; r < rows; r++)
-        for (c = 0; c < cols; c++)
-            dst[c * rows + r] = src[r * cols + c];
-}
-
-static inline void pypool_transpose32(const void* src_, int64_t rows, int64_t cols, void* dst_) {
-    const uint32_t* src = (const uint32_t*)src_;
-    uint32_t* dst = (uint32_t*)dst_;
-    int64_t r8 = rows - rows % 8, c8 = cols - cols % 8;
+static inline int pypool_transpose32_tiles(const void* src, int64_t rows, int64_t cols,
+                                           void* dst) {
 #ifdef __AVX2__
-    int64_t r, c;
+    int64_t r, c, r8 = rows - rows % 8, c8 = cols - cols % 8;
     for (r = 0; r < r8; r += 8) {
         for (c = 0; c < c8; c += 8) {
             const float* s = (const float*)src + r * cols + c;
@@ -68,19 +45,17 @@ static inline void pypool_transpose32(const void* src_, int64_t rows, int64_t co
             _mm256_storeu_ps(d + 7 * rows, _mm256_permute2f128_ps(c3, c7, 0x31));
         }
     }
+    return 8;
 #else
-    r8 = 0;
-    c8 = 0;
+    (void)src; (void)rows; (void)cols; (void)dst;
+    return 0;
 #endif
-    pypool_transpose_edges32(src, rows, cols, dst, r8, c8);
 }
 
-static inline void pypool_transpose64(const void* src_, int64_t rows, int64_t cols, void* dst_) {
-    const uint64_t* src = (const uint64_t*)src_;
-    uint64_t* dst = (uint64_t*)dst_;
-    int64_t r4 = rows - rows % 4, c4 = cols - cols % 4;
+static inline int pypool_transpose64_tiles(const void* src, int64_t rows, int64_t cols,
+                                           void* dst) {
 #ifdef __AVX2__
-    int64_t r, c;
+    int64_t r, c, r4 = rows - rows % 4, c4 = cols - cols % 4;
     for (r = 0; r < r4; r += 4) {
         for (c = 0; c < c4; c += 4) {
             const double* s = (const double*)src + r * cols + c;
@@ -95,11 +70,11 @@ static inline void pypool_transpose64(const void* src_, int64_t rows, int64_t co
             _mm256_storeu_pd(d + 3 * rows, _mm256_permute2f128_pd(b1, b3, 0x31));
         }
     }
+    return 4;
 #else
-    r4 = 0;
-    c4 = 0;
+    (void)src; (void)rows; (void)cols; (void)dst;
+    return 0;
 #endif
-    pypool_transpose_edges64(src, rows, cols, dst, r4, c4);
 }
 
 #endif

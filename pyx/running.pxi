@@ -228,21 +228,28 @@ cdef inline const real_t* segment_row(const real_t* x, const Strided5* xs, const
 
 
 cdef extern from "_transpose.h":
-    void pypool_transpose32(const void* src, int64_t rows, int64_t cols, void* dst) noexcept nogil
-    void pypool_transpose64(const void* src, int64_t rows, int64_t cols, void* dst) noexcept nogil
+    int pypool_transpose32_tiles(const void* src, int64_t rows, int64_t cols, void* dst) noexcept nogil
+    int pypool_transpose64_tiles(const void* src, int64_t rows, int64_t cols, void* dst) noexcept nogil
 
 
 cdef void transpose(const real_t* src, int64_t rows, int64_t cols, real_t* dst) noexcept nogil:
-    """dst[c * rows + r] = src[r * cols + c] (register tiles for 4- and 8-byte types)."""
-    cdef int64_t r, c
+    """dst[c * rows + r] = src[r * cols + c]: register tiles (4- and 8-byte types,
+    AVX2 builds) for the bulk, this loop for the edges and everything else."""
+    cdef int64_t r, c, r_done = 0, c_done = 0
+    cdef int tile = 0
     if sizeof(real_t) == 4:
-        pypool_transpose32(src, rows, cols, dst)
+        tile = pypool_transpose32_tiles(src, rows, cols, dst)
     elif sizeof(real_t) == 8:
-        pypool_transpose64(src, rows, cols, dst)
-    else:
-        for r in range(rows):
-            for c in range(cols):
-                dst[c * rows + r] = src[r * cols + c]
+        tile = pypool_transpose64_tiles(src, rows, cols, dst)
+    if tile:
+        r_done = rows - rows % tile
+        c_done = cols - cols % tile
+    for r in range(r_done):
+        for c in range(c_done, cols):
+            dst[c * rows + r] = src[r * cols + c]
+    for r in range(r_done, rows):
+        for c in range(cols):
+            dst[c * rows + r] = src[r * cols + c]
 
 
 cdef void column_pass(real_t* za, real_t* zb, real_t* zc, const RunTask* t, const Windows* w,
