@@ -27,7 +27,7 @@
 # Task functions keep their variables local, so they are private to each
 # OpenMP thread.
 
-from libc.math cimport INFINITY, fabs, pow, sqrt
+from libc.math cimport INFINITY, fabs, frexp, pow, sqrt
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 from libc.stdint cimport int32_t
@@ -176,6 +176,35 @@ cdef inline double avg_divisor(const Windows* w, int64_t od, int64_t oh, int64_t
     if divisor_override > 0:
         return <double>divisor_override
     return <double>w.divisor[0][od] * <double>w.divisor[1][oh] * <double>w.divisor[2][ow]
+
+
+cdef inline void combine_into(real_t* acc, const real_t* v, int64_t n, bint is_max) noexcept nogil:
+    """acc[i] = acc[i] (+ or NaN-propagating max) v[i]."""
+    cdef int64_t i
+    if is_max:
+        for i in range(n):
+            acc[i] = max_nan(acc[i], v[i])
+    else:
+        for i in range(n):
+            acc[i] = acc[i] + v[i]
+
+
+cdef inline void combine_to(real_t* dst, const real_t* a, const real_t* b, int64_t n,
+                            bint is_max) noexcept nogil:
+    """dst[i] = a[i] (+ or max) b[i]."""
+    cdef int64_t i
+    if is_max:
+        for i in range(n):
+            dst[i] = max_nan(a[i], b[i])
+    else:
+        for i in range(n):
+            dst[i] = a[i] + b[i]
+
+
+cdef inline void copy_lanes(real_t* dst, const real_t* src, int64_t n) noexcept nogil:
+    cdef int64_t i
+    for i in range(n):
+        dst[i] = src[i]
 
 
 # ----------------------------------------------------------------------------- plane path
@@ -354,7 +383,7 @@ cdef inline void max_columns_flat(real_t* best, int32_t* where, const real_t* sr
 
 cdef int max_plane_rows(const real_t* x, const Strided5* xs, real_t* y, const Strided5* ys,
                         int64_t* ind, const Strided5* js, const Windows* w,
-                        const ColumnTaps* ct, int64_t r0, int64_t r1) noexcept nogil:
+                        const ColumnTaps* ct, int64_t r0, int64_t r1, bint stream) noexcept nogil:
     """Output rows [r0, r1) of max pooling, channels_first with contiguous W.
 
     Separable: the window's input rows are first folded into column maxima
@@ -412,8 +441,7 @@ cdef int max_plane_rows(const real_t* x, const Strided5* xs, real_t* y, const St
                                      n, <int32_t>ct.col[jw], <int32_t>sw)
         yrow = y + offset5(ys, b, od, oh, 0, 0)
         if ys.s[3] == 1:
-            for o in range(OW):
-                yrow[o] = accv[o]
+            pypool_store_row(yrow, accv, OW * <int64_t>sizeof(real_t), stream)
         else:
             for o in range(OW):
                 yrow[o * ys.s[3]] = accv[o]
@@ -423,6 +451,7 @@ cdef int max_plane_rows(const real_t* x, const Strided5* xs, real_t* y, const St
                 # Widen to int64 on store; INT32_MAX marks an empty window.
                 irow[o * js.s[3]] = -1 if acci[o] == INT32_MAX else <int64_t>acci[o]
         next_row(&b, &od, &oh, OD, OH)
+    pypool_store_fence()
     free(accv)
     free(colv)
     free(acci)
@@ -430,29 +459,89 @@ cdef int max_plane_rows(const real_t* x, const Strided5* xs, real_t* y, const St
     return 0
 
 
+cdef extern from "_stream.h":
+    void pypool_store_row(void* dst, const void* src, int64_t nbytes, int stream) noexcept nogil
+    void pypool_store_fence() noexcept nogil
+
+
+# Outputs at least this large are written with streaming stores (see _stream.h):
+# they will not stay in the caches anyway.
+cdef int64_t STREAM_MIN_BYTES = 8 << 20
+
+
+cdef inline bint streams_output(const Strided5* ys, size_t itemsize) noexcept nogil:
+    return ys.n[0] * ys.n[1] * ys.n[2] * ys.n[3] * ys.n[4] * <int64_t>itemsize >= STREAM_MIN_BYTES
+
+
 cdef extern from "_rounding.h":
     int pypool_float_rounding_risk(double q) noexcept nogil
 
 
+cdef inline bint is_pow2(double v) noexcept nogil:
+    cdef int e
+    return v > 0.0 and frexp(v, &e) == 0.5
+
+
+cdef double* pow2_reciprocals(const Windows* w, int64_t divisor_override) noexcept nogil:
+    """1 / divisor[2][o] for every output column, when dividing by any of the
+    call's divisors equals multiplying by its reciprocal: all are powers of two
+    (then the reciprocal and the product are exact). NULL otherwise (or if the
+    table cannot be allocated: the caller then divides)."""
+    cdef int64_t a, o
+    cdef double* rec
+    if divisor_override > 0:
+        return NULL
+    for a in range(3):
+        for o in range(w.out[a]):
+            if not is_pow2(w.divisor[a][o]):
+                return NULL
+    rec = <double*>malloc(<size_t>(w.out[2] + 1) * sizeof(double))
+    if rec != NULL:
+        for o in range(w.out[2]):
+            rec[o] = 1.0 / w.divisor[2][o]
+    return rec
+
+
 cdef inline void finish_plane_row(float_out_t* yrow, int64_t ystride, double* acc, int64_t n,
                                   int mode, double p, const Windows* w, int64_t od, int64_t oh,
-                                  int64_t divisor_override, int64_t ow0) noexcept nogil:
+                                  int64_t divisor_override, int64_t ow0,
+                                  const double* recw) noexcept nogil:
     """Write outputs [ow0, ow0 + n) of a row of finished averages / norms (yrow points
     at output ow0); the common cases are plain loops.
 
-    Averages divide: a vectorized division per output costs no more here than
-    the reciprocal-and-check of global_sum_planes would.
+    Averages divide (a vectorized division costs about what a reciprocal and a
+    rounding check would), except by powers of two: ``recw`` (see
+    pow2_reciprocals) turns those into exact multiplications.
     """
     cdef int64_t o
     cdef double div_dh = <double>w.divisor[0][od] * <double>w.divisor[1][oh]
+    cdef double rec_dh = 1.0 / div_dh if recw != NULL else 1.0
     cdef const double* divw = w.divisor[2] + ow0
-    # Finish in place first (contiguous, so divisions vectorize), then store.
+    # "+ 0.0": a sum starts from +0, so a window of -0 values averages to +0.
+    if ystride == 1 and mode == ACC_SUM:
+        # Finish and store in one loop (the common case).
+        if divisor_override > 0:
+            for o in range(n):
+                yrow[o] = <float_out_t>((acc[o] + 0.0) / <double>divisor_override)
+        elif recw != NULL:
+            recw = recw + ow0
+            for o in range(n):
+                yrow[o] = <float_out_t>((acc[o] + 0.0) * (rec_dh * recw[o]))
+        else:
+            for o in range(n):
+                yrow[o] = <float_out_t>((acc[o] + 0.0) / (div_dh * divw[o]))
+        return
+    # Otherwise finish in place (contiguous, so divisions vectorize), then store.
     if mode == ACC_SUM and divisor_override > 0:
         for o in range(n):
-            acc[o] = acc[o] / <double>divisor_override
+            acc[o] = (acc[o] + 0.0) / <double>divisor_override
+    elif mode == ACC_SUM and recw != NULL:
+        recw = recw + ow0
+        for o in range(n):
+            acc[o] = (acc[o] + 0.0) * (rec_dh * recw[o])
     elif mode == ACC_SUM:
         for o in range(n):
-            acc[o] = acc[o] / (div_dh * divw[o])
+            acc[o] = (acc[o] + 0.0) / (div_dh * divw[o])
     else:
         for o in range(n):
             acc[o] = acc_final(acc[o], mode, p, 1.0)
@@ -464,47 +553,215 @@ cdef inline void finish_plane_row(float_out_t* yrow, int64_t ystride, double* ac
             yrow[o * ystride] = <float_out_t>acc[o]
 
 
+cdef enum:
+    ROW_SLOTS_MAX = 64   # input rows whose horizontal sums a plane-path task keeps
+
+
+cdef inline int64_t pow2_at_least(int64_t n) noexcept nogil:
+    cdef int64_t q = 1
+    while q < n and q <= ROW_SLOTS_MAX:
+        q *= 2
+    return q
+
+
+cdef inline double term(real_t v, int mode, double p) noexcept nogil:
+    """What one tap contributes to a sum (x, |x|, x*x, |x|**p) or to an inf-norm (|x|)."""
+    cdef double a = <double>v
+    if mode == ACC_SUM:
+        return a
+    elif mode == ACC_SQUARE:
+        return a * a
+    elif mode == ACC_POW:
+        return pow(fabs(a), p)
+    return fabs(a)
+
+
+cdef inline double combine(double a, double b, bint is_max) noexcept nogil:
+    if is_max:
+        return b if (b > a or b != b) else a
+    return a + b
+
+
+cdef void edge_taps(double* hs, const real_t* row, const real_t* phases, const ColumnTaps* ct,
+                    int64_t o0, int64_t o1, int64_t kw, int64_t sw, int mode,
+                    double p) noexcept nogil:
+    """horizontal_row for outputs [o0, o1), tap by tap with bounds checks."""
+    cdef bint is_max = mode == ACC_MAXABS
+    cdef int64_t o, jw, lo
+    cdef const real_t* base
+    for o in range(o0, o1):
+        hs[o] = 0.0
+        for jw in range(kw):
+            lo = ct.lo[jw]
+            if lo <= o < ct.hi[jw]:
+                # Tap jw of output o is base[o - lo].
+                base = (row + ct.col[jw]) if sw == 1 else (phases + ct.src[jw])
+                hs[o] = combine(hs[o], term(base[o - lo], mode, p), is_max)
+
+
+cdef void horizontal_row(double* hs, const real_t* row, real_t* phases, const ColumnTaps* ct,
+                         int64_t W, int64_t OW, int64_t kw, int64_t sw, int mode,
+                         double p) noexcept nogil:
+    """hs[o] = the in-bounds taps of one input row in output column o's window,
+    combined left to right (kernel column order).
+
+    Outputs whose windows have every column inside the row (the interior)
+    run as one fused loop for 1-3 kernel columns; the few edge outputs, and
+    wider kernels, take the taps one at a time.
+    """
+    cdef bint is_max = mode == ACC_MAXABS
+    cdef int64_t jw, o, lo, a = 0, b = OW
+    cdef const real_t* base
+    cdef const real_t* p0
+    cdef const real_t* p1
+    cdef const real_t* p2
+    if sw > 1:
+        deinterleave(row, W, sw, ct.plen, phases)
+    for jw in range(kw):
+        a = ct.lo[jw] if ct.lo[jw] > a else a
+        b = ct.hi[jw] if ct.hi[jw] < b else b
+    if a >= b:
+        a = b = 0
+    if a > 0:
+        edge_taps(hs, row, phases, ct, 0, a, kw, sw, mode, p)
+    if b < OW:
+        edge_taps(hs, row, phases, ct, b, OW, kw, sw, mode, p)
+    if a >= b:
+        return
+    p0 = ((row + ct.col[0]) if sw == 1 else (phases + ct.src[0])) + (a - ct.lo[0])
+    p1 = p2 = p0
+    if kw > 1:
+        p1 = ((row + ct.col[1]) if sw == 1 else (phases + ct.src[1])) + (a - ct.lo[1])
+    if kw > 2:
+        p2 = ((row + ct.col[2]) if sw == 1 else (phases + ct.src[2])) + (a - ct.lo[2])
+    # One plain loop per case (mode and kernel width are loop-invariant), so
+    # each vectorizes.
+    if mode == ACC_SUM and kw == 1:
+        for o in range(b - a):
+            hs[a + o] = <double>p0[o]
+    elif mode == ACC_SUM and kw == 2:
+        for o in range(b - a):
+            hs[a + o] = <double>p0[o] + <double>p1[o]
+    elif mode == ACC_SUM:
+        for o in range(b - a):
+            hs[a + o] = (<double>p0[o] + <double>p1[o]) + <double>p2[o]
+    elif kw == 1:
+        for o in range(b - a):
+            hs[a + o] = term(p0[o], mode, p)
+    elif is_max:
+        for o in range(b - a):
+            hs[a + o] = combine(term(p0[o], mode, p), term(p1[o], mode, p), True)
+    else:
+        for o in range(b - a):
+            hs[a + o] = term(p0[o], mode, p) + term(p1[o], mode, p)
+    if kw <= 2 or (mode == ACC_SUM and kw == 3):
+        return
+    for jw in range(3 if mode == ACC_SUM else 2, kw):
+        base = ((row + ct.col[jw]) if sw == 1 else (phases + ct.src[jw])) + (a - ct.lo[jw])
+        if mode == ACC_SUM:
+            for o in range(b - a):
+                hs[a + o] = hs[a + o] + <double>base[o]
+        elif is_max:
+            for o in range(b - a):
+                hs[a + o] = combine(hs[a + o], term(base[o], mode, p), True)
+        else:
+            for o in range(b - a):
+                hs[a + o] = hs[a + o] + term(base[o], mode, p)
+
+
+cdef inline void vertical_rows(double* acc, double** rows, int64_t n, int64_t OW,
+                               bint is_max) noexcept nogil:
+    """acc = rows[0] (+ or max) rows[1] ... in order; 2 and 3 rows in one fused loop."""
+    cdef int64_t o, j
+    cdef double* r0 = rows[0]
+    cdef double* r1
+    cdef double* r2
+    if n == 1:
+        copy_lanes(acc, r0, OW)
+        return
+    r1 = rows[1]
+    if n == 3:
+        r2 = rows[2]
+        if is_max:
+            for o in range(OW):
+                acc[o] = combine(combine(r0[o], r1[o], True), r2[o], True)
+        else:
+            for o in range(OW):
+                acc[o] = (r0[o] + r1[o]) + r2[o]
+        return
+    combine_to(acc, r0, r1, OW, is_max)
+    for j in range(2, n):
+        combine_into(acc, rows[j], OW, is_max)
+
+
 cdef int reduce_plane_rows(const real_t* x, const Strided5* xs, float_out_t* y,
                            const Strided5* ys, const Windows* w, const ColumnTaps* ct,
-                           int mode, double p, int64_t divisor_override, int64_t r0,
-                           int64_t r1) noexcept nogil:
+                           int mode, double p, int64_t divisor_override, const double* recw,
+                           int64_t r0, int64_t r1) noexcept nogil:
     """Output rows [r0, r1) of an average or Lp norm, channels_first with contiguous W.
 
-    Taps are added in row-major order (input rows, then kernel columns), as
-    on the lanes path.
+    Separable: each input row's horizontal sums (one per output column) are
+    computed once and kept while later output rows still need them (windows
+    overlap when the stride is below the kernel); an output row then adds
+    its window's rows of sums, in row-major order. The order is fixed by the
+    geometry, not by how rows are split between threads.
     """
-    cdef int64_t OD = ys.n[1], OH = ys.n[2], OW = ys.n[3], W = xs.n[3]
+    cdef int64_t OD = ys.n[1], OH = ys.n[2], OW = ys.n[3], H = xs.n[2], W = xs.n[3]
     cdef int64_t kw = w.kernel[2], sw = w.stride[2], plen = ct.plen
-    cdef int64_t r, jd, jh, jw, lo, n, o
+    # Slots: (d mod ext_d, h mod ext_h) with the window's extents rounded up to
+    # powers of two (masks, not divisions, on this per-row path).
+    cdef int64_t ext_d = pow2_at_least((w.kernel[0] - 1) * w.step[0] + 1)
+    cdef int64_t ext_h = pow2_at_least((w.kernel[1] - 1) * w.step[1] + 1)
+    cdef bint keep = ext_d * ext_h <= ROW_SLOTS_MAX
+    cdef int64_t nslots = ext_d * ext_h if keep else 1
+    cdef int64_t r, jd, jh, d, h, n, slot, tag, o
     cdef int64_t b = r0 // (OD * OH), od = (r0 // OH) % OD, oh = r0 % OH
-    cdef const real_t* row
-    cdef const real_t* src
-    cdef double* acc = <double*>malloc(<size_t>(OW + 1) * sizeof(double))
+    cdef bint is_max = mode == ACC_MAXABS
+    cdef double* hs
+    cdef double* acc = <double*>malloc(<size_t>((nslots + 1) * (OW + 1)) * sizeof(double))
+    cdef int64_t* tags = <int64_t*>malloc(<size_t>nslots * sizeof(int64_t))
+    cdef double** rows = <double**>malloc(<size_t>(ROW_SLOTS_MAX + 1) * sizeof(double*))
     cdef real_t* phases = <real_t*>malloc(<size_t>(sw * plen + 1) * sizeof(real_t))
-    if acc == NULL or phases == NULL:
+    if acc == NULL or tags == NULL or rows == NULL or phases == NULL:
         free(acc)
+        free(tags)
+        free(rows)
         free(phases)
         return 1
+    for slot in range(nslots):
+        tags[slot] = -1
     for r in range(r0, r1):
-        for o in range(OW):
-            acc[o] = 0.0
+        n = 0
         for jd in range(w.count[0][od]):
+            d = w.first[0][od] + jd * w.step[0]
             for jh in range(w.count[1][oh]):
-                row = (x + b * xs.s[0] + (w.first[0][od] + jd * w.step[0]) * xs.s[1]
-                       + (w.first[1][oh] + jh * w.step[1]) * xs.s[2])
-                if sw > 1:
-                    deinterleave(row, W, sw, plen, phases)
-                for jw in range(kw):
-                    lo = ct.lo[jw]
-                    n = ct.hi[jw] - lo
-                    if n <= 0:
-                        continue
-                    src = row + ct.col[jw] if sw == 1 else phases + ct.src[jw]
-                    accumulate(acc + lo, src, 1, n, mode, p)
+                h = w.first[1][oh] + jh * w.step[1]
+                # Rows of one window never share a slot (they lie within ext_d x ext_h).
+                slot = (d & (ext_d - 1)) * ext_h + (h & (ext_h - 1)) if keep else 0
+                hs = acc + (slot + 1) * (OW + 1)
+                tag = (b * xs.n[1] + d) * H + h
+                if tags[slot] != tag:
+                    horizontal_row(hs, x + b * xs.s[0] + d * xs.s[1] + h * xs.s[2], phases, ct,
+                                   W, OW, kw, sw, mode, p)
+                    tags[slot] = tag if keep else -1
+                if keep:
+                    rows[n] = hs
+                elif n == 0:
+                    copy_lanes(acc, hs, OW)
+                else:
+                    combine_into(acc, hs, OW, is_max)
+                n += 1
+        if n == 0:
+            for o in range(OW):
+                acc[o] = 0.0
+        elif keep:
+            vertical_rows(acc, rows, n, OW, is_max)
         finish_plane_row(y + offset5(ys, b, od, oh, 0, 0), ys.s[3], acc, OW, mode, p, w, od, oh,
-                         divisor_override, 0)
+                         divisor_override, 0, recw)
         next_row(&b, &od, &oh, OD, OH)
     free(acc)
+    free(tags)
+    free(rows)
     free(phases)
     return 0
 
@@ -785,6 +1042,7 @@ cdef int max_forward(const real_t* x, const Strided5* xs, real_t* y, const Strid
     cdef int failed = 0
     cdef ColumnTaps ct
     cdef RunPlan rp
+    cdef bint stream = streams_output(ys, sizeof(real_t))
     if use_running_path(xs, ys, w, ind != NULL):
         plan_running(&rp, ys, w)
         tasks = rp.groups * rp.strips
@@ -800,7 +1058,7 @@ cdef int max_forward(const real_t* x, const Strided5* xs, real_t* y, const Strid
         for r in prange(chunks, num_threads=nthreads, schedule="static",
                         use_threads_if=nthreads > 1):
             failed += max_plane_rows(x, xs, y, ys, ind, js, w, &ct, r * rows // chunks,
-                                     (r + 1) * rows // chunks)
+                                     (r + 1) * rows // chunks, stream)
         free(ct.lo)
     else:
         tasks = lane_rows(ys)
@@ -820,6 +1078,7 @@ cdef int reduce_forward(const real_t* x, const Strided5* xs, float_out_t* y, con
     cdef int failed = 0
     cdef ColumnTaps ct
     cdef RunPlan rp
+    cdef double* recw = NULL
     if is_global_sum(xs, ys, w, mode) and ys.n[4] == 1:
         divisor = avg_divisor(w, 0, 0, 0, divisor_override)
         for r in prange(ys.n[0], num_threads=nthreads, schedule="static",
@@ -833,20 +1092,24 @@ cdef int reduce_forward(const real_t* x, const Strided5* xs, float_out_t* y, con
             failed += global_sum_channels(x, xs, y, ys, avg_divisor(w, 0, 0, 0, divisor_override),
                                           cblock, r)
     elif use_running_path(xs, ys, w, False):
+        if mode == ACC_SUM:
+            recw = pow2_reciprocals(w, divisor_override)
         plan_running(&rp, ys, w)
         tasks = rp.groups * rp.strips
         chunks = chunk_count(tasks, nthreads)
         for r in prange(chunks, num_threads=nthreads, schedule="static",
                         use_threads_if=nthreads > 1):
-            failed += running_reduce_tasks(x, xs, y, ys, w, &rp, mode, p, divisor_override,
+            failed += running_reduce_tasks(x, xs, y, ys, w, &rp, mode, p, divisor_override, recw,
                                            r * tasks // chunks, (r + 1) * tasks // chunks)
     elif use_plane_path(xs, ys, w):
         if plan_columns(&ct, w, xs.n[3], ys.n[3]):
             return 1
+        if mode == ACC_SUM:
+            recw = pow2_reciprocals(w, divisor_override)
         chunks = chunk_count(rows, nthreads)
         for r in prange(chunks, num_threads=nthreads, schedule="static",
                         use_threads_if=nthreads > 1):
-            failed += reduce_plane_rows(x, xs, y, ys, w, &ct, mode, p, divisor_override,
+            failed += reduce_plane_rows(x, xs, y, ys, w, &ct, mode, p, divisor_override, recw,
                                         r * rows // chunks, (r + 1) * rows // chunks)
         free(ct.lo)
     else:
@@ -854,6 +1117,7 @@ cdef int reduce_forward(const real_t* x, const Strided5* xs, float_out_t* y, con
         for r in prange(tasks, num_threads=nthreads, schedule="static",
                         use_threads_if=nthreads > 1):
             reduce_lane_row(x, xs, y, ys, w, mode, p, divisor_override, r)
+    free(recw)
     return failed
 
 
@@ -902,3 +1166,4 @@ def reduce_pool_forward(int op, const real_t[:, :, :, :, :] x, float_out_t[:, :,
         free_windows(&w)
     if failed:
         raise MemoryError("pypool: cannot allocate kernel scratch buffers")
+

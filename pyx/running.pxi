@@ -38,35 +38,6 @@ cdef inline bint use_running_path(const Strided5* xs, const Strided5* ys, const 
                  or (herk_pays(w.kernel[2], w.stride[2]) and ys.n[3] > 1)))
 
 
-cdef inline void combine_into(real_t* acc, const real_t* v, int64_t n, bint is_max) noexcept nogil:
-    """acc[i] = acc[i] (+ or NaN-propagating max) v[i]."""
-    cdef int64_t i
-    if is_max:
-        for i in range(n):
-            acc[i] = max_nan(acc[i], v[i])
-    else:
-        for i in range(n):
-            acc[i] = acc[i] + v[i]
-
-
-cdef inline void combine_to(real_t* dst, const real_t* a, const real_t* b, int64_t n,
-                            bint is_max) noexcept nogil:
-    """dst[i] = a[i] (+ or max) b[i]."""
-    cdef int64_t i
-    if is_max:
-        for i in range(n):
-            dst[i] = max_nan(a[i], b[i])
-    else:
-        for i in range(n):
-            dst[i] = a[i] + b[i]
-
-
-cdef inline void copy_lanes(real_t* dst, const real_t* src, int64_t n) noexcept nogil:
-    cdef int64_t i
-    for i in range(n):
-        dst[i] = src[i]
-
-
 cdef void run_windows(real_t* z, real_t* pre, int64_t lanes, int64_t first, int64_t s,
                       int64_t k, int64_t nout, bint running, bint is_max,
                       real_t* out) noexcept nogil:
@@ -300,8 +271,8 @@ cdef void running_max_task(const real_t* x, const Strided5* xs, real_t* y, const
 
 cdef void running_reduce_task(const real_t* x, const Strided5* xs, float_out_t* y,
                               const Strided5* ys, const Windows* w, const RunPlan* rp,
-                              int mode, double p, int64_t divisor_override, int64_t task,
-                              double* za, double* zb, double* zc) noexcept nogil:
+                              int mode, double p, int64_t divisor_override, const double* recw,
+                              int64_t task, double* za, double* zb, double* zc) noexcept nogil:
     """Average or Lp norm of one task; za, zb, zc hold rp.scratch doubles each."""
     cdef RunTask t
     cdef Segment sg
@@ -330,7 +301,7 @@ cdef void running_reduce_task(const real_t* x, const Strided5* xs, float_out_t* 
         segment_at(&sg, &t, ys, w, rp, g)
         finish_plane_row(y + offset5(ys, sg.b, sg.od, sg.oh, t.ow0, 0), ys.s[3],
                          zb + g * t.nout, t.nout, mode, p, w, sg.od, sg.oh, divisor_override,
-                         t.ow0)
+                         t.ow0, recw)
 
 
 cdef int running_max_tasks(const real_t* x, const Strided5* xs, real_t* y, const Strided5* ys,
@@ -349,7 +320,7 @@ cdef int running_max_tasks(const real_t* x, const Strided5* xs, real_t* y, const
 
 cdef int running_reduce_tasks(const real_t* x, const Strided5* xs, float_out_t* y,
                               const Strided5* ys, const Windows* w, const RunPlan* rp, int mode,
-                              double p, int64_t divisor_override, int64_t t0,
+                              double p, int64_t divisor_override, const double* recw, int64_t t0,
                               int64_t t1) noexcept nogil:
     """Tasks [t0, t1) of a running average / Lp norm; 1 when scratch cannot be allocated."""
     cdef int64_t task
@@ -357,7 +328,7 @@ cdef int running_reduce_tasks(const real_t* x, const Strided5* xs, float_out_t* 
     if za == NULL:
         return 1
     for task in range(t0, t1):
-        running_reduce_task(x, xs, y, ys, w, rp, mode, p, divisor_override, task, za,
+        running_reduce_task(x, xs, y, ys, w, rp, mode, p, divisor_override, recw, task, za,
                             za + rp.scratch, za + 2 * rp.scratch)
     free(za)
     return 0

@@ -535,3 +535,29 @@ def test_window_without_in_bounds_tap(dtype):
     # divisor_override replaces the divisor, so the empty sum gives 0, not NaN
     a = pypool.avg_pool(x, (2,), (3,), 1, (3,), count_include_pad=False, divisor_override=2)
     np.testing.assert_array_equal(a, [[0.0]])
+
+
+def _channels_last(x):
+    return np.ascontiguousarray(np.moveaxis(x, 1, -1))
+
+
+# One call per kernel path: plane (overlapping and power-of-two divisors),
+# running windows, lanes (channels_last, strided W), global plane and channels.
+ZERO_SIGN_CASES = {
+    "plane 3x3 s1": lambda x: pypool.avg_pool2d(x, 3, 1, 1),
+    "plane 2x2 s2": lambda x: pypool.avg_pool2d(x, 2),
+    "running 15x15": lambda x: pypool.avg_pool2d(x, 15, 1, 7),
+    "lanes nhwc": lambda x: pypool.avg_pool2d(_channels_last(x), 3, 2, 1, layout="channels_last"),
+    "strided W": lambda x: pypool.avg_pool2d(x[..., ::2], 2),
+    "global nchw": lambda x: pypool.global_avg_pool(x),
+    "global nhwc": lambda x: pypool.global_avg_pool(_channels_last(x), layout="channels_last"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ZERO_SIGN_CASES))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_average_of_negative_zeros_is_positive_zero(case, dtype):
+    # A sum starts from +0 (as PyTorch's does), so -0 + -0 ... gives +0.
+    x = np.full((2, 3, 20, 20), -0.0, dtype=dtype)
+    y = ZERO_SIGN_CASES[case](x)
+    assert y.size and not np.signbit(y).any()
