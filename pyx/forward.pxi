@@ -383,7 +383,7 @@ cdef inline void max_columns_flat(real_t* best, int32_t* where, const real_t* sr
 
 cdef int max_plane_rows(const real_t* x, const Strided5* xs, real_t* y, const Strided5* ys,
                         int64_t* ind, const Strided5* js, const Windows* w,
-                        const ColumnTaps* ct, int64_t r0, int64_t r1, bint stream) noexcept nogil:
+                        const ColumnTaps* ct, int64_t r0, int64_t r1) noexcept nogil:
     """Output rows [r0, r1) of max pooling, channels_first with contiguous W.
 
     Separable: the window's input rows are first folded into column maxima
@@ -441,7 +441,8 @@ cdef int max_plane_rows(const real_t* x, const Strided5* xs, real_t* y, const St
                                      n, <int32_t>ct.col[jw], <int32_t>sw)
         yrow = y + offset5(ys, b, od, oh, 0, 0)
         if ys.s[3] == 1:
-            pypool_store_row(yrow, accv, OW * <int64_t>sizeof(real_t), stream)
+            for o in range(OW):
+                yrow[o] = accv[o]
         else:
             for o in range(OW):
                 yrow[o * ys.s[3]] = accv[o]
@@ -451,26 +452,11 @@ cdef int max_plane_rows(const real_t* x, const Strided5* xs, real_t* y, const St
                 # Widen to int64 on store; INT32_MAX marks an empty window.
                 irow[o * js.s[3]] = -1 if acci[o] == INT32_MAX else <int64_t>acci[o]
         next_row(&b, &od, &oh, OD, OH)
-    pypool_store_fence()
     free(accv)
     free(colv)
     free(acci)
     free(colt)
     return 0
-
-
-cdef extern from "_stream.h":
-    void pypool_store_row(void* dst, const void* src, int64_t nbytes, int stream) noexcept nogil
-    void pypool_store_fence() noexcept nogil
-
-
-# Outputs at least this large are written with streaming stores (see _stream.h):
-# they will not stay in the caches anyway.
-cdef int64_t STREAM_MIN_BYTES = 8 << 20
-
-
-cdef inline bint streams_output(const Strided5* ys, size_t itemsize) noexcept nogil:
-    return ys.n[0] * ys.n[1] * ys.n[2] * ys.n[3] * ys.n[4] * <int64_t>itemsize >= STREAM_MIN_BYTES
 
 
 cdef extern from "_rounding.h":
@@ -1042,7 +1028,6 @@ cdef int max_forward(const real_t* x, const Strided5* xs, real_t* y, const Strid
     cdef int failed = 0
     cdef ColumnTaps ct
     cdef RunPlan rp
-    cdef bint stream = streams_output(ys, sizeof(real_t))
     if use_running_path(xs, ys, w, ind != NULL):
         plan_running(&rp, ys, w)
         tasks = rp.groups * rp.strips
@@ -1058,7 +1043,7 @@ cdef int max_forward(const real_t* x, const Strided5* xs, real_t* y, const Strid
         for r in prange(chunks, num_threads=nthreads, schedule="static",
                         use_threads_if=nthreads > 1):
             failed += max_plane_rows(x, xs, y, ys, ind, js, w, &ct, r * rows // chunks,
-                                     (r + 1) * rows // chunks, stream)
+                                     (r + 1) * rows // chunks)
         free(ct.lo)
     else:
         tasks = lane_rows(ys)
