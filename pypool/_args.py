@@ -149,18 +149,34 @@ class Geometry:
     """Where the spatial axes are and how each is pooled, for one call."""
 
     __slots__ = ("rank", "channels_last", "lead", "spatial", "channels", "kernel", "stride",
-                 "dilation", "pads", "out_spatial")
+                 "dilation", "pads", "out_spatial", "_out_shape", "_axes", "_work")
+
+    def __init__(self):
+        # Derived values, made on first use: a cached Geometry serves many calls
+        # (its fields are never changed once it is returned).
+        self._out_shape = self._axes = self._work = None
+
+    def work(self):
+        """Input reads of a sliding-window pool: outputs times taps per output."""
+        if self._work is None:
+            self._work = math.prod(self.out_shape()) * math.prod(self.kernel)
+        return self._work
 
     def out_shape(self):
-        return self.lead + self.out_spatial + ((self.channels,) if self.channels_last else ())
+        if self._out_shape is None:
+            self._out_shape = (self.lead + self.out_spatial
+                               + ((self.channels,) if self.channels_last else ()))
+        return self._out_shape
 
     def axes(self):
         """The 3 per-axis tuples the kernels take, unused leading axes as size 1."""
-        rows = [(1, 1, 1, 1, 1, 0, 0)] * (3 - self.rank)
-        for i in range(self.rank):
-            rows.append((self.spatial[i], self.out_spatial[i], self.kernel[i], self.stride[i],
-                         self.dilation[i], self.pads[i][0], self.pads[i][1]))
-        return tuple(rows)
+        if self._axes is None:
+            rows = [(1, 1, 1, 1, 1, 0, 0)] * (3 - self.rank)
+            for i in range(self.rank):
+                rows.append((self.spatial[i], self.out_spatial[i], self.kernel[i],
+                             self.stride[i], self.dilation[i], self.pads[i][0], self.pads[i][1]))
+            self._axes = tuple(rows)
+        return self._axes
 
 
 def split_shape(shape, rank, channels_last, name="x"):
@@ -355,16 +371,28 @@ def global_axes(size):
     return ((1, 1, 1, 1, 1, 0, 0), (1, 1, 1, 1, 1, 0, 0), (size, 1, size, 1, 1, 0, 0))
 
 
+_SHAPE5 = {}
+
+
 def view5(arr, lead, spatial, channels_last):
     """Reshape to the kernels' (B, D, H, W, V) view; a copy only if the strides demand one."""
-    batch = math.prod(lead) if lead else 1
     lanes = arr.shape[-1] if channels_last else 1
-    return arr.reshape((batch,) + (1,) * (3 - len(spatial)) + tuple(spatial) + (lanes,))
+    key = (lead, spatial, lanes)
+    shape = _SHAPE5.get(key)   # (a few hundred ns of tuple building saved per small call)
+    if shape is None:
+        batch = math.prod(lead) if lead else 1
+        shape = (batch,) + (1,) * (3 - len(spatial)) + tuple(spatial) + (lanes,)
+        if len(_SHAPE5) >= 256:
+            _SHAPE5.clear()
+        _SHAPE5[key] = shape
+    return arr.reshape(shape)
 
 
 def writable_view5(arr, lead, spatial, channels_last):
     """Like view5 for an output, or None when only a copy could give that shape."""
     v = view5(arr, lead, spatial, channels_last)
+    if arr.flags.c_contiguous:   # (fresh results) a C-contiguous reshape is always a view
+        return v
     # reshape returns a view when it can and a copy when not; a copy is no target.
     if v.size and not np.may_share_memory(v, arr):
         return None

@@ -14,9 +14,6 @@ import numpy as np
 from . import _native
 from ._args import result_array, view5, writable_view5
 
-# Stands in for the index array when return_indices=False (never written).
-_NO_INDICES = np.zeros((1, 1, 1, 1, 1), dtype=np.int64)
-
 
 def kernel_input(arr):
     """The array the kernels read: bool as uint8, float16 widened (exactly) to float32."""
@@ -67,11 +64,12 @@ def run_max(arr, lead, spatial, out_spatial, channels_last, axes, values, indice
     x5 = view5(xk, lead, spatial, channels_last)
     y5, scratch = kernel_target(values, xk.dtype, lead, out_spatial, channels_last)
     if indices is None:
-        i5, iscratch, want = _NO_INDICES, None, False
+        i5, iscratch, want = None, None, False
     else:
         i5, iscratch = kernel_target(indices, np.dtype(np.int64), lead, out_spatial, channels_last)
         want = True
-    _native.max_pool_forward(x5, y5, i5, want, axes, adaptive, nthreads)
+    kernel = _native.max_pool_forward_for.get(x5.dtype, _native.max_pool_forward)
+    kernel(x5, y5, i5, want, axes, adaptive, nthreads)
     if scratch is not None:
         np.copyto(values, scratch, casting="unsafe")
     if iscratch is not None:
@@ -87,8 +85,8 @@ def run_reduce(arr, lead, spatial, out_spatial, channels_last, axes, result, nth
     x5 = view5(xk, lead, spatial, channels_last)
     kernel_out = np.dtype(np.float32) if result.dtype == np.float32 else np.dtype(np.float64)
     y5, scratch = kernel_target(result, kernel_out, lead, out_spatial, channels_last)
-    _native.reduce_pool_forward(op, x5, y5, axes, adaptive, count_include_pad, divisor_override,
-                                 p, nthreads)
+    kernel = _native.reduce_pool_forward_for.get((x5.dtype, y5.dtype), _native.reduce_pool_forward)
+    kernel(op, x5, y5, axes, adaptive, count_include_pad, divisor_override, p, nthreads)
     if scratch is not None:
         np.copyto(result, scratch, casting="unsafe")
 

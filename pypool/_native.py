@@ -7,6 +7,8 @@ PYPOOL_DISABLE_AVX2=1 to force the baseline build.
 
 import os
 
+import numpy as np
+
 from . import _kernels_base
 
 _module = _kernels_base
@@ -23,6 +25,26 @@ max_threads = _module.max_threads
 num_procs = _module.num_procs
 max_pool_forward = _module.max_pool_forward
 reduce_pool_forward = _module.reduce_pool_forward
+
+
+def _by_dtype(fused):
+    """{dtype (or tuple of dtypes): specialization} of a fused-type kernel entry point.
+
+    Calling the specialization directly skips the fused function's own
+    dispatch, which inspects every buffer argument's format on each call.
+    """
+    names = {"int8_t": "int8", "int16_t": "int16", "int32_t": "int32", "int64_t": "int64",
+             "uint8_t": "uint8", "uint16_t": "uint16", "uint32_t": "uint32",
+             "uint64_t": "uint64", "float": "float32", "double": "float64"}
+    table = {}
+    for signature, fn in fused.__signatures__.items():
+        dtypes = tuple(np.dtype(names[c]) for c in signature.split("|"))
+        table[dtypes[0] if len(dtypes) == 1 else dtypes] = fn
+    return table
+
+
+max_pool_forward_for = _by_dtype(max_pool_forward)          # {x dtype: fn}
+reduce_pool_forward_for = _by_dtype(reduce_pool_forward)    # {(x dtype, y dtype): fn}
 window_backward = _module.window_backward
 max_backward = _module.max_backward
 max_unpool_forward = _module.max_unpool_forward

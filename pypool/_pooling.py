@@ -24,8 +24,7 @@ REDUCE_AVG, REDUCE_LP = 0, 1
 
 def _window_work(g):
     """Input reads of a pool: outputs times taps per output (used to pick threads)."""
-    taps = math.prod(g.kernel)
-    return math.prod(g.out_shape()) * taps
+    return g.work()
 
 
 def _float_result(arr, dtype, shape, out):

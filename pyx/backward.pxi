@@ -138,15 +138,22 @@ cdef int gather_backward(const float_out_t* g, const Strided5* gs, float_out_t* 
         if plan_columns(&ct, w, ds.n[3], gs.n[3]):
             return 1
         chunks = chunk_count(rows, nthreads)
-        for r in prange(chunks, num_threads=nthreads, schedule="static",
-                        use_threads_if=nthreads > 1):
-            failed += gather_plane_rows(g, gs, dx, ds, w, c, &ct, use_divisor, divisor_override,
-                                        r * rows // chunks, (r + 1) * rows // chunks)
+        if nthreads > 1:
+            for r in prange(chunks, num_threads=nthreads, schedule="static"):
+                failed += gather_plane_rows(g, gs, dx, ds, w, c, &ct, use_divisor, divisor_override,
+                                            r * rows // chunks, (r + 1) * rows // chunks)
+        else:
+            for r in range(chunks):
+                failed += gather_plane_rows(g, gs, dx, ds, w, c, &ct, use_divisor, divisor_override,
+                                            r * rows // chunks, (r + 1) * rows // chunks)
         free(ct.lo)
     else:
-        for r in prange(rows, num_threads=nthreads, schedule="static",
-                        use_threads_if=nthreads > 1):
-            gather_row(g, gs, dx, ds, w, c, use_divisor, divisor_override, r)
+        if nthreads > 1:
+            for r in prange(rows, num_threads=nthreads, schedule="static"):
+                gather_row(g, gs, dx, ds, w, c, use_divisor, divisor_override, r)
+        else:
+            for r in range(rows):
+                gather_row(g, gs, dx, ds, w, c, use_divisor, divisor_override, r)
     return failed
 
 
@@ -241,8 +248,12 @@ cdef int64_t count_bad_indices(const int64_t* ind, const Strided5* js, int64_t l
                                int64_t hi, int nthreads) noexcept nogil:
     """How many indices fall outside [lo, hi); checked before any write."""
     cdef int64_t r, rows = js.n[0] * js.n[1] * js.n[2], bad = 0
-    for r in prange(rows, num_threads=nthreads, schedule="static", use_threads_if=nthreads > 1):
-        bad += count_bad_row(ind, js, lo, hi, r)
+    if nthreads > 1:
+        for r in prange(rows, num_threads=nthreads, schedule="static"):
+            bad += count_bad_row(ind, js, lo, hi, r)
+    else:
+        for r in range(rows):
+            bad += count_bad_row(ind, js, lo, hi, r)
     return bad
 
 
@@ -312,10 +323,14 @@ def max_backward(const float_out_t[:, :, :, :, :] g, const int64_t[:, :, :, :, :
     describe(&js, ind.shape, ind.strides, sizeof(int64_t))
     describe(&ds, dx.shape, dx.strides, sizeof(float_out_t))
     with nogil:
-        for b in prange(ds.n[0], num_threads=nthreads, schedule="static",
-                        use_threads_if=nthreads > 1):
-            failed += scatter_grad_plane(&g[0, 0, 0, 0, 0], &gs, &ind[0, 0, 0, 0, 0], &js,
-                                         &dx[0, 0, 0, 0, 0], &ds, b)
+        if nthreads > 1:
+            for b in prange(ds.n[0], num_threads=nthreads, schedule="static"):
+                failed += scatter_grad_plane(&g[0, 0, 0, 0, 0], &gs, &ind[0, 0, 0, 0, 0], &js,
+                                             &dx[0, 0, 0, 0, 0], &ds, b)
+        else:
+            for b in range(ds.n[0]):
+                failed += scatter_grad_plane(&g[0, 0, 0, 0, 0], &gs, &ind[0, 0, 0, 0, 0], &js,
+                                             &dx[0, 0, 0, 0, 0], &ds, b)
     if failed:
         raise MemoryError("pypool: cannot allocate the max-backward accumulator")
 
@@ -329,6 +344,11 @@ def max_unpool_forward(const real_t[:, :, :, :, :] x, const int64_t[:, :, :, :, 
     describe(&js, ind.shape, ind.strides, sizeof(int64_t))
     describe(&ys, y.shape, y.strides, sizeof(real_t))
     with nogil:
-        for b in prange(ys.n[0], num_threads=nthreads, schedule="static",
-                        use_threads_if=nthreads > 1):
-            unpool_plane(&x[0, 0, 0, 0, 0], &xs, &ind[0, 0, 0, 0, 0], &js, &y[0, 0, 0, 0, 0], &ys, b)
+        if nthreads > 1:
+            for b in prange(ys.n[0], num_threads=nthreads, schedule="static"):
+                unpool_plane(&x[0, 0, 0, 0, 0], &xs, &ind[0, 0, 0, 0, 0], &js,
+                             &y[0, 0, 0, 0, 0], &ys, b)
+        else:
+            for b in range(ys.n[0]):
+                unpool_plane(&x[0, 0, 0, 0, 0], &xs, &ind[0, 0, 0, 0, 0], &js,
+                             &y[0, 0, 0, 0, 0], &ys, b)

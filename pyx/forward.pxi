@@ -25,7 +25,9 @@
 # 8 partial sums for a global plane), never by the thread count or by how
 # the work is split, so results are bit-identical for every num_threads.
 # Task functions keep their variables local, so they are private to each
-# OpenMP thread.
+# OpenMP thread. With one thread the drivers loop plainly instead of entering
+# an OpenMP region: even a region that runs on one thread costs libgomp two
+# futex system calls, about a microsecond that every small call would pay.
 
 from libc.math cimport INFINITY, fabs, frexp, pow, sqrt
 from libc.stdlib cimport free, malloc
@@ -1032,24 +1034,35 @@ cdef int max_forward(const real_t* x, const Strided5* xs, real_t* y, const Strid
         plan_running(&rp, ys, w)
         tasks = rp.groups * rp.strips
         chunks = chunk_count(tasks, nthreads)
-        for r in prange(chunks, num_threads=nthreads, schedule="static",
-                        use_threads_if=nthreads > 1):
-            failed += running_max_tasks(x, xs, y, ys, w, &rp, r * tasks // chunks,
-                                        (r + 1) * tasks // chunks)
+        if nthreads > 1:
+            for r in prange(chunks, num_threads=nthreads, schedule="static"):
+                failed += running_max_tasks(x, xs, y, ys, w, &rp, r * tasks // chunks,
+                                            (r + 1) * tasks // chunks)
+        else:
+            for r in range(chunks):
+                failed += running_max_tasks(x, xs, y, ys, w, &rp, r * tasks // chunks,
+                                            (r + 1) * tasks // chunks)
     elif use_plane_path(xs, ys, w):
         if plan_columns(&ct, w, xs.n[3], ys.n[3]):
             return 1
         chunks = chunk_count(rows, nthreads)
-        for r in prange(chunks, num_threads=nthreads, schedule="static",
-                        use_threads_if=nthreads > 1):
-            failed += max_plane_rows(x, xs, y, ys, ind, js, w, &ct, r * rows // chunks,
-                                     (r + 1) * rows // chunks)
+        if nthreads > 1:
+            for r in prange(chunks, num_threads=nthreads, schedule="static"):
+                failed += max_plane_rows(x, xs, y, ys, ind, js, w, &ct, r * rows // chunks,
+                                         (r + 1) * rows // chunks)
+        else:
+            for r in range(chunks):
+                failed += max_plane_rows(x, xs, y, ys, ind, js, w, &ct, r * rows // chunks,
+                                         (r + 1) * rows // chunks)
         free(ct.lo)
     else:
         tasks = lane_rows(ys)
-        for r in prange(tasks, num_threads=nthreads, schedule="static",
-                        use_threads_if=nthreads > 1):
-            max_lane_row(x, xs, y, ys, ind, js, w, r)
+        if nthreads > 1:
+            for r in prange(tasks, num_threads=nthreads, schedule="static"):
+                max_lane_row(x, xs, y, ys, ind, js, w, r)
+        else:
+            for r in range(tasks):
+                max_lane_row(x, xs, y, ys, ind, js, w, r)
     return failed
 
 
@@ -1066,42 +1079,59 @@ cdef int reduce_forward(const real_t* x, const Strided5* xs, float_out_t* y, con
     cdef double* recw = NULL
     if is_global_sum(xs, ys, w, mode) and ys.n[4] == 1:
         divisor = avg_divisor(w, 0, 0, 0, divisor_override)
-        for r in prange(ys.n[0], num_threads=nthreads, schedule="static",
-                        use_threads_if=nthreads > 1):
-            global_sum_planes(x, xs, y, ys, divisor, 1.0 / divisor, r)
+        if nthreads > 1:
+            for r in prange(ys.n[0], num_threads=nthreads, schedule="static"):
+                global_sum_planes(x, xs, y, ys, divisor, 1.0 / divisor, r)
+        else:
+            for r in range(ys.n[0]):
+                global_sum_planes(x, xs, y, ys, divisor, 1.0 / divisor, r)
     elif is_global_sum(xs, ys, w, mode):
         cblock = channel_block(ys, nthreads)
+        divisor = avg_divisor(w, 0, 0, 0, divisor_override)
         tasks = ys.n[0] * ((ys.n[4] + cblock - 1) // cblock)
-        for r in prange(tasks, num_threads=nthreads, schedule="static",
-                        use_threads_if=nthreads > 1):
-            failed += global_sum_channels(x, xs, y, ys, avg_divisor(w, 0, 0, 0, divisor_override),
-                                          cblock, r)
+        if nthreads > 1:
+            for r in prange(tasks, num_threads=nthreads, schedule="static"):
+                failed += global_sum_channels(x, xs, y, ys, divisor, cblock, r)
+        else:
+            for r in range(tasks):
+                failed += global_sum_channels(x, xs, y, ys, divisor, cblock, r)
     elif use_running_path(xs, ys, w, False):
         if mode == ACC_SUM:
             recw = pow2_reciprocals(w, divisor_override)
         plan_running(&rp, ys, w)
         tasks = rp.groups * rp.strips
         chunks = chunk_count(tasks, nthreads)
-        for r in prange(chunks, num_threads=nthreads, schedule="static",
-                        use_threads_if=nthreads > 1):
-            failed += running_reduce_tasks(x, xs, y, ys, w, &rp, mode, p, divisor_override, recw,
-                                           r * tasks // chunks, (r + 1) * tasks // chunks)
+        if nthreads > 1:
+            for r in prange(chunks, num_threads=nthreads, schedule="static"):
+                failed += running_reduce_tasks(x, xs, y, ys, w, &rp, mode, p, divisor_override,
+                                               recw, r * tasks // chunks, (r + 1) * tasks // chunks)
+        else:
+            for r in range(chunks):
+                failed += running_reduce_tasks(x, xs, y, ys, w, &rp, mode, p, divisor_override,
+                                               recw, r * tasks // chunks, (r + 1) * tasks // chunks)
     elif use_plane_path(xs, ys, w):
         if plan_columns(&ct, w, xs.n[3], ys.n[3]):
             return 1
         if mode == ACC_SUM:
             recw = pow2_reciprocals(w, divisor_override)
         chunks = chunk_count(rows, nthreads)
-        for r in prange(chunks, num_threads=nthreads, schedule="static",
-                        use_threads_if=nthreads > 1):
-            failed += reduce_plane_rows(x, xs, y, ys, w, &ct, mode, p, divisor_override, recw,
-                                        r * rows // chunks, (r + 1) * rows // chunks)
+        if nthreads > 1:
+            for r in prange(chunks, num_threads=nthreads, schedule="static"):
+                failed += reduce_plane_rows(x, xs, y, ys, w, &ct, mode, p, divisor_override, recw,
+                                            r * rows // chunks, (r + 1) * rows // chunks)
+        else:
+            for r in range(chunks):
+                failed += reduce_plane_rows(x, xs, y, ys, w, &ct, mode, p, divisor_override, recw,
+                                            r * rows // chunks, (r + 1) * rows // chunks)
         free(ct.lo)
     else:
         tasks = lane_rows(ys)
-        for r in prange(tasks, num_threads=nthreads, schedule="static",
-                        use_threads_if=nthreads > 1):
-            reduce_lane_row(x, xs, y, ys, w, mode, p, divisor_override, r)
+        if nthreads > 1:
+            for r in prange(tasks, num_threads=nthreads, schedule="static"):
+                reduce_lane_row(x, xs, y, ys, w, mode, p, divisor_override, r)
+        else:
+            for r in range(tasks):
+                reduce_lane_row(x, xs, y, ys, w, mode, p, divisor_override, r)
     free(recw)
     return failed
 
@@ -1109,24 +1139,31 @@ cdef int reduce_forward(const real_t* x, const Strided5* xs, float_out_t* y, con
 # ----------------------------------------------------------------------------- Python entry points
 
 def max_pool_forward(const real_t[:, :, :, :, :] x, real_t[:, :, :, :, :] y,
-                     int64_t[:, :, :, :, :] ind, bint want_ind, geom, bint adaptive,
-                     int nthreads):
+                     ind, bint want_ind, geom, bint adaptive, int nthreads):
     """Max over sliding (adaptive=False) or adaptive windows of 5-D views.
 
-    ``geom`` holds 3 tuples (in_size, out_size, kernel, stride, dilation,
-    pad_begin, pad_end); adaptive windows use only the sizes.
+    ``ind`` is the 5-D int64 index output, read only with ``want_ind`` (a
+    buffer acquisition is a good part of a small call's cost). ``geom`` holds
+    3 tuples (in_size, out_size, kernel, stride, dilation, pad_begin,
+    pad_end); adaptive windows use only the sizes.
     """
     cdef Strided5 xs, ys, js
     cdef Windows w
+    cdef int64_t[:, :, :, :, :] iv
+    cdef int64_t* ip = NULL
     describe(&xs, x.shape, x.strides, sizeof(real_t))
     describe(&ys, y.shape, y.strides, sizeof(real_t))
-    describe(&js, ind.shape, ind.strides, sizeof(int64_t))
+    js = ys
+    if want_ind:
+        iv = ind
+        describe(&js, iv.shape, iv.strides, sizeof(int64_t))
+        ip = &iv[0, 0, 0, 0, 0]
     make_windows(&w, geom, adaptive, False)
     cdef int failed
     try:
         with nogil:
-            failed = max_forward(&x[0, 0, 0, 0, 0], &xs, &y[0, 0, 0, 0, 0], &ys,
-                                 &ind[0, 0, 0, 0, 0] if want_ind else NULL, &js, &w, nthreads)
+            failed = max_forward(&x[0, 0, 0, 0, 0], &xs, &y[0, 0, 0, 0, 0], &ys, ip, &js, &w,
+                                 nthreads)
     finally:
         free_windows(&w)
     if failed:
