@@ -76,8 +76,14 @@ cdef inline bint is_nan(real_t v) noexcept nogil:
 
 
 cdef inline real_t max_nan(real_t m, real_t v) noexcept nogil:
-    """max that propagates NaN (values only: which NaN does not matter)."""
-    return v if (v > m or is_nan(v)) else m
+    """max that propagates NaN (values only: which NaN does not matter).
+
+    Written as a plain max (v > m ? v : m, one MAXPS: a NaN already in m
+    stays) followed by a NaN select, which compiles to 3 vector operations
+    instead of 4.
+    """
+    cdef real_t r = v if v > m else m
+    return v if is_nan(v) else r
 
 
 cdef inline int64_t offset5(const Strided5* v, int64_t b, int64_t d, int64_t h, int64_t w,
