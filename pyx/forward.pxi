@@ -456,9 +456,13 @@ cdef int max_plane_rows(const real_t* x, const Strided5* xs, real_t* y, const St
                 yrow[o * ys.s[3]] = accv[o]
         if ind != NULL:
             irow = ind + offset5(js, b, od, oh, 0, 0)
-            for o in range(OW):
-                # Widen to int64 on store; INT32_MAX marks an empty window.
-                irow[o * js.s[3]] = -1 if acci[o] == INT32_MAX else <int64_t>acci[o]
+            # Widen to int64 on store; INT32_MAX marks an empty window.
+            if js.s[3] == 1:
+                for o in range(OW):
+                    irow[o] = -1 if acci[o] == INT32_MAX else <int64_t>acci[o]
+            else:
+                for o in range(OW):
+                    irow[o * js.s[3]] = -1 if acci[o] == INT32_MAX else <int64_t>acci[o]
         next_row(&b, &od, &oh, OD, OH)
     free(accv)
     free(colv)
