@@ -389,6 +389,56 @@ cdef inline void max_columns_flat(real_t* best, int32_t* where, const real_t* sr
         where[i] = (fb & ~mask) | (f & mask)
 
 
+cdef void edge_max(real_t* best, const real_t* colv, const ColumnTaps* ct, int64_t o0,
+                   int64_t o1, int64_t kw) noexcept nogil:
+    """horizontal_max for outputs [o0, o1), tap by tap with bounds checks."""
+    cdef int64_t o, jw, lo
+    for o in range(o0, o1):
+        best[o] = lowest(<real_t>0)
+        for jw in range(kw):
+            lo = ct.lo[jw]
+            if lo <= o < ct.hi[jw]:
+                best[o] = max_nan(best[o], colv[ct.src[jw] + o - lo])
+
+
+cdef void horizontal_max(real_t* best, const real_t* colv, const ColumnTaps* ct, int64_t kw,
+                         int64_t OW) noexcept nogil:
+    """best[o] = max over output o's kernel columns of the column maxima (values only).
+
+    As horizontal_row does for sums: the outputs whose windows lie inside the
+    row take up to 3 columns in one fused loop, the edges tap by tap.
+    """
+    cdef int64_t jw, o, lo, a = 0, b = OW
+    cdef real_t empty = lowest(<real_t>0)
+    cdef const real_t* p0
+    cdef const real_t* p1
+    cdef const real_t* p2
+    for jw in range(kw):
+        a = ct.lo[jw] if ct.lo[jw] > a else a
+        b = ct.hi[jw] if ct.hi[jw] < b else b
+    if a >= b:
+        a = b = OW
+    edge_max(best, colv, ct, 0, a, kw)
+    edge_max(best, colv, ct, b, OW, kw)
+    if a >= b:
+        return
+    # Tap jw of output o is colv[src + o - lo].
+    p0 = colv + ct.src[0] + (a - ct.lo[0])
+    if kw == 1:
+        copy_lanes(best + a, p0, b - a)
+        return
+    p1 = colv + ct.src[1] + (a - ct.lo[1])
+    if kw == 2:
+        for o in range(b - a):
+            best[a + o] = max_nan(p0[o], p1[o])
+        return
+    p2 = colv + ct.src[2] + (a - ct.lo[2])
+    for o in range(b - a):
+        best[a + o] = max_nan(max_nan(p0[o], p1[o]), p2[o])
+    for jw in range(3, kw):
+        max_values(best + a, colv + ct.src[jw] + (a - ct.lo[jw]), 1, b - a)
+
+
 cdef int max_plane_rows(const real_t* x, const Strided5* xs, real_t* y, const Strided5* ys,
                         int64_t* ind, const Strided5* js, const Windows* w,
                         const ColumnTaps* ct, int64_t r0, int64_t r1) noexcept nogil:
@@ -443,7 +493,8 @@ cdef int max_plane_rows(const real_t* x, const Strided5* xs, real_t* y, const St
                 if n <= 0:
                     continue
                 if ind == NULL:
-                    max_values(accv + lo, colv + ct.src[jw], 1, n)
+                    horizontal_max(accv, colv, ct, kw, OW)
+                    break
                 else:
                     max_columns_flat(accv + lo, acci + lo, colv + ct.src[jw], colt + ct.src[jw],
                                      n, <int32_t>ct.col[jw], <int32_t>sw)
