@@ -21,6 +21,7 @@ axis_geometry = _module.axis_geometry
 build_config = _module.build_config
 max_threads = _module.max_threads
 num_procs = _module.num_procs
+
 max_pool_forward = _module.max_pool_forward
 reduce_pool_forward = _module.reduce_pool_forward
 window_backward = _module.window_backward
@@ -28,3 +29,9 @@ max_backward = _module.max_backward
 max_unpool_forward = _module.max_unpool_forward
 check_indices = _module.check_indices
 parallel_copy = _module.parallel_copy
+
+
+def openmp_runtime():
+    """Path of the OpenMP runtime library the loaded kernels call into, or None (serial build)."""
+    path = _module.openmp_runtime()
+    return None if path is None else os.path.realpath(os.fsdecode(path))
