@@ -102,8 +102,11 @@ TORCH_AND_PYPOOL = textwrap.dedent("""
         w.join()
     cfg = pypool._config.config()
     print(json.dumps({"mismatches": mismatches, "runtime": cfg["openmp_runtime"],
-                      "torch_threads": torch.get_num_threads(), "pypool_file": pypool.__file__}))
-""")
+                      "torch_threads": torch.get_num_threads(), "pypool_file": pypool.__file__,
+                      "torch_dir": os.path.dirname(os.path.realpath(torch.__file__))}))
+""").replace("import json\n", "import json\nimport os\n", 1)
+
+OWN_RUNTIME = "import pypool; print(pypool._config.config()['openmp_runtime'])"
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="PyTorch is not installed")
@@ -118,7 +121,17 @@ def test_pypool_and_torch_work_in_one_process(tmp_path, order):
     assert report["mismatches"] == []
     assert report["torch_threads"] == 2
     assert _same_file(report["pypool_file"], pypool.__file__)
-    if _config.config()["openmp"]:
-        assert report["runtime"] and os.path.isfile(report["runtime"])
+    # pypool's runtime in an interpreter without torch.
+    alone = subprocess.run([sys.executable, "-c", OWN_RUNTIME], capture_output=True, text=True,
+                           timeout=120, cwd=str(tmp_path))
+    assert alone.returncode == 0, alone.stderr
+    own = alone.stdout.strip()
+    if not _config.config()["openmp"]:
+        assert report["runtime"] is None and own == "None"
+    elif order == "pypool_first":
+        assert report["runtime"] == own
     else:
-        assert report["runtime"] is None
+        # torch loads its libgomp with RTLD_GLOBAL; pypool's OpenMP calls may bind to it
+        # (one runtime for both), or to pypool's own copy. show_config says which.
+        under_torch = os.path.commonpath([report["runtime"], report["torch_dir"]]) == report["torch_dir"]
+        assert report["runtime"] == own or under_torch, (report["runtime"], own)
