@@ -21,7 +21,6 @@ axis_geometry = _module.axis_geometry
 build_config = _module.build_config
 max_threads = _module.max_threads
 num_procs = _module.num_procs
-
 max_pool_forward = _module.max_pool_forward
 reduce_pool_forward = _module.reduce_pool_forward
 window_backward = _module.window_backward
