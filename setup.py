@@ -7,6 +7,7 @@ succeeds and the kernels run serially; ``pypool.show_config()`` says which.
 
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import sys
@@ -71,8 +72,11 @@ def _openmp_flags(compiler):
             with open(src, "w") as f:
                 f.write(OPENMP_PROBE)
             objs = compiler.compile([src], output_dir=tmp, extra_postargs=cflags)
-            exe = os.path.join(tmp, "probe")
-            compiler.link_executable(objs, "probe", output_dir=tmp, extra_postargs=ldflags)
+            # distutils links executables without $LDFLAGS (it adds them to shared
+            # libraries only), so pass them here too: on macOS they say where libomp is.
+            env_ldflags = [] if compiler.compiler_type == "msvc" else shlex.split(os.environ.get("LDFLAGS", ""))
+            compiler.link_executable(objs, "probe", output_dir=tmp, extra_postargs=ldflags + env_ldflags)
+            exe = compiler.executable_filename("probe", output_dir=tmp)   # probe.exe on Windows
             out = subprocess.run([exe], capture_output=True, text=True, timeout=60)
             if out.returncode == 0 and out.stdout.strip() == "1":
                 print(f"pypool: OpenMP probe passed with {cflags} / {ldflags}")
@@ -122,7 +126,9 @@ class BuildExt(build_ext):
                 ("PYPOOL_COMPILER", '"%s"' % compiler_name.replace('"', "")),
                 ("PYPOOL_CFLAGS", '"%s"' % " ".join(flags).replace('"', "")),
             ]
-        self.parallel = self.parallel or os.cpu_count() or 1   # compile the variants side by side
+        # Compile the variants side by side unless told otherwise (PYPOOL_BUILD_JOBS=1 on a shared machine).
+        jobs = os.environ.get("PYPOOL_BUILD_JOBS", "").strip()
+        self.parallel = int(jobs) if jobs.isdigit() and int(jobs) > 0 else (self.parallel or os.cpu_count() or 1)
         super().build_extensions()
 
 
@@ -141,16 +147,22 @@ class BuildExt(build_ext):
 
 
 class BuildPy(build_py):
-    """Ships the public C headers inside the package (found by pypool.get_include())."""
+    """Ships the public C headers inside the package (found by pypool.get_include()).
+
+    Every ``.h`` under ``include/pypool`` (subdirectories too) is copied to
+    ``pypool/include/pypool``, so a header added later needs no change here.
+    """
 
     def run(self):
         super().run()
-        src = os.path.join(HERE, "include", "pypool")
-        dst = os.path.join(self.build_lib, "pypool", "include", "pypool")
-        os.makedirs(dst, exist_ok=True)
-        for name in sorted(os.listdir(src)):
-            if name.endswith(".h"):
-                self.copy_file(os.path.join(src, name), os.path.join(dst, name))
+        src_root = os.path.join(HERE, "include")
+        for dirpath, _, names in os.walk(os.path.join(src_root, "pypool")):
+            for name in sorted(names):
+                if name.endswith(".h"):
+                    src = os.path.join(dirpath, name)
+                    dst = os.path.join(self.build_lib, "pypool", "include", os.path.relpath(src, src_root))
+                    self.mkpath(os.path.dirname(dst))
+                    self.copy_file(src, dst)
 
 
 def _wants_avx2_variant():
@@ -163,6 +175,9 @@ def extensions():
     common = dict(
         include_dirs=[numpy.get_include(), os.path.join("include"), "pyx"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],
+        # dladdr (show_config's OpenMP runtime lookup) lives in libdl before glibc 2.34,
+        # e.g. in the manylinux_2_28 build image.
+        libraries=["dl"] if sys.platform.startswith("linux") else [],
     )
     modules = [Extension("pypool._kernels_base", ["pyx/_kernels_base.pyx"], **common)]
     if _wants_avx2_variant():

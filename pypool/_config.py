@@ -24,6 +24,7 @@ def config():
     """The build configuration as a dict (what show_config prints)."""
     facts = dict(_native.build_config())
     facts["version"] = __version__
+    facts["openmp_runtime"] = _native.openmp_runtime()
     facts["default_threads"] = _native.max_threads()
     facts["processors"] = _native.num_procs()
     facts["machine"] = platform.machine()
@@ -38,6 +39,7 @@ def show_config():
     lines = [
         f"pypool {c['version']}",
         f"  OpenMP:          {omp}",
+        f"  OpenMP runtime:  {c['openmp_runtime'] or 'none'}",
         f"  default threads: {c['default_threads']} (processors: {c['processors']})",
         f"  compiler:        {c['compiler']} {c['compiler_version']}",
         f"  kernels:         {c['variant']} build (CPU has AVX2: {c['cpu_has_avx2']})",

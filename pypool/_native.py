@@ -50,3 +50,9 @@ max_backward = _module.max_backward
 max_unpool_forward = _module.max_unpool_forward
 check_indices = _module.check_indices
 parallel_copy = _module.parallel_copy
+
+
+def openmp_runtime():
+    """Path of the OpenMP runtime library the loaded kernels call into, or None (serial build)."""
+    path = _module.openmp_runtime()
+    return None if path is None else os.path.realpath(os.fsdecode(path))

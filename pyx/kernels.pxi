@@ -54,6 +54,9 @@ cdef void make_windows(Windows* w, geom, bint adaptive, bint count_include_pad) 
 cdef extern from "_cpu.h":
     int pypool_cpu_has_avx2() noexcept nogil
 
+cdef extern from "_omp_runtime.h":
+    const char* pypool_openmp_runtime() noexcept nogil
+
 
 def cpu_has_avx2():
     """Does this CPU run AVX2 code?"""
@@ -80,6 +83,12 @@ def max_threads():
 def num_procs():
     """Processors OpenMP sees (1 without OpenMP)."""
     return omp_get_num_procs()
+
+
+def openmp_runtime():
+    """File (as bytes) of the OpenMP runtime library this module's OpenMP calls use; None without OpenMP."""
+    cdef const char* path = pypool_openmp_runtime()
+    return None if path == NULL else <bytes>path
 
 
 include "geometry.pxi"
