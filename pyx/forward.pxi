@@ -996,28 +996,56 @@ cdef inline double sum_contiguous(const real_t* p, int64_t n) noexcept nogil:
     return ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
 
 
+cdef enum:
+    PLANE_GROUP = 16   # channels_first planes per task of a global average
+
+
+cdef extern from "_sums.h":
+    int pypool_sum_planes_f32(const float* p, int64_t stride, int64_t n, int64_t count,
+                              double* sums) noexcept nogil
+
+
+cdef inline void store_average(float_out_t* y, double acc, double divisor,
+                               double recip) noexcept nogil:
+    """y = acc / divisor; a float32 result multiplies by ``recip`` instead unless the
+    product lies near a float rounding midpoint (see _rounding.h)."""
+    cdef double q = acc * recip
+    if float_out_t is not float or pypool_float_rounding_risk(q):
+        q = acc / divisor
+    y[0] = <float_out_t>q
+
+
 cdef void global_sum_planes(const real_t* x, const Strided5* xs, float_out_t* y,
                             const Strided5* ys, double divisor, double recip,
-                            int64_t b) noexcept nogil:
-    """Average of one channels_first plane (merged spatial axes).
+                            int64_t group) noexcept nogil:
+    """Averages of the channels_first planes (merged spatial axes) of one group:
+    planes [group * PLANE_GROUP, ...) up to the batch size.
 
     ``recip`` is 1 / divisor. A scalar division per plane would dominate the
     few adds of a small plane, so a float32 result multiplies instead, unless
     the product lies near a float rounding midpoint (then it could round
     differently from the quotient, and the plane divides; see _rounding.h).
     """
-    cdef int64_t j
-    cdef double acc = 0.0, q
-    cdef const real_t* p = x + b * xs.s[0]
-    if xs.s[3] == 1:
-        acc = sum_contiguous(p, xs.n[3])
-    else:
-        for j in range(xs.n[3]):
-            acc = acc + <double>p[j * xs.s[3]]
-    q = acc * recip
-    if float_out_t is not float or pypool_float_rounding_risk(q):
-        q = acc / divisor
-    y[b * ys.s[0]] = <float_out_t>q
+    cdef int64_t b0 = group * PLANE_GROUP, b, j
+    cdef int64_t nb = xs.n[0] - b0 if xs.n[0] - b0 < PLANE_GROUP else PLANE_GROUP
+    cdef double sums[PLANE_GROUP]
+    cdef double acc
+    cdef const real_t* p
+    if real_t is float and xs.s[3] == 1:
+        # Several planes side by side (AVX2 builds); the same sums as below.
+        if pypool_sum_planes_f32(x + b0 * xs.s[0], xs.s[0], xs.n[3], nb, sums):
+            for b in range(nb):
+                store_average(y + (b0 + b) * ys.s[0], sums[b], divisor, recip)
+            return
+    for b in range(b0, b0 + nb):
+        p = x + b * xs.s[0]
+        if xs.s[3] == 1:
+            acc = sum_contiguous(p, xs.n[3])
+        else:
+            acc = 0.0
+            for j in range(xs.n[3]):
+                acc = acc + <double>p[j * xs.s[3]]
+        store_average(y + b * ys.s[0], acc, divisor, recip)
 
 
 cdef inline int64_t channel_block(const Strided5* ys, int nthreads) noexcept nogil:
@@ -1140,11 +1168,12 @@ cdef int reduce_forward(const real_t* x, const Strided5* xs, float_out_t* y, con
     cdef double* recw = NULL
     if is_global_sum(xs, ys, w, mode) and ys.n[4] == 1:
         divisor = avg_divisor(w, 0, 0, 0, divisor_override)
+        tasks = (ys.n[0] + PLANE_GROUP - 1) // PLANE_GROUP
         if nthreads > 1:
-            for r in prange(ys.n[0], num_threads=nthreads, schedule="static"):
+            for r in prange(tasks, num_threads=nthreads, schedule="static"):
                 global_sum_planes(x, xs, y, ys, divisor, 1.0 / divisor, r)
         else:
-            for r in range(ys.n[0]):
+            for r in range(tasks):
                 global_sum_planes(x, xs, y, ys, divisor, 1.0 / divisor, r)
     elif is_global_sum(xs, ys, w, mode):
         cblock = channel_block(ys, nthreads)
