@@ -18,6 +18,7 @@ from cpython.pycapsule cimport PyCapsule_New
 from libc.stdint cimport (int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t,
                           uint64_t, uintptr_t, INT64_MAX)
 from libc.stdlib cimport free, malloc
+from libc.string cimport memset
 
 # Offsets (in elements) a tensor may span: byte offsets of 8-byte elements
 # stay far inside int64, and strides times sizes never overflow.
@@ -1024,6 +1025,7 @@ cdef int max_family(int kind, const pypool_params* p, const pypool_tensor* x_,
     """max_pool, adaptive_max_pool and global_max_pool."""
     cdef Tensor x, out, ind
     cdef Plan plan
+    memset(&plan, 0, sizeof(plan))
     cdef Groups gx, gy
     cdef Operand xo, yo, io
     cdef Windows w
@@ -1101,6 +1103,7 @@ cdef int reduce_family(int kind, int op, const pypool_params* p, const pypool_te
     """avg_pool, lp_pool, adaptive_avg_pool and global_avg_pool."""
     cdef Tensor x, out
     cdef Plan plan
+    memset(&plan, 0, sizeof(plan))
     cdef Groups gx, gy
     cdef Operand xo, yo
     cdef Windows w
@@ -1180,6 +1183,7 @@ cdef int capi_max_unpool(const pypool_params* p, const pypool_tensor* x_,
                          const pypool_tensor* ind_, const pypool_tensor* out_) noexcept nogil:
     cdef Tensor x, ind, out
     cdef Plan plan
+    memset(&plan, 0, sizeof(plan))
     cdef Groups gx, gy
     cdef Operand xo, io, yo
     cdef int st, i, nthreads, udt
@@ -1268,6 +1272,7 @@ cdef int capi_max_pool_backward(const pypool_params* p, const pypool_tensor* g_,
                                 const pypool_tensor* ind_, const pypool_tensor* dx_) noexcept nogil:
     cdef Tensor g, ind, dx
     cdef Plan plan
+    memset(&plan, 0, sizeof(plan))
     cdef Groups gg, gd
     cdef Operand go, io, dxo
     cdef int64_t expected[PYPOOL_MAX_NDIM]
@@ -1360,6 +1365,7 @@ cdef int gather_family(int kind, const pypool_params* p, const pypool_tensor* g_
     """avg_pool_backward, adaptive_avg_pool_backward and global_avg_pool_backward."""
     cdef Tensor g, dx
     cdef Plan plan
+    memset(&plan, 0, sizeof(plan))
     cdef Groups gg, gd
     cdef Operand go, dxo
     cdef int st, kd, g_nspatial, nthreads
@@ -1433,6 +1439,7 @@ cdef int capi_lp_pool_backward(const pypool_params* p, const pypool_tensor* g_,
                                const pypool_tensor* x_, const pypool_tensor* dx_) noexcept nogil:
     cdef Tensor g, x, dx
     cdef Plan plan
+    memset(&plan, 0, sizeof(plan))
     cdef Groups gg, gx
     cdef Operand go, xo, dxo
     cdef int st, nthreads
@@ -1547,6 +1554,7 @@ cdef int capi_resolve_axis(pypool_axis* axis, int32_t pad_mode, int32_t ceil_mod
 cdef int capi_pooled_shape(const pypool_params* p, int32_t ndim, const int64_t* input_shape,
                            int64_t* output_shape) noexcept nogil:
     cdef Plan plan
+    memset(&plan, 0, sizeof(plan))
     cdef int i
     cdef int st
     pypool_clear_detail()
@@ -1565,6 +1573,7 @@ cdef int capi_pooled_shape(const pypool_params* p, int32_t ndim, const int64_t* 
 cdef int capi_resolve_padding(const pypool_params* p, int32_t ndim, const int64_t* input_shape,
                               int64_t* pad_begin, int64_t* pad_end) noexcept nogil:
     cdef Plan plan
+    memset(&plan, 0, sizeof(plan))
     cdef int i
     cdef int st
     pypool_clear_detail()
@@ -1584,6 +1593,7 @@ cdef int capi_resolve_padding(const pypool_params* p, int32_t ndim, const int64_
 cdef int capi_unpooled_shape(const pypool_params* p, int32_t ndim, const int64_t* input_shape,
                              int64_t* output_shape) noexcept nogil:
     cdef Plan plan
+    memset(&plan, 0, sizeof(plan))
     cdef int i, st
     cdef int64_t n, k, s
     pypool_clear_detail()

@@ -543,6 +543,42 @@ def test_embedding_program_pools_its_own_buffers(workdir):
     assert "all ok" in run.stdout
 
 
+README = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "README.md")
+
+
+def readme_block(first_line):
+    """The README code block that starts with this line."""
+    with open(README) as f:
+        text = f.read()
+    for match in re.finditer(r"```\w*\n(.*?)```", text, re.S):
+        if match.group(1).startswith(first_line):
+            return match.group(1)
+    raise AssertionError(f"README has no code block starting with {first_line!r}")
+
+
+def test_readme_c_example(workdir):
+    """The README's C extension, compiled as written, pools its image."""
+    src = os.path.join(workdir, "mypool.c")
+    with open(src, "w") as f:
+        f.write(readme_block("/* mypool.c */"))
+    module = build.load_module("mypool", build.build_extension("mypool", src, workdir))
+    assert module.demo() == (6.0, 8.0, 3.0, 4.0)
+
+
+def test_readme_cython_example(workdir):
+    """The README's Cython module, compiled as written, equals pypool.max_pool2d."""
+    src = os.path.join(workdir, "mypool_cy.pyx")
+    with open(src, "w") as f:
+        f.write(readme_block("# mypool_cy.pyx"))
+    path = build.build_extension("mypool_cy", src, workdir, cython=True)
+    module = build.load_module("mypool_cy", path)
+    x = np.random.default_rng(4).standard_normal((2, 3, 7, 10)).astype(np.float32)
+    assert_same_bits(module.max_pool2d(x, 2), pypool.max_pool2d(x, 2))
+    assert_same_bits(module.max_pool2d(x, 3), pypool.max_pool2d(x, 3))
+    with pytest.raises(ValueError, match="kernel_size"):
+        module.max_pool2d(x, 0)
+
+
 # ----------------------------------------------------------------------------- geometry helpers
 
 def test_geometry_helpers_agree_with_python(c_consumer):

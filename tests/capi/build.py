@@ -18,7 +18,8 @@ import pypool
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def _build_extension(name, source, workdir, *, cython=False, macros=()):
+def build_extension(name, source, workdir, *, cython=False, macros=()):
+    """Compile one extension module into workdir; returns its path."""
     from setuptools import Distribution, Extension
     from setuptools.command.build_ext import build_ext
 
@@ -46,7 +47,7 @@ def load_module(name, path):
 
 def build_c_consumer(workdir):
     """The C extension tests/capi/consumer_c.c, imported."""
-    path = _build_extension("pypool_consumer_c", os.path.join(HERE, "consumer_c.c"), workdir)
+    path = build_extension("pypool_consumer_c", os.path.join(HERE, "consumer_c.c"), workdir)
     return load_module("pypool_consumer_c", path)
 
 
@@ -55,7 +56,7 @@ def build_cython_consumer(workdir):
     source = os.path.join(workdir, "consumer_cy.pyx")
     with open(os.path.join(HERE, "consumer_cy.pyx")) as src, open(source, "w") as dst:
         dst.write(src.read())
-    path = _build_extension("consumer_cy", source, workdir, cython=True)
+    path = build_extension("consumer_cy", source, workdir, cython=True)
     return load_module("consumer_cy", path)
 
 
