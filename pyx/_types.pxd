@@ -25,6 +25,8 @@ cdef extern from "_capi_support.h" nogil:
     const char* pypool_format_shape(char* buf, size_t size, int ndim, const int64_t* shape)
     double pypool_half_to_double(uint16_t h)
     uint16_t pypool_double_to_half(double d)
+    uint32_t pypool_half_to_float_bits(uint16_t h)
+    uint16_t pypool_float_bits_to_half(uint32_t bits)
     int pypool_watch_fork()
     int pypool_forked_child()
 

@@ -343,7 +343,8 @@ cdef inline double load_double(const char* p, int dtype) noexcept nogil:
 cdef void copy_run(const char* src, int sdtype, int64_t sstride, char* dst, int ddtype,
                    int64_t dstride, int64_t n) noexcept nogil:
     """n elements from src (step sstride elements) to dst (step dstride): a bit copy
-    when the dtypes agree, else a conversion to the float dtype ddtype (as NumPy casts)."""
+    when the dtypes agree, else a conversion to the float dtype ddtype, giving the
+    bits NumPy's astype gives."""
     cdef int64_t i
     cdef int size = itemsize_of(sdtype)
     cdef double v
@@ -360,6 +361,17 @@ cdef void copy_run(const char* src, int sdtype, int64_t sstride, char* dst, int 
         else:
             for i in range(n):
                 (<uint64_t*>dst)[i * dstride] = (<const uint64_t*>src)[i * sstride]
+        return
+    # float16 <-> float32 on bits, so that NaN payloads survive (as in NumPy).
+    if sdtype == PYPOOL_FLOAT16 and ddtype == PYPOOL_FLOAT32:
+        for i in range(n):
+            (<uint32_t*>dst)[i * dstride] = pypool_half_to_float_bits(
+                (<const uint16_t*>src)[i * sstride])
+        return
+    if sdtype == PYPOOL_FLOAT32 and ddtype == PYPOOL_FLOAT16:
+        for i in range(n):
+            (<uint16_t*>dst)[i * dstride] = pypool_float_bits_to_half(
+                (<const uint32_t*>src)[i * sstride])
         return
     for i in range(n):
         v = load_double(src + i * sstride * size, sdtype)

@@ -478,6 +478,41 @@ def test_global_average_adds_in_the_python_layer_order(consumer):
         assert_same_bits(out, want, f"input {n}, strides {x.strides}")
 
 
+def test_float16_conversions_match_numpy(c_consumer):
+    """float16 data go through the C API's own conversions: widening every one of the
+    65536 bit patterns, and narrowing doubles (ties, subnormals, overflow, NaN
+    payloads) give NumPy's bits."""
+    halves = np.arange(1 << 16, dtype=np.uint16).view(np.float16).reshape(-1, 1, 1)
+    back = np.empty((halves.shape[0], 1), np.float16)
+    assert c_consumer.run("global_max_pool", c_params(1), (halves, back)) == OK
+    assert_same_bits(back, halves.reshape(-1, 1), "float16 max (through float32 and back)")
+    # An average adds to 0.0 (so -0.0 becomes 0.0 and signaling NaNs go quiet):
+    # the same bits as Python, the same values as NumPy's conversion.
+    out = np.empty((halves.shape[0], 1), np.float64)
+    assert c_consumer.run("global_avg_pool", c_params(1), (halves, out)) == OK
+    assert_same_bits(out, pypool.global_avg_pool(halves, dtype=np.float64), "float16 -> float64")
+    np.testing.assert_array_equal(out, halves.astype(np.float64).reshape(-1, 1))
+    rng = np.random.default_rng(9)
+    h = rng.integers(0, 1 << 16, 200000).astype(np.uint16).view(np.float16)
+    h = h[np.isfinite(h)].astype(np.float64)
+    with np.errstate(over="ignore"):      # the spacing above 65504 is inf
+        ulp = np.spacing(np.abs(h).astype(np.float16)).astype(np.float64)
+    doubles = np.concatenate([
+        h, h + ulp / 2, h - ulp / 2,                      # exact ties: round half to even
+        h + ulp * rng.uniform(-1, 1, h.size),             # everything in between
+        rng.standard_normal(100000) * np.exp2(rng.integers(-40, 20, 100000)),
+        [65504.0, 65519.99, 65520.0, 1e300, -1e-300, 2.0**-25, 2.0**-24 * 1.5, 0.0, -0.0,
+         np.inf, -np.inf],
+        np.array([0x7FF0000000000001, 0xFFF8000000000123, 0x7FF4000000000000],
+                 np.uint64).view(np.float64)])
+    x = doubles.reshape(-1, 1, 1)
+    got = np.empty((x.shape[0], 1), np.float16)
+    assert c_consumer.run("global_avg_pool", c_params(1), (x, got)) == OK
+    assert_same_bits(got, pypool.global_avg_pool(x, dtype=np.float16), "float64 -> float16")
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_equal(got, doubles.astype(np.float16).reshape(-1, 1))
+
+
 def big_case(rng, op, layout):
     """Calls large enough to run on several OpenMP threads."""
     lay = Layouts(rng)
