@@ -128,8 +128,11 @@ typedef struct {
  *
  * Strides count ELEMENTS, not bytes, and may be negative or zero for
  * inputs; strides == NULL means C-contiguous. data points at element
- * (0, ..., 0) and may be NULL only when some size is 0. Inputs are never
- * written. Outputs must not overlap inputs, each other or themselves. */
+ * (0, ..., 0), aligned to the element size, and may be NULL only when some
+ * size is 0. Inputs are never written. Outputs need a distinct place for
+ * every element, and the memory an output spans (from its lowest to its
+ * highest byte) must not intersect the span of an input or of the other
+ * output, else the call returns PYPOOL_ERR_OVERLAP. */
 typedef struct {
     void *data;
     int32_t dtype;            /* pypool_dtype */
@@ -140,7 +143,18 @@ typedef struct {
 
 /* Parameters of a call. Start from pypool_params_init(), which sets the
  * Python defaults, then fill in what the operation uses; other fields are
- * ignored. Per-axis arrays use their first `rank` entries. */
+ * ignored. Per-axis arrays use their first `rank` entries.
+ *   every entry:            layout, num_threads
+ *   windowed ops and their  rank, kernel_size, stride, dilation, pad_mode,
+ *   backward, pooled_shape,   pad_begin, pad_end, ceil_mode
+ *   resolve_padding:        (+ count_include_pad, divisor_override for avg;
+ *                              norm_type for Lp)
+ *   adaptive ops, max_unpool, max_pool_backward: rank
+ *   unpooled_shape:         rank, kernel_size, stride, pad_begin, pad_end
+ *   global ops:             nothing more (the spatial axes are all but N, C)
+ * num_threads caps the OpenMP threads of a call like Python's num_threads;
+ * small calls run on one thread, and so does every call in a child made by
+ * fork() (libgomp would hang there starting threads). */
 typedef struct {
     int32_t rank;               /* spatial axes: 1..3 (max_pool_backward: 1..ndim) */
     int32_t layout;             /* pypool_layout */
