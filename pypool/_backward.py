@@ -10,13 +10,12 @@ import math
 
 import numpy as np
 
-from ._args import (adaptive_geometry, as_sequence, check_flag, check_indices, check_input,
-                    check_layout, check_norm_type, check_shape, check_size, global_axes,
-                    global_geometry, grad_dtype, parse_padding, per_axis, rank_from_kernel,
-                    result_array, result_dtype_avg, split_shape, thread_count, view5,
-                    window_geometry)
 from . import _native
-from ._args import _ERR_EMPTY, _OK
+from ._args import (_ERR_EMPTY, _OK, adaptive_geometry, as_sequence, check_flag, check_indices,
+                    check_input, check_layout, check_norm_type, check_shape, check_size,
+                    global_axes, global_geometry, grad_dtype, parse_padding, per_axis,
+                    rank_from_kernel, result_array, result_dtype_avg, split_shape, thread_count,
+                    view5, window_geometry)
 from ._dispatch import check_index_range, run_max_backward, run_unpool, run_window_backward
 from ._pooling import _check_divisor, _aliases
 

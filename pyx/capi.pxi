@@ -1558,9 +1558,13 @@ cdef int capi_resolve_axis(pypool_axis* axis, int32_t pad_mode, int32_t ceil_mod
         return pypool_fail(PYPOOL_ERR_ARGUMENT, "pad_mode is %d; expected PYPOOL_PAD_EXPLICIT, "
                            "PYPOOL_PAD_SAME_UPPER or PYPOOL_PAD_SAME_LOWER", <int>pad_mode)
     st = resolve_axis(axis, <pypool_pad_mode>pad_mode, ceil_mode != 0)
-    if st != PYPOOL_OK:
-        return axis_failure(st, 0, axis)
-    return PYPOOL_OK
+    if st == PYPOOL_OK:
+        return PYPOOL_OK
+    return pypool_fail(st, "axis (in_size %lld, kernel %lld, stride %lld, dilation %lld, pads "
+                       "(%lld, %lld)): %s", <long long>axis.in_size, <long long>axis.kernel,
+                       <long long>axis.stride, <long long>axis.dilation,
+                       <long long>axis.pad_begin, <long long>axis.pad_end,
+                       capi_status_message(st))
 
 
 cdef int capi_pooled_shape(const pypool_params* p, int32_t ndim, const int64_t* input_shape,
