@@ -206,7 +206,8 @@ static inline void pypool_params_init(pypool_params *p, int32_t rank)
  * Dtypes (as in Python):
  *   max_pool, adaptive_max_pool, global_max_pool, max_unpool: every dtype;
  *     out has x's dtype; indices are PYPOOL_INT64, flattened row-major over
- *     the input's spatial axes of each plane (may be NULL for no indices).
+ *     the input's spatial axes of each plane (max_unpool's over out's); the
+ *     forward ops take indices == NULL for "no indices".
  *   avg_pool, lp_pool, adaptive_avg_pool, global_avg_pool: x any dtype,
  *     out FLOAT16/32/64 (the Python dtype= choice).
  *   backward: grad_output any dtype; grad_input FLOAT16/32/64 keeping
