@@ -185,7 +185,8 @@ def extensions():
     return cythonize(
         modules,
         compiler_directives=CYTHON_DIRECTIVES,
-        include_path=["pyx"],
+        # HERE: pyx/_types.pxd cimports the public declarations from pypool/capi.pxd.
+        include_path=["pyx", HERE],
         build_dir="build/cython",
     )
 

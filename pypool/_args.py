@@ -9,7 +9,6 @@ the value given and what was expected.
 
 import math
 import operator
-import os
 
 import numpy as np
 
@@ -19,14 +18,10 @@ LAYOUTS = ("channels_first", "channels_last")
 PAD_MODES = {"same": 1, "same_upper": 1, "same_lower": 2}
 
 # Status codes of pypool.h (kept in step with include/pypool/pypool.h).
-_OK, _ERR_PAD_TOO_LARGE, _ERR_EMPTY, _ERR_OVERFLOW = 0, -5, -6, -7
+_OK, _ERR_PAD_TOO_LARGE, _ERR_EMPTY, _ERR_OVERFLOW, _ERR_SHAPE = 0, -5, -6, -7, -8
 
 # Largest size or window parameter accepted (sums of two stay in int64).
 SIZE_LIMIT = 2**62
-
-# Below this many input reads a call runs on one thread: starting an OpenMP
-# team costs more than the work (see benchmarks/).
-SERIAL_WORK = 1 << 15
 
 _SUPPORTED = "bool, int8..int64, uint8..uint64, float16, float32 or float64"
 
@@ -297,10 +292,11 @@ def adaptive_geometry(shape, output_size, layout, rank=None, name="x"):
     for i, o in enumerate(seq):
         L = g.spatial[i]
         o = L if o is None else check_size(f"output_size[{i}]", o, 1)
-        if L < 1:
+        st = _native.adaptive_axis_status(L, o)   # the check the C API runs
+        if st == _ERR_SHAPE:
             raise ValueError(f"{name} has size 0 on spatial axis {i}; adaptive pooling needs a "
                              f"non-empty input there")
-        if L * o >= SIZE_LIMIT:
+        if st != _OK:
             raise ValueError(f"input size {L} times output_size {o} on spatial axis {i} overflows 2**62")
         out.append(o)
     g.out_spatial = tuple(out)
@@ -435,33 +431,15 @@ def result_dtype_avg(in_dtype, dtype):
     return dt.newbyteorder("=")
 
 
-# libgomp cannot start threads in a child made by fork() once the parent had
-# an OpenMP team (it waits forever on threads that do not exist in the child;
-# GCC bug 60035). A forked child therefore runs every kernel on one thread;
-# spawn and forkserver children start fresh and are not affected.
-_FORKED_CHILD = False
-
-
-def _after_fork_in_child():
-    global _FORKED_CHILD
-    _FORKED_CHILD = True
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
 def thread_count(num_threads, work):
     """Threads for one call: the OpenMP default, capped by num_threads; 1 for small work
-    and in forked children."""
-    default = _native.max_threads()
+    and in children made by fork() (the compiled ``thread_budget``, which C callers get too)."""
     if num_threads is None:
-        n = default
+        requested = 0
     else:
         if not is_int(num_threads):
             raise TypeError(f"num_threads must be None or an int >= 1, got {num_threads!r}")
         if num_threads < 1:
             raise ValueError(f"num_threads must be None or an int >= 1, got {num_threads}")
-        # Never more than the machine offers (or OMP_NUM_THREADS, if larger).
-        n = min(int(num_threads), max(default, _native.num_procs()))
-    return 1 if work < SERIAL_WORK or _FORKED_CHILD else n
+        requested = min(int(num_threads), 2**31 - 1)
+    return _native.threads_for(requested, min(work, SIZE_LIMIT))

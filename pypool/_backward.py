@@ -10,14 +10,14 @@ import math
 
 import numpy as np
 
-from ._args import (adaptive_geometry, as_sequence, check_flag, check_indices, check_input,
-                    check_layout, check_norm_type, check_shape, check_size, global_axes,
-                    global_geometry, grad_dtype, parse_padding, per_axis, rank_from_kernel,
-                    result_array, result_dtype_avg, split_shape, thread_count, view5,
-                    window_geometry)
-from ._dispatch import (check_index_range, run_max, run_max_backward, run_reduce, run_unpool,
-                        run_window_backward)
-from ._pooling import REDUCE_LP, _check_divisor, _aliases
+from . import _native
+from ._args import (_ERR_EMPTY, _OK, adaptive_geometry, as_sequence, check_flag, check_indices,
+                    check_input, check_layout, check_norm_type, check_shape, check_size,
+                    global_axes, global_geometry, grad_dtype, parse_padding, per_axis,
+                    rank_from_kernel, result_array, result_dtype_avg, split_shape, thread_count,
+                    view5, window_geometry)
+from ._dispatch import check_index_range, run_max_backward, run_unpool, run_window_backward
+from ._pooling import _check_divisor, _aliases
 
 __all__ = [
     "max_unpool", "max_pool_backward", "avg_pool_backward", "lp_pool_backward",
@@ -58,12 +58,18 @@ def _max_unpool(rank, x, indices, kernel_size, stride=None, padding=0, output_si
         raise ValueError(f"padding for max_unpool must be ints, (begin, end) pairs or 'valid', got {padding!r}")
     lead, spatial, channels = split_shape(arr.shape, rank, channels_last)
     if output_size is None:
-        sizes = [(L - 1) * s - pb - pe + k for L, s, (pb, pe), k in zip(spatial, stride, pads, kernel)]
-        for i, n in enumerate(sizes):
-            if n < 1:
+        sizes = []
+        for i, (L, s, (pb, pe), k) in enumerate(zip(spatial, stride, pads, kernel)):
+            st, n = _native.unpool_axis(L, k, s, pb, pe)   # the check the C API runs
+            if st == _ERR_EMPTY:
                 raise ValueError(f"max_unpool output size on spatial axis {i} would be {n} "
-                                 f"(input size {spatial[i]}, stride {stride[i]}, padding {pads[i]}, "
-                                 f"kernel_size {kernel[i]}); it must be at least 1")
+                                 f"(input size {L}, stride {s}, padding {(pb, pe)}, "
+                                 f"kernel_size {k}); it must be at least 1")
+            if st != _OK:
+                raise ValueError(f"max_unpool output size on spatial axis {i} (input size {L}, "
+                                 f"stride {s}, padding {(pb, pe)}, kernel_size {k}) overflows "
+                                 f"64-bit arithmetic")
+            sizes.append(n)
     else:
         seq = as_sequence(output_size)
         if seq is None:
@@ -217,27 +223,15 @@ def lp_pool_backward(grad_output, x, norm_type, kernel_size, stride=None, paddin
     g = _check_grad(grad_output, geo.out_shape(), arr.shape)
     result = result_array(out, arr.shape, result_dtype_avg(arr.dtype, None), [g, arr])
     nthreads = thread_count(num_threads, math.prod(geo.kernel) * arr.size)
+    if result.size == 0:
+        return result
+    # In float64 throughout, by the compiled routine the C API uses too.
     x64 = arr.astype(np.float64)
     g64 = g.astype(np.float64)
     grad = np.empty(arr.shape, np.float64)
-    if p == np.inf:
-        absx = np.abs(x64)
-        idx = np.empty(g.shape, np.int64)
-        run_max(absx, geo.lead, geo.spatial, geo.out_spatial, geo.channels_last, geo.axes(),
-                np.empty(g.shape), idx, nthreads)
-        run_max_backward(g64, idx, geo.lead, geo.out_spatial, geo.spatial, geo.channels_last,
-                         grad, nthreads)
-        grad *= np.sign(x64)
-    else:
-        y = np.empty(g.shape, np.float64)
-        run_reduce(x64, geo.lead, geo.spatial, geo.out_spatial, geo.channels_last, geo.axes(), y,
-                   nthreads, op=REDUCE_LP, p=p)
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            weight = np.where(y == 0, 0.0, g64 * y ** (1.0 - p))
-            factor = np.where(x64 == 0, 0.0, np.abs(x64) ** (p - 1.0) * np.sign(x64))
-        run_window_backward(weight, geo.lead, geo.out_spatial, geo.spatial, geo.channels_last,
-                            geo.axes(), grad, nthreads, use_divisor=False)
-        grad *= factor
+    cl = geo.channels_last
+    _native.lp_backward(view5(g64, geo.lead, geo.out_spatial, cl), view5(x64, geo.lead, geo.spatial, cl),
+                        view5(grad, geo.lead, geo.spatial, cl), geo.axes(), p, nthreads)
     np.copyto(result, grad, casting="unsafe")
     return result
 

@@ -11,7 +11,10 @@ def get_include():
     """Directory holding pypool's public C headers (``#include <pypool/pypool.h>``).
 
     Installed packages carry the headers in ``pypool/include``; in a source
-    checkout the top-level ``include/`` is returned instead.
+    checkout the top-level ``include/`` is returned instead. Pass it to the
+    compiler's include path of a C or Cython extension that uses pypool's C
+    API; Cython finds the matching declarations (``pypool/capi.pxd``) in the
+    package itself, on ``sys.path``.
     """
     here = os.path.dirname(os.path.abspath(__file__))
     installed = os.path.join(here, "include")

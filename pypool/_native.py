@@ -2,7 +2,8 @@
 
 Both builds come from the same source (pyx/kernels.pxi) and round identically
 (no FMA contraction), so results do not depend on which one is loaded. Set
-PYPOOL_DISABLE_AVX2=1 to force the baseline build.
+PYPOOL_DISABLE_AVX2=1 to force the baseline build. C and Cython callers reach
+the same build through the capsule ``_C_API`` (see include/pypool/pypool.h).
 """
 
 import os
@@ -50,6 +51,15 @@ max_backward = _module.max_backward
 max_unpool_forward = _module.max_unpool_forward
 check_indices = _module.check_indices
 parallel_copy = _module.parallel_copy
+adaptive_axis_status = _module.adaptive_axis_status
+unpool_axis = _module.unpool_axis
+threads_for = _module.threads_for
+lp_backward = _module.lp_backward
+status_message = _module.status_message
+
+# The C API table of the loaded build, fetched by pypool_import() in
+# include/pypool/pypool.h (module PYPOOL_CAPI_MODULE, attribute PYPOOL_CAPI_ATTRIBUTE).
+_C_API = _module._C_API
 
 
 def openmp_runtime():

@@ -4,31 +4,9 @@
 from libc.stdint cimport (int8_t, int16_t, int32_t, int64_t,
                           uint8_t, uint16_t, uint32_t, uint64_t)
 
-cdef extern from "pypool/pypool.h":
-    ctypedef enum pypool_status:
-        PYPOOL_OK
-        PYPOOL_ERR_KERNEL
-        PYPOOL_ERR_STRIDE
-        PYPOOL_ERR_DILATION
-        PYPOOL_ERR_PAD_NEGATIVE
-        PYPOOL_ERR_PAD_TOO_LARGE
-        PYPOOL_ERR_EMPTY_OUTPUT
-        PYPOOL_ERR_OVERFLOW
-        PYPOOL_ERR_SHAPE
-        PYPOOL_ERR_NOMEM
-        PYPOOL_ERR_INDEX
-    ctypedef enum pypool_pad_mode:
-        PYPOOL_PAD_EXPLICIT
-        PYPOOL_PAD_SAME_UPPER
-        PYPOOL_PAD_SAME_LOWER
-    ctypedef struct pypool_axis:
-        int64_t in_size
-        int64_t out_size
-        int64_t kernel
-        int64_t stride
-        int64_t dilation
-        int64_t pad_begin
-        int64_t pad_end
+# The public C header's types (status codes, pypool_axis, the C API table),
+# declared once in the package's .pxd that Cython users cimport too.
+from pypool.capi cimport *
 
 cdef extern from "_omp_shim.h":
     int omp_get_max_threads() noexcept nogil
@@ -38,6 +16,19 @@ cdef extern from "_omp_shim.h":
     const char* PYPOOL_COMPILER
     const char* PYPOOL_COMPILER_VERSION
     const char* PYPOOL_CFLAGS
+
+# Plain-C helpers of the C API: per-thread error detail, float16, fork flag.
+cdef extern from "_capi_support.h" nogil:
+    const char* pypool_detail()
+    void pypool_clear_detail()
+    int pypool_fail(int status, const char* fmt, ...)
+    const char* pypool_format_shape(char* buf, size_t size, int ndim, const int64_t* shape)
+    double pypool_half_to_double(uint16_t h)
+    uint16_t pypool_double_to_half(double d)
+    uint32_t pypool_half_to_float_bits(uint16_t h)
+    uint16_t pypool_float_bits_to_half(uint32_t bits)
+    int pypool_watch_fork()
+    int pypool_forked_child()
 
 # Every dtype the kernels see. bool arrives as uint8 and float16 as float32
 # (both exact conversions done by the Python layer).

@@ -1,5 +1,6 @@
 # Window geometry: the single source of truth for output sizes and pads,
-# used by the Python layer (through axis_geometry) and by the kernels.
+# adaptive and unpool sizes and thread counts, used by the Python layer
+# (through axis_geometry and the other def wrappers), the C API and the kernels.
 
 from libc.stdint cimport INT64_MAX
 from libc.stdlib cimport free, malloc
@@ -87,6 +88,93 @@ def axis_geometry(int64_t in_size, int64_t kernel, int64_t stride, int64_t dilat
     a.out_size = 0
     cdef pypool_status st = resolve_axis(&a, <pypool_pad_mode>mode, ceil_mode)
     return int(st), a.out_size, a.pad_begin, a.pad_end
+
+
+cdef pypool_status check_adaptive_axis(int64_t in_size, int64_t out_size) noexcept nogil:
+    """One axis of adaptive pooling: a non-empty input, an output of at least 1,
+    and in_size * out_size below 2**62 (cell bounds are computed from it)."""
+    if in_size < 0:
+        return PYPOOL_ERR_SHAPE
+    if out_size < 1:
+        return PYPOOL_ERR_EMPTY_OUTPUT
+    if in_size == 0:
+        return PYPOOL_ERR_SHAPE
+    if in_size >= SIZE_LIMIT or out_size >= SIZE_LIMIT or in_size > (SIZE_LIMIT - 1) // out_size:
+        return PYPOOL_ERR_OVERFLOW
+    return PYPOOL_OK
+
+
+cdef pypool_status unpool_axis_size(int64_t in_size, int64_t kernel, int64_t stride,
+                                    int64_t pad_begin, int64_t pad_end,
+                                    int64_t* out_size) noexcept nogil:
+    """Default max_unpool output size of one axis: (L-1)*stride - pad_begin - pad_end + kernel.
+
+    The size is written even when it is below 1 (PYPOOL_ERR_EMPTY_OUTPUT),
+    so that messages can show it.
+    """
+    cdef int64_t n
+    if in_size < 0:
+        return PYPOOL_ERR_SHAPE
+    if kernel < 1:
+        return PYPOOL_ERR_KERNEL
+    if stride < 1:
+        return PYPOOL_ERR_STRIDE
+    if pad_begin < 0 or pad_end < 0:
+        return PYPOOL_ERR_PAD_NEGATIVE
+    if (in_size >= SIZE_LIMIT or kernel >= SIZE_LIMIT or stride >= SIZE_LIMIT
+            or pad_begin >= SIZE_LIMIT or pad_end >= SIZE_LIMIT):
+        return PYPOOL_ERR_OVERFLOW
+    if in_size > 1 and in_size - 1 > (SIZE_LIMIT - 1) // stride:
+        return PYPOOL_ERR_OVERFLOW
+    # Every term is below 2**62: no intermediate overflows.
+    n = (in_size - 1) * stride + kernel - pad_begin - pad_end
+    if n >= SIZE_LIMIT:
+        return PYPOOL_ERR_OVERFLOW
+    out_size[0] = n
+    if n < 1:
+        return PYPOOL_ERR_EMPTY_OUTPUT
+    return PYPOOL_OK
+
+
+def adaptive_axis_status(int64_t in_size, int64_t out_size):
+    """Status of ``check_adaptive_axis`` (Python access to the shared check)."""
+    return int(check_adaptive_axis(in_size, out_size))
+
+
+def unpool_axis(int64_t in_size, int64_t kernel, int64_t stride, int64_t pad_begin,
+                int64_t pad_end):
+    """(status, size) of ``unpool_axis_size`` (Python access to the shared check)."""
+    cdef int64_t n = 0
+    cdef pypool_status st = unpool_axis_size(in_size, kernel, stride, pad_begin, pad_end, &n)
+    return int(st), n
+
+
+# ----------------------------------------------------------------------------- threads
+
+# Below this many input reads a call runs on one thread: starting an OpenMP
+# team costs more than the work (see benchmarks/).
+cdef int64_t SERIAL_WORK = 1 << 15
+
+
+cdef int thread_budget(int requested, int64_t work) noexcept nogil:
+    """Threads for one call: the OpenMP default, capped by ``requested`` (0 = no cap)
+    and by the larger of that default and the processor count; 1 for small work
+    and in a child made by fork() (libgomp would hang there, see _capi_support.h)."""
+    cdef int default_threads, most
+    if work < SERIAL_WORK or pypool_forked_child():
+        return 1
+    default_threads = omp_get_max_threads()
+    if requested <= 0:
+        return default_threads
+    most = omp_get_num_procs()
+    if default_threads > most:
+        most = default_threads
+    return requested if requested < most else most
+
+
+def threads_for(int requested, int64_t work):
+    """``thread_budget`` for the Python layer (requested 0 = num_threads=None)."""
+    return thread_budget(requested, work)
 
 
 # The in-bounds taps of a window starting at ``start`` are j in
@@ -216,6 +304,9 @@ cdef pypool_status build_covers(Covers* c, const Windows* w, const int64_t* in_s
         total += in_sizes[a] + 1
         for o in range(w.out[a]):
             total += w.count[a][o]
+            if total >= SIZE_LIMIT:   # more taps than memory could hold; also keeps total in int64
+                c.block = NULL
+                return PYPOOL_ERR_OVERFLOW
     block = <int64_t*>malloc(<size_t>(total + 1) * sizeof(int64_t))
     c.block = block
     if block == NULL:

@@ -5,7 +5,8 @@
 # The Python layer in ``pypool/`` checks and normalises every argument, turns
 # the input into a 5-D strided view (B, D, H, W, V) without copying and calls
 # the entry points here, which release the GIL and run OpenMP loops. Each area
-# of the library lives in its own ``.pxi`` file, included below.
+# of the library lives in its own ``.pxi`` file, included below; capi.pxi
+# exports the same kernels to C and Cython callers as a capsule (_C_API).
 
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t
@@ -95,3 +96,5 @@ include "geometry.pxi"
 include "forward.pxi"
 include "backward.pxi"
 include "memcopy.pxi"
+include "lp_grad.pxi"
+include "capi.pxi"
