@@ -850,21 +850,57 @@ cdef inline LaneRow decode_lane_row(const Strided5* xs, const Strided5* ys, cons
     return t
 
 
+cdef void max_lane_taps(const real_t* x, const Strided5* xs, real_t* accv, int64_t* acci,
+                        int32_t* acci32, bint want_ind, bint small_plane, const Windows* w,
+                        const LaneRow* t, int64_t od, int64_t oh, int64_t ow, int64_t l0,
+                        int64_t nl) noexcept nogil:
+    """Fold the taps of output (od, oh, ow) into lanes [l0, l0 + nl) one tap at a time:
+    values and, with ``want_ind``, first-maximum indices (int32 on small planes)."""
+    cdef int64_t H = xs.n[2], W = xs.n[3], jd, jh, jw, i_d, i_h, i_w, l
+    cdef const real_t* xrow
+    cdef const real_t* src
+    for l in range(nl):
+        accv[l] = lowest(<real_t>0)
+    if want_ind:
+        for l in range(nl):
+            acci[l] = -1    # flat indices are >= 0, so -1 marks "no tap taken"
+            acci32[l] = -1
+    for jd in range(w.count[0][od]):
+        i_d = w.first[0][od] + jd * w.step[0]
+        for jh in range(w.count[1][oh]):
+            i_h = w.first[1][oh] + jh * w.step[1]
+            xrow = x + offset5(xs, t.b, i_d, i_h, 0, 0) + l0 * t.xl
+            for jw in range(w.count[2][ow]):
+                i_w = w.first[2][ow] + jw * w.step[2]
+                src = xrow + i_w * xs.s[3]
+                # Literal unit strides let the compiler vectorize over lanes.
+                if not want_ind and t.xl == 1:
+                    max_values(accv, src, 1, nl)
+                elif not want_ind:
+                    max_values(accv, src, t.xl, nl)
+                elif small_plane and t.xl == 1:
+                    fold_phase(accv, acci32, src, 1, nl,
+                               <int32_t>((i_d * H + i_h) * W + i_w), False)
+                elif small_plane:
+                    fold_phase(accv, acci32, src, t.xl, nl,
+                               <int32_t>((i_d * H + i_h) * W + i_w), False)
+                else:
+                    max_values_indices(accv, acci, src, t.xl, nl, (i_d * H + i_h) * W + i_w)
+
+
 cdef void max_lane_row(const real_t* x, const Strided5* xs, real_t* y, const Strided5* ys,
                        int64_t* ind, const Strided5* js, const Windows* w,
                        int64_t task) noexcept nogil:
     """One output row of max pooling, LANE_BLOCK lanes at a time."""
     cdef LaneRow t = decode_lane_row(xs, ys, js, task)
     cdef int64_t H = xs.n[2], W = xs.n[3], od = t.od, oh = t.oh
-    cdef int64_t ow, blk, l0, nl, jd, jh, jw, i_d, i_h, i_w, l, flat
+    cdef int64_t ow, blk, l0, nl, l, flat
     cdef bint empty_window
-    cdef const real_t* xrow
     cdef real_t* yrow
-    cdef real_t empty = lowest(<real_t>0)
+    cdef int64_t* irow
     cdef real_t accv[LANE_BLOCK]
     cdef int64_t acci[LANE_BLOCK]
     cdef int32_t acci32[LANE_BLOCK]
-    cdef const real_t* src
     # int32 indices (masks as wide as float32 lanes) whenever the plane allows.
     cdef bint small_plane = xs.n[1] * H * W < INT32_MAX
     for ow in range(ys.n[3]):
@@ -873,45 +909,28 @@ cdef void max_lane_row(const real_t* x, const Strided5* xs, real_t* y, const Str
         for blk in range((t.nlanes + LANE_BLOCK - 1) // LANE_BLOCK):
             l0 = t.lane0 + blk * LANE_BLOCK
             nl = t.lane0 + t.nlanes - l0 if t.lane0 + t.nlanes - l0 < LANE_BLOCK else LANE_BLOCK
-            for l in range(nl):
-                accv[l] = empty
-            if ind != NULL:
+            max_lane_taps(x, xs, accv, acci, acci32, ind != NULL, small_plane, w, &t, od, oh, ow,
+                          l0, nl)
+            if t.yl == 1:
+                copy_lanes(yrow + l0, accv, nl)
+            else:
                 for l in range(nl):
-                    acci[l] = -1    # flat indices are >= 0, so -1 marks "no tap taken"
-                    acci32[l] = -1
-            for jd in range(w.count[0][od]):
-                i_d = w.first[0][od] + jd * w.step[0]
-                for jh in range(w.count[1][oh]):
-                    i_h = w.first[1][oh] + jh * w.step[1]
-                    xrow = x + offset5(xs, t.b, i_d, i_h, 0, 0) + l0 * t.xl
-                    for jw in range(w.count[2][ow]):
-                        i_w = w.first[2][ow] + jw * w.step[2]
-                        src = xrow + i_w * xs.s[3]
-                        # Literal unit strides let the compiler vectorize over lanes.
-                        if ind == NULL and t.xl == 1:
-                            max_values(accv, src, 1, nl)
-                        elif ind == NULL:
-                            max_values(accv, src, t.xl, nl)
-                        elif small_plane and t.xl == 1:
-                            fold_phase(accv, acci32, src, 1, nl,
-                                       <int32_t>((i_d * H + i_h) * W + i_w), False)
-                        elif small_plane:
-                            fold_phase(accv, acci32, src, t.xl, nl,
-                                       <int32_t>((i_d * H + i_h) * W + i_w), False)
-                        else:
-                            max_values_indices(accv, acci, src, t.xl, nl,
-                                               (i_d * H + i_h) * W + i_w)
-            for l in range(nl):
-                yrow[(l0 + l) * t.yl] = accv[l]
+                    yrow[(l0 + l) * t.yl] = accv[l]
             if ind != NULL:
                 flat = (w.first[0][od] * H + w.first[1][oh]) * W + w.first[2][ow]
                 if small_plane:
                     for l in range(nl):
                         acci[l] = acci32[l]
-                for l in range(nl):
-                    if acci[l] < 0 and not empty_window:
-                        acci[l] = flat   # every tap equals lowest(): the first tap is the maximum
-                    ind[offset5(js, t.b, od, oh, ow, 0) + (l0 + l) * t.il] = acci[l]
+                if not empty_window:
+                    # Still -1: every tap equals lowest(), so the first tap is the maximum.
+                    for l in range(nl):
+                        acci[l] = flat if acci[l] < 0 else acci[l]
+                irow = ind + offset5(js, t.b, od, oh, ow, 0) + l0 * t.il
+                if t.il == 1:
+                    copy_lanes(irow, acci, nl)
+                else:
+                    for l in range(nl):
+                        irow[l * t.il] = acci[l]
 
 
 cdef void reduce_lane_row(const real_t* x, const Strided5* xs, float_out_t* y,
