@@ -170,6 +170,16 @@ cdef inline int64_t plane_offset(const Strided5* v, int64_t b, int64_t flat,
     return offset5(v, b, flat // (H * W), (flat // W) % H, flat % W, c)
 
 
+cdef extern from "_stream.h":
+    void pypool_store_f64_as_f32(float* dst, const double* src, int64_t n, int stream) noexcept nogil
+    void pypool_store_f64(double* dst, const double* src, int64_t n, int stream) noexcept nogil
+    void pypool_store_fence() noexcept nogil
+
+
+# Gradients at least this large are written with streaming stores (_stream.h).
+cdef int64_t STREAM_MIN_BYTES = 16 << 20
+
+
 cdef int scatter_grad_plane(const float_out_t* g, const Strided5* gs, const int64_t* ind,
                             const Strided5* js, float_out_t* dx, const Strided5* ds,
                             int64_t b) noexcept nogil:
@@ -186,6 +196,8 @@ cdef int scatter_grad_plane(const float_out_t* g, const Strided5* gs, const int6
     cdef float_out_t* drow
     cdef double* a
     cdef double* acc = <double*>malloc(<size_t>(plane * V + 1) * sizeof(double))
+    # A large gradient is written once and not read back soon: stream it.
+    cdef bint stream = ds.n[0] * plane * V * <int64_t>sizeof(float_out_t) >= STREAM_MIN_BYTES
     if acc == NULL:
         return 1
     memset(acc, 0, <size_t>(plane * V) * sizeof(double))
@@ -193,6 +205,12 @@ cdef int scatter_grad_plane(const float_out_t* g, const Strided5* gs, const int6
         for oh in range(OH):
             irow = ind + offset5(js, b, od, oh, 0, 0)
             grow = g + offset5(gs, b, od, oh, 0, 0)
+            if V == 1 and js.s[3] == 1 and gs.s[3] == 1:   # contiguous channels_first rows
+                for ow in range(OW):
+                    k = irow[ow]
+                    if k >= 0:
+                        acc[k] += <double>grow[ow]
+                continue
             for ow in range(OW):
                 for v in range(V):
                     k = irow[ow * js.s[3] + v * js.s[4]]
@@ -202,14 +220,17 @@ cdef int scatter_grad_plane(const float_out_t* g, const Strided5* gs, const int6
     for d in range(D):
         for h in range(H):
             drow = dx + offset5(ds, b, d, h, 0, 0)
-            if V == 1 and ds.s[3] == 1:
-                for w in range(W):
-                    drow[w] = <float_out_t>a[w]
+            if V == 1 and ds.s[3] == 1 and float_out_t is float:
+                pypool_store_f64_as_f32(<float*>drow, a, W, stream)
+            elif V == 1 and ds.s[3] == 1:
+                pypool_store_f64(<double*>drow, a, W, stream)
             else:
                 for w in range(W):
                     for v in range(V):
                         drow[w * ds.s[3] + v * ds.s[4]] = <float_out_t>a[w * V + v]
             a += W * V
+    if stream:
+        pypool_store_fence()
     free(acc)
     return 0
 

@@ -15,6 +15,7 @@ import math
 import os
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -289,3 +290,25 @@ def test_global_avg_pool_adjoint(data, seed, positive):
     gx = pypool.global_avg_pool_backward(g, shape, layout=layout)
     assert gx.shape == shape and gx.dtype == np.float64
     _check_adjoint(y, x, g, gx)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("offset", [0, 1])
+def test_max_backward_of_a_large_gradient(dtype, offset):
+    # Above 16 MB the gradient is written with streaming stores: rows of 258
+    # elements, and an output shifted by one element, exercise their unaligned
+    # ends. The oracle adds in float64 in the same (row-major) order.
+    rng = np.random.default_rng(11)
+    shape = (4, 32, 130, 258)
+    planes = shape[0] * shape[1]
+    x = rng.standard_normal(shape).astype(dtype)
+    _, ind = pypool.max_pool2d(x, 3, 2, 1, return_indices=True)
+    g = rng.standard_normal(ind.shape).astype(dtype)
+    buf = np.full(x.size + 1, np.nan, dtype=dtype)
+    out = buf[offset:offset + x.size].reshape(shape)
+    got = pypool.max_pool_backward(g, ind, shape, out=out)
+    ref = np.zeros((planes, shape[2] * shape[3]))
+    np.add.at(ref, (np.arange(planes)[:, None], ind.reshape(planes, -1)),
+              g.reshape(planes, -1).astype(np.float64))
+    assert got is out
+    np.testing.assert_array_equal(got, ref.reshape(shape).astype(dtype))
