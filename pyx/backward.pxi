@@ -44,6 +44,16 @@ cdef void gather_row(const float_out_t* g, const Strided5* gs, float_out_t* dx,
             dx[offset5(ds, b, i_d, i_h, i_w, v)] = <float_out_t>acc
 
 
+cdef extern from "_stream.h":
+    void pypool_store_f64_as_f32(float* dst, const double* src, int64_t n, int stream) noexcept nogil
+    void pypool_store_f64(double* dst, const double* src, int64_t n, int stream) noexcept nogil
+    void pypool_store_fence() noexcept nogil
+
+
+# Gradients at least this large are written with streaming stores (_stream.h).
+cdef int64_t STREAM_MIN_BYTES = 16 << 20
+
+
 cdef inline void interleave(const double* phases, int64_t W, int64_t s, int64_t plen,
                             float_out_t* row, int64_t stride) noexcept nogil:
     """row[c * stride] = phases[(c % s) * plen + c // s]: undo the stride-phase split."""
@@ -70,7 +80,7 @@ cdef inline void interleave(const double* phases, int64_t W, int64_t s, int64_t 
 cdef int gather_plane_rows(const float_out_t* g, const Strided5* gs, float_out_t* dx,
                            const Strided5* ds, const Windows* w, const Covers* c,
                            const ColumnTaps* ct, bint use_divisor, int64_t divisor_override,
-                           int64_t r0, int64_t r1) noexcept nogil:
+                           const double* recw, int64_t r0, int64_t r1) noexcept nogil:
     """Input rows [r0, r1) of a window-sum adjoint, channels_first sliding windows.
 
     For each output row covering the input row, each kernel column scatters
@@ -89,6 +99,7 @@ cdef int gather_plane_rows(const float_out_t* g, const Strided5* gs, float_out_t
     cdef double* gw = <double*>malloc(<size_t>(OW + 1) * sizeof(double))
     cdef double* dst
     cdef double* src
+    cdef double rec_dh
     if acc == NULL or gw == NULL:
         free(acc)
         free(gw)
@@ -102,12 +113,20 @@ cdef int gather_plane_rows(const float_out_t* g, const Strided5* gs, float_out_t
                 oh = c.outs[1][e]
                 grow = g + offset5(gs, b, od, oh, 0, 0)
                 # The weighted gradient of each output of this row, once.
-                if not use_divisor:
+                if not use_divisor and gs.s[3] == 1:
+                    for o in range(OW):
+                        gw[o] = <double>grow[o]
+                elif not use_divisor:
                     for o in range(OW):
                         gw[o] = <double>grow[o * gs.s[3]]
                 elif divisor_override > 0:
                     for o in range(OW):
                         gw[o] = <double>grow[o * gs.s[3]] / <double>divisor_override
+                elif recw != NULL and gs.s[3] == 1:
+                    # Powers of two: multiplying by the exact reciprocal is the division.
+                    rec_dh = 1.0 / (w.divisor[0][od] * w.divisor[1][oh])
+                    for o in range(OW):
+                        gw[o] = <double>grow[o] * (rec_dh * recw[o])
                 else:
                     div_dh = w.divisor[0][od] * w.divisor[1][oh]
                     for o in range(OW):
@@ -134,19 +153,23 @@ cdef int gather_backward(const float_out_t* g, const Strided5* gs, float_out_t* 
     cdef int64_t r, rows = ds.n[0] * ds.n[1] * ds.n[2], chunks
     cdef int failed = 0
     cdef ColumnTaps ct
+    cdef double* recw = NULL
     if w.sliding and ds.n[4] == 1 and gs.n[3] >= 4:
         if plan_columns(&ct, w, ds.n[3], gs.n[3]):
             return 1
+        if use_divisor:
+            recw = pow2_reciprocals(w, divisor_override)
         chunks = chunk_count(rows, nthreads)
         if nthreads > 1:
             for r in prange(chunks, num_threads=nthreads, schedule="static"):
                 failed += gather_plane_rows(g, gs, dx, ds, w, c, &ct, use_divisor, divisor_override,
-                                            r * rows // chunks, (r + 1) * rows // chunks)
+                                            recw, r * rows // chunks, (r + 1) * rows // chunks)
         else:
             for r in range(chunks):
                 failed += gather_plane_rows(g, gs, dx, ds, w, c, &ct, use_divisor, divisor_override,
-                                            r * rows // chunks, (r + 1) * rows // chunks)
+                                            recw, r * rows // chunks, (r + 1) * rows // chunks)
         free(ct.lo)
+        free(recw)
     else:
         if nthreads > 1:
             for r in prange(rows, num_threads=nthreads, schedule="static"):
@@ -168,16 +191,6 @@ cdef inline int64_t plane_offset(const Strided5* v, int64_t b, int64_t flat,
     if v.n[1] == 1 and H == 1:
         return b * v.s[0] + flat * v.s[3] + c * v.s[4]
     return offset5(v, b, flat // (H * W), (flat // W) % H, flat % W, c)
-
-
-cdef extern from "_stream.h":
-    void pypool_store_f64_as_f32(float* dst, const double* src, int64_t n, int stream) noexcept nogil
-    void pypool_store_f64(double* dst, const double* src, int64_t n, int stream) noexcept nogil
-    void pypool_store_fence() noexcept nogil
-
-
-# Gradients at least this large are written with streaming stores (_stream.h).
-cdef int64_t STREAM_MIN_BYTES = 16 << 20
 
 
 cdef int scatter_grad_plane(const float_out_t* g, const Strided5* gs, const int64_t* ind,
