@@ -457,6 +457,7 @@ cdef int max_plane_rows(const real_t* x, const Strided5* xs, real_t* y, const St
     cdef bint first
     cdef const real_t* row
     cdef real_t* yrow
+    cdef real_t* dst
     cdef int64_t* irow
     cdef real_t empty = lowest(<real_t>0)
     cdef real_t* accv = <real_t*>malloc(<size_t>(OW + 1) * sizeof(real_t))
@@ -473,9 +474,9 @@ cdef int max_plane_rows(const real_t* x, const Strided5* xs, real_t* y, const St
         free(colt)
         return 1
     for r in range(r0, r1):
-        for o in range(OW):
-            accv[o] = empty
-            if ind != NULL:
+        if ind != NULL:
+            for o in range(OW):
+                accv[o] = empty
                 acci[o] = INT32_MAX    # "no candidate yet": loses every index comparison
         first = True
         for jd in range(w.count[0][od]):
@@ -486,26 +487,31 @@ cdef int max_plane_rows(const real_t* x, const Strided5* xs, real_t* y, const St
                          <int32_t>(((w.first[0][od] + jd * w.step[0]) * H
                                     + w.first[1][oh] + jh * w.step[1]) * W), first)
                 first = False
-        if not first:   # the window has input rows: reduce its columns
+        yrow = y + offset5(ys, b, od, oh, 0, 0)
+        if ind == NULL:
+            # Values only: reduce the columns straight into a contiguous output row.
+            dst = yrow if ys.s[3] == 1 else accv
+            if first:   # the window has no input rows
+                for o in range(OW):
+                    dst[o] = empty
+            else:
+                horizontal_max(dst, colv, ct, kw, OW)
+            if ys.s[3] != 1:
+                for o in range(OW):
+                    yrow[o * ys.s[3]] = accv[o]
+        elif not first:   # the window has input rows: reduce its columns
             for jw in range(kw):
                 lo = ct.lo[jw]
                 n = ct.hi[jw] - lo
-                if n <= 0:
-                    continue
-                if ind == NULL:
-                    horizontal_max(accv, colv, ct, kw, OW)
-                    break
-                else:
+                if n > 0:
                     max_columns_flat(accv + lo, acci + lo, colv + ct.src[jw], colt + ct.src[jw],
                                      n, <int32_t>ct.col[jw], <int32_t>sw)
-        yrow = y + offset5(ys, b, od, oh, 0, 0)
-        if ys.s[3] == 1:
-            for o in range(OW):
-                yrow[o] = accv[o]
-        else:
-            for o in range(OW):
-                yrow[o * ys.s[3]] = accv[o]
         if ind != NULL:
+            if ys.s[3] == 1:
+                copy_lanes(yrow, accv, OW)
+            else:
+                for o in range(OW):
+                    yrow[o * ys.s[3]] = accv[o]
             irow = ind + offset5(js, b, od, oh, 0, 0)
             # Widen to int64 on store; INT32_MAX marks an empty window.
             if js.s[3] == 1:
