@@ -637,6 +637,13 @@ cdef inline double combine(double a, double b, bint is_max) noexcept nogil:
     return a + b
 
 
+cdef inline const real_t* tap_values(const real_t* row, const real_t* phases,
+                                     const ColumnTaps* ct, int64_t sw, int64_t jw) noexcept nogil:
+    """Where kernel column jw's values start (at output ct.lo[jw]), consecutively for
+    consecutive outputs: the row itself at stride 1, its stride-phase split otherwise."""
+    return (row + ct.col[jw]) if sw == 1 else (phases + ct.src[jw])
+
+
 cdef void edge_taps(double* hs, const real_t* row, const real_t* phases, const ColumnTaps* ct,
                     int64_t o0, int64_t o1, int64_t kw, int64_t sw, int mode,
                     double p) noexcept nogil:
@@ -650,7 +657,7 @@ cdef void edge_taps(double* hs, const real_t* row, const real_t* phases, const C
             lo = ct.lo[jw]
             if lo <= o < ct.hi[jw]:
                 # Tap jw of output o is base[o - lo].
-                base = (row + ct.col[jw]) if sw == 1 else (phases + ct.src[jw])
+                base = tap_values(row, phases, ct, sw, jw)
                 hs[o] = combine(hs[o], term(base[o - lo], mode, p), is_max)
 
 
@@ -683,12 +690,12 @@ cdef void horizontal_row(double* hs, const real_t* row, real_t* phases, const Co
         edge_taps(hs, row, phases, ct, b, OW, kw, sw, mode, p)
     if a >= b:
         return
-    p0 = ((row + ct.col[0]) if sw == 1 else (phases + ct.src[0])) + (a - ct.lo[0])
+    p0 = tap_values(row, phases, ct, sw, 0) + (a - ct.lo[0])
     p1 = p2 = p0
     if kw > 1:
-        p1 = ((row + ct.col[1]) if sw == 1 else (phases + ct.src[1])) + (a - ct.lo[1])
+        p1 = tap_values(row, phases, ct, sw, 1) + (a - ct.lo[1])
     if kw > 2:
-        p2 = ((row + ct.col[2]) if sw == 1 else (phases + ct.src[2])) + (a - ct.lo[2])
+        p2 = tap_values(row, phases, ct, sw, 2) + (a - ct.lo[2])
     # One plain loop per case (mode and kernel width are loop-invariant), so
     # each vectorizes.
     if mode == ACC_SUM and kw == 1:
@@ -712,7 +719,7 @@ cdef void horizontal_row(double* hs, const real_t* row, real_t* phases, const Co
     if kw <= 2 or (mode == ACC_SUM and kw == 3):
         return
     for jw in range(3 if mode == ACC_SUM else 2, kw):
-        base = ((row + ct.col[jw]) if sw == 1 else (phases + ct.src[jw])) + (a - ct.lo[jw])
+        base = tap_values(row, phases, ct, sw, jw) + (a - ct.lo[jw])
         if mode == ACC_SUM:
             for o in range(b - a):
                 hs[a + o] = hs[a + o] + <double>base[o]
