@@ -127,9 +127,17 @@ def parse_padding(padding, rank):
     return 0, tuple(pads)
 
 
+def _as_array(value, name):
+    """np.asarray, with the argument's name in its errors (ragged lists, odd objects)."""
+    try:
+        return np.asarray(value)
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"{name} cannot be read as an array: {e}") from None
+
+
 def check_input(x, name="x"):
     """Any array-like as a native-byte-order, aligned ndarray of a supported dtype."""
-    arr = x if isinstance(x, np.ndarray) else np.asarray(x)
+    arr = x if isinstance(x, np.ndarray) else _as_array(x, name)
     dt = arr.dtype
     if dt.kind not in "biuf" or (dt.kind == "f" and dt.itemsize not in (2, 4, 8)):
         raise TypeError(f"{name} has dtype {dt}, which pypool does not pool; expected {_SUPPORTED}")
@@ -309,7 +317,11 @@ def check_norm_type(norm_type):
     """Lp order: a real number > 0, or inf."""
     if isinstance(norm_type, (bool, np.bool_)) or not isinstance(norm_type, (int, float, np.integer, np.floating)):
         raise TypeError(f"norm_type must be a real number > 0 (or inf), got {norm_type!r}")
-    p = float(norm_type)
+    try:
+        p = float(norm_type)
+    except OverflowError:
+        raise ValueError(f"norm_type must be a float > 0 (or inf), got {norm_type!r}, too large "
+                         f"for a float") from None
     if not p > 0:  # also refuses NaN
         raise ValueError(f"norm_type must be > 0 (or inf), got {norm_type!r}")
     return p
@@ -323,13 +335,14 @@ def check_shape(name, value):
     return tuple(check_size(f"{name}[{i}]", n, 0) for i, n in enumerate(seq))
 
 
-def check_indices(indices, shape, name="indices"):
-    """An integer index array of exactly ``shape``, as native int64."""
-    arr = indices if isinstance(indices, np.ndarray) else np.asarray(indices)
+def check_indices(indices, shape, like, name="indices"):
+    """An integer index array of exactly ``shape`` (that of ``like``, for messages), as native int64."""
+    arr = indices if isinstance(indices, np.ndarray) else _as_array(indices, name)
     if arr.dtype.kind not in "iu":
         raise TypeError(f"{name} has dtype {arr.dtype}; expected an integer dtype (int64)")
     if arr.shape != tuple(shape):
-        raise ValueError(f"{name} has shape {arr.shape}; expected {tuple(shape)}")
+        raise ValueError(f"{name} has shape {arr.shape}; expected {tuple(shape)}, the shape of "
+                         f"{like}")
     if arr.dtype.kind == "u" and arr.dtype.itemsize == 8 and arr.size and int(arr.max()) >= 2**63:
         raise ValueError(f"{name} holds {int(arr.max())}, beyond int64")
     if arr.dtype != np.int64 or not arr.dtype.isnative or not arr.flags.aligned:
@@ -389,6 +402,8 @@ def writable_view5(arr, lead, spatial, channels_last):
     v = view5(arr, lead, spatial, channels_last)
     if arr.flags.c_contiguous:   # (fresh results) a C-contiguous reshape is always a view
         return v
+    if not elements_are_distinct(arr):   # threads must not write one place twice
+        return None
     # reshape returns a view when it can and a copy when not; a copy is no target.
     if v.size and not np.may_share_memory(v, arr):
         return None
@@ -405,16 +420,64 @@ def check_out(out, shape, dtype, inputs, name="out"):
         raise TypeError(f"{name} has dtype {out.dtype}; expected {np.dtype(dtype)}")
     if not out.flags.writeable:
         raise ValueError(f"{name} is read-only; it must be writable")
+    if not out.flags.c_contiguous and not elements_are_distinct(out) and _self_overlapping(out):
+        raise ValueError(f"{name} has strides {out.strides} under which several of its elements share "
+                         f"memory (a broadcast view?), so it cannot hold a result")
     for other in inputs:
-        if other is not None and np.may_share_memory(out, other) and np.shares_memory(out, other):
+        if other is not None and np.may_share_memory(out, other) and _overlaps(out, other):
             raise ValueError(f"{name} overlaps an input array; pass a separate buffer")
     return out
+
+
+# Bound on numpy's exact overlap search (an integer program: pathological strides
+# could otherwise make it run for minutes); past it, overlap is assumed.
+_OVERLAP_WORK = 100_000
+
+
+def _overlaps(a, b):
+    try:
+        return np.shares_memory(a, b, max_work=_OVERLAP_WORK)
+    except np.exceptions.TooHardError:
+        return True
+
+
+def _self_overlapping(arr):
+    """Exact test: do two elements of ``arr`` start at the same byte? (Only run on
+    layouts ``elements_are_distinct`` could not clear; a stride of 0 answers at once.)"""
+    if any(n > 1 and st == 0 for n, st in zip(arr.shape, arr.strides)):
+        return True
+    if arr.size > 2**24:   # too many to list: kernels then write through a scratch copy
+        return False
+    offsets = np.zeros((), np.int64)
+    for n, st in zip(arr.shape, arr.strides):
+        offsets = (offsets[..., None] + np.arange(n, dtype=np.int64) * st).ravel()
+    return np.unique(offsets).size != offsets.size
+
+
+def elements_are_distinct(arr):
+    """True when no two elements of ``arr`` can share memory (cheap, sufficient test).
+
+    Axes sorted by stride must each step past everything the smaller-stride
+    axes span; interleaved layouts that fail it still work, via a scratch copy.
+    """
+    span = arr.itemsize
+    axes = sorted((abs(st), n) for n, st in zip(arr.shape, arr.strides) if n > 1)
+    for step, n in axes:
+        if step < span:
+            return False
+        span = step * (n - 1) + span
+    return True
 
 
 def result_array(out, shape, dtype, inputs, name="out"):
     """A new result array, or ``out`` once check_out accepted it."""
     if out is None:
-        return np.empty(shape, dtype=dtype)
+        try:
+            return np.empty(shape, dtype=dtype)
+        except (MemoryError, ValueError):   # ValueError: more bytes than an address space holds
+            nbytes = math.prod(shape) * np.dtype(dtype).itemsize
+            raise MemoryError(f"the result would have shape {tuple(shape)} and dtype {np.dtype(dtype)} "
+                              f"({nbytes} bytes), more memory than can be allocated") from None
     return check_out(out, shape, dtype, inputs, name=name)
 
 

@@ -87,7 +87,7 @@ def _max_unpool(rank, x, indices, kernel_size, stride=None, padding=0, output_si
                              f"got {len(seq)}: {output_size!r}")
         sizes = [check_size(f"output_size[{i}]", n, 1) for i, n in enumerate(seq)]
     out_spatial = tuple(sizes)
-    ind = check_indices(indices, arr.shape)
+    ind = check_indices(indices, arr.shape, "x")
     shape = lead + out_spatial + ((channels,) if channels_last else ())
     result = result_array(out, shape, arr.dtype, [arr, ind])
     nthreads = thread_count(num_threads, arr.size + result.size)
@@ -173,7 +173,7 @@ def max_pool_backward(grad_output, indices, input_shape, *, ndim=None, layout="c
         raise ValueError(f"grad_output has shape {g.shape}; for input_shape {input_shape} with "
                          f"ndim={ndim} and layout={layout!r} expected {lead + ('...',) * ndim + tail} "
                          f"or {lead + tail}")
-    ind = check_indices(indices, g.shape)
+    ind = check_indices(indices, g.shape, "grad_output")
     result = result_array(out, input_shape, grad_dtype(g.dtype), [g, ind])
     nthreads = thread_count(num_threads, g.size + result.size)
     plane = math.prod(spatial)
@@ -271,6 +271,9 @@ def adaptive_avg_pool_backward(grad_output, input_shape, *, ndim=None, layout="c
         raise ValueError(f"grad_output has shape {g.shape}; expected {len(input_shape)} dims like "
                          f"input_shape {input_shape}")
     out_spatial = g.shape[len(lead):len(lead) + ndim]
+    if 0 in out_spatial:
+        raise ValueError(f"grad_output has shape {g.shape}; its spatial sizes {out_spatial} (the "
+                         f"pooled output size) must each be at least 1")
     geo = adaptive_geometry(input_shape, out_spatial, layout, ndim, name="input_shape")
     g = _check_grad(g, geo.out_shape(), input_shape)
     result = result_array(out, input_shape, grad_dtype(g.dtype), [g])
