@@ -156,3 +156,46 @@ def test_avg_backward_tap_counts_near_the_2_62_limit():
         want = ref_avg_pool_backward(g, (3, L), *args, count_include_pad=cip)
         assert_same(got, want)
         assert got[:, 0].any()
+
+
+# ----------------------------------------------------------------------------- running-window scratch
+# Large kernels with strides of a few thousand took the running-window path,
+# whose per-task scratch holds the whole input block of 64 output rows: here
+# 3 buffers of 140 million doubles (3.4 GB) for an input that is a broadcast
+# view. The child process caps its address space 1 GiB above what it already
+# uses, so such a request fails (MemoryError) instead of quietly eating memory.
+
+RUNNING_SCRATCH_CHILD = """
+import resource, sys
+import numpy as np
+import pypool
+
+pypool.max_pool2d(np.zeros((2, 64, 64)), 3, 1, num_threads=2)   # threads started, pages touched
+with open("/proc/self/status") as f:
+    vm = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
+resource.setrlimit(resource.RLIMIT_AS, (vm + 2**30, resource.getrlimit(resource.RLIMIT_AS)[1]))
+
+sh, kh = 2**14, 2**15 + 3            # kernel >= 2 * stride + 3: the running-window rule
+H, W = kh + sh, 128                   # 2 output rows, 128 output columns
+a = np.random.default_rng(5).integers(-1000, 1000, H).astype(np.float64)
+x = np.broadcast_to(a[:, None], (1, H, W))
+rows = [a[o * sh:o * sh + kh] for o in range(2)]
+avg = pypool.avg_pool2d(x, (kh, 1), (sh, 1))
+mx = pypool.max_pool2d(x, (kh, 1), (sh, 1))
+lp = pypool.lp_pool2d(x, 1, (kh, 1), (sh, 1))
+want_avg = np.array([r.sum() / kh for r in rows])[None, :, None]   # integer sums: exact
+assert avg.shape == (1, 2, W) and (avg == want_avg).all(), (avg[:, :, 0], want_avg)
+assert (mx == np.array([r.max() for r in rows])[None, :, None]).all(), mx[:, :, 0]
+assert (lp == np.array([np.abs(r).sum() for r in rows])[None, :, None]).all(), lp[:, :, 0]
+print("ok")
+"""
+
+
+def test_large_kernels_do_not_need_gigabytes_of_scratch(tmp_path):
+    import subprocess
+    import sys
+    script = tmp_path / "running_scratch.py"
+    script.write_text(RUNNING_SCRATCH_CHILD)
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=300, cwd=str(tmp_path))
+    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr[-2000:]
