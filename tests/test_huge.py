@@ -199,3 +199,104 @@ def test_large_kernels_do_not_need_gigabytes_of_scratch(tmp_path):
     run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                          timeout=300, cwd=str(tmp_path))
     assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr[-2000:]
+
+
+# ----------------------------------------------------------------------------- views are never copied
+# A broadcast batch (N, C, H, W) of a (C, H, W) image cannot be reshaped to the
+# kernels' (N * C, H, W) batch without a copy; neither can a plane whose inner
+# axis is broadcast be merged for global pooling. Those copies used to be made
+# (64 GiB here: MemoryError); now the batch axes are looped over (computed once
+# along stride-0 axes) and a global pool keeps the spatial axes apart.
+
+def broadcast_batch(n, base):
+    """(n, *base.shape) read-only view repeating ``base``: no memory."""
+    return np.broadcast_to(base, (n,) + base.shape)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_broadcast_batch_of_2_33_elements_is_pooled_without_a_copy(layout):
+    rng = np.random.default_rng(11)
+    if layout == "channels_first":
+        base = rng.integers(-50, 50, (2, 256, 256)).astype(np.float64)      # (C, H, W)
+        x = broadcast_batch(2**16, base)                                    # (N, C, H, W)
+    else:
+        base = rng.integers(-50, 50, (2, 256, 256, 2)).astype(np.float64)   # (G, H, W, C)
+        x = broadcast_batch(2**15, base)                                    # (N, G, H, W, C)
+    assert x.size == 2**33
+    n = x.shape[0]
+    kw = dict(layout=layout)
+    checks = [
+        (lambda a: pypool.max_pool2d(a, 64, 48, 8, return_indices=True, **kw)),
+        (lambda a: pypool.avg_pool2d(a, 64, 48, 8, count_include_pad=False, **kw)),
+        (lambda a: pypool.lp_pool2d(a, 2, 64, 48, **kw)),
+        (lambda a: pypool.adaptive_avg_pool2d(a, (3, 5), **kw)),
+        (lambda a: pypool.adaptive_max_pool2d(a, (3, 5), return_indices=True, **kw)),
+    ]
+    for op in checks:
+        got = op(x)
+        want = op(base[None])      # one copy of the image, pooled by the usual path
+        for g, w in zip(got if isinstance(got, tuple) else (got,),
+                        want if isinstance(want, tuple) else (want,)):
+            assert g.shape == (n,) + w.shape[1:]
+            np.testing.assert_array_equal(g[[0, 1, n // 2, -1]], np.repeat(w, 4, axis=0))
+            assert (g == g[:1]).all()
+    # Global pooling of a broadcast batch: (N, C, H, W) or (N, H, W, C).
+    base = base if layout == "channels_first" else base[0]
+    xg = broadcast_batch(2**16, base)
+    gavg = pypool.global_avg_pool(xg, layout=layout)
+    gmax, gidx = pypool.global_max_pool(xg, layout=layout, return_indices=True)
+    planes = base.reshape(2, -1) if layout == "channels_first" else base.reshape(-1, 2).T
+    np.testing.assert_array_equal(gavg, np.broadcast_to(planes.sum(1) / planes.shape[1], gavg.shape))
+    np.testing.assert_array_equal(gmax, np.broadcast_to(planes.max(1), gmax.shape))
+    np.testing.assert_array_equal(gidx, np.broadcast_to(planes.argmax(1), gidx.shape))
+
+
+def test_lead_axes_that_do_not_merge_give_the_results_of_a_copy(monkeypatch):
+    """Lead axes with non-zero strides that cannot merge (a transposed batch) are
+    looped over, every piece by the usual kernels: results equal a copy's bit for bit.
+    (Small views are copied; the limit is lowered so that these are not.)"""
+    import pypool._dispatch
+    monkeypatch.setattr(pypool._dispatch, "COPY_LIMIT", 0)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((5, 3, 4, 33, 20)).astype(np.float32).transpose(1, 0, 2, 3, 4)
+    xc = np.ascontiguousarray(x)
+    for op in (lambda a: pypool.max_pool2d(a, 3, 2, 1, return_indices=True),
+               lambda a: pypool.avg_pool2d(a, 3, 2, 1),
+               lambda a: pypool.lp_pool2d(a, 3.0, 2),
+               lambda a: pypool.adaptive_avg_pool2d(a, (5, 3)),
+               lambda a: pypool.adaptive_max_pool3d(a, (2, 5, 3), return_indices=True),
+               lambda a: pypool.global_avg_pool(a),
+               lambda a: pypool.global_max_pool(a, return_indices=True)):
+        got, want = op(x), op(xc)
+        for g, w in zip(got if isinstance(got, tuple) else (got,),
+                        want if isinstance(want, tuple) else (want,)):
+            assert_same(g, w)
+    # with out= as well
+    out = np.full((3, 5, 4, 17, 10), np.nan, np.float32)
+    assert pypool.avg_pool2d(x, 3, 2, 1, out=out) is out
+    assert_same(out, pypool.avg_pool2d(xc, 3, 2, 1))
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_global_pool_of_a_plane_with_a_broadcast_axis_makes_no_copy(layout):
+    import tracemalloc
+    rng = np.random.default_rng(8)
+    H, W, C = 2**12, 2**12, 3          # 805 MB if copied: above the copy limit
+    col = rng.integers(0, 10**6, (C, H)).astype(np.float64)      # values vary along H only
+    if layout == "channels_first":   # (2, C, H, W), strides (0, H*8, 8, 0)
+        x = as_strided(col, (2, C, H, W), (0, H * 8, 8, 0), writeable=False)
+    else:                            # (2, H, W, C), strides (0, 8, 0, H*8)
+        x = as_strided(col, (2, H, W, C), (0, 8, 0, H * 8), writeable=False)
+    tracemalloc.start()
+    try:
+        avg = pypool.global_avg_pool(x, layout=layout)
+        mx, idx = pypool.global_max_pool(x, layout=layout, return_indices=True)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**20, f"{peak} bytes traced: the {x.nbytes}-byte view was copied"
+    want_avg = (col.sum(1) * W) / (H * W)          # integer sums: exact
+    want_idx = col.argmax(1) * W                   # first maximum: first column of that row
+    np.testing.assert_array_equal(avg, np.broadcast_to(want_avg, (2, C)))
+    np.testing.assert_array_equal(mx, np.broadcast_to(col.max(1), (2, C)))
+    np.testing.assert_array_equal(idx, np.broadcast_to(want_idx, (2, C)))
