@@ -36,29 +36,19 @@ LAYOUTS = ("channels_first", "channels_last")
 
 # ----------------------------------------------------------------------------- helpers
 
-def planes_of(x, nd, layout):
-    """(P, *spatial) view of x (its channels as planes for channels_last), never a copy."""
+def plane_views(x, nd, layout):
+    """(lead shape, [plane view for each lead index]) - a channels_last input's
+    channel is a lead index too; nothing is copied."""
     if layout == "channels_last":
         x = np.moveaxis(x, -1, x.ndim - nd - 1)
     lead = x.shape[:x.ndim - nd]
-    shape = (math.prod(lead),) + x.shape[x.ndim - nd:]
-    # Lead axes are merged by hand (as_strided) so that a huge view is never copied.
-    moving = [(n, s) for n, s in zip(lead, x.strides[:len(lead)]) if n != 1]
-    assert len(moving) <= 1, "test views keep at most one lead axis of size > 1"
-    lead_stride = moving[0][1] if moving else 0
-    return as_strided(x, shape, (lead_stride,) + x.strides[x.ndim - nd:], writeable=False)
+    return lead, [x[idx] for idx in np.ndindex(*lead)]
 
 
 def from_planes(res, lead, layout):
-    """Inverse of planes_of for a small (P, *out) result."""
-    if layout == "channels_last":
-        res = res.reshape(lead + res.shape[1:])
-        return np.moveaxis(res, len(lead) - 1, -1)
-    return res.reshape(lead + res.shape[1:])
-
-
-def lead_of(x, nd, layout):
-    return x.shape[:x.ndim - nd - 1] + x.shape[-1:] if layout == "channels_last" else x.shape[:x.ndim - nd]
+    """(P, *out) results of plane_views' planes -> the op's result layout."""
+    res = res.reshape(lead + res.shape[1:])
+    return np.moveaxis(res, len(lead) - 1, -1) if layout == "channels_last" else res
 
 
 def window_oracle(x, op, kernel, stride=None, padding=0, dilation=1, ceil_mode=False,
@@ -70,33 +60,35 @@ def window_oracle(x, op, kernel, stride=None, padding=0, dilation=1, ceil_mode=F
     float64 in row-major tap order, cast once.
     """
     nd = len(kernel)
-    planes = planes_of(x, nd, layout)
-    spatial = planes.shape[1:]
+    lead, views = plane_views(x, nd, layout)
+    spatial = views[0].shape
     kernel, stride, dilation, pads, outs = lp_geometry(spatial, kernel, stride, padding,
                                                        dilation, ceil_mode)
-    P = planes.shape[0]
-    assert math.prod(outs) <= 4096 and math.prod(kernel) <= 4096, "oracle meant for small pools"
+    P = len(views)
+    assert math.prod(outs) * P <= 4096 and math.prod(kernel) <= 4096, "oracle meant for small pools"
     if op == "max":
         vals = np.empty((P,) + outs, x.dtype)
         inds = np.empty((P,) + outs, np.int64)
     else:
         res = np.empty((P,) + outs, np.float64)
-    for opos in itertools.product(*[range(o) for o in outs]):
-        taps = [t for t in _taps(opos, kernel, stride, dilation, pads) if _inside(t, spatial)]
-        at = (slice(None),) + opos
-        if op == "max":
-            vals[at], inds[at] = _max_over(planes, taps, spatial, x.dtype)
-            continue
-        total = np.zeros(P)
-        for t in taps:
-            v = planes[(slice(None),) + t].astype(np.float64)
-            total = total + (v if op == "avg" else np.abs(v) ** p)
-        if op == "avg":
-            res[at] = total / _divisor(opos, spatial, kernel, stride, dilation, pads,
-                                       count_include_pad, None)
-        else:
-            res[at] = total ** (1.0 / p)
-    lead = lead_of(x, nd, layout)
+    for pi, plane in enumerate(views):
+        plane = plane[None]      # _max_over pools a stack of planes
+        for opos in itertools.product(*[range(o) for o in outs]):
+            taps = [t for t in _taps(opos, kernel, stride, dilation, pads) if _inside(t, spatial)]
+            at = (pi,) + opos
+            if op == "max":
+                v, i = _max_over(plane, taps, spatial, x.dtype)
+                vals[at], inds[at] = v[0], i[0]
+                continue
+            total = 0.0
+            for t in taps:
+                v = float(plane[(0,) + t])
+                total = total + (v if op == "avg" else abs(v) ** p)
+            if op == "avg":
+                res[at] = total / _divisor(opos, spatial, kernel, stride, dilation, pads,
+                                           count_include_pad, None)
+            else:
+                res[at] = total ** (1.0 / p)
     if op == "max":
         return from_planes(vals, lead, layout), from_planes(inds, lead, layout)
     out_dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
@@ -300,3 +292,73 @@ def test_global_pool_of_a_plane_with_a_broadcast_axis_makes_no_copy(layout):
     np.testing.assert_array_equal(avg, np.broadcast_to(want_avg, (2, C)))
     np.testing.assert_array_equal(mx, np.broadcast_to(col.max(1), (2, C)))
     np.testing.assert_array_equal(idx, np.broadcast_to(want_idx, (2, C)))
+
+
+# ----------------------------------------------------------------------------- planes of more than 2**32 elements
+# Zero-memory views: a constant (broadcast) 1-D axis, and "Toeplitz" views
+# x[..., d, h, w] = base[d + h + w] (as_strided with equal strides over a small
+# base), so values differ along every axis and ties are frequent. Small
+# windows with huge strides and dilations keep the reads few; the windows
+# sit at positions past 2**31 and 2**32, so the indices do too.
+
+def toeplitz(base, shape):
+    """View with x[i0, i1, ...] = base[i0 + i1 + ...] (base long enough)."""
+    assert sum(n - 1 for n in shape) < base.size
+    return as_strided(base, shape, (base.itemsize,) * len(shape), writeable=False)
+
+
+def check_windows(x, nd, layout, kernel, stride, padding, dilation, ceil_mode=False):
+    """max (values and indices), avg (both divisors) and lp of one geometry against
+    window_oracle; returns the indices."""
+    args = (kernel, stride, padding, dilation, ceil_mode)
+    v, i = pypool.max_pool(x, *args, layout=layout, return_indices=True)
+    rv, ri = window_oracle(x, "max", *args, layout=layout)
+    assert_same(v, rv)
+    assert_same(i, ri)
+    for cip in (True, False):
+        got = pypool.avg_pool(x, *args, count_include_pad=cip, layout=layout)
+        assert_same(got, window_oracle(x, "avg", *args, layout=layout, count_include_pad=cip))
+    for p in (1.0, 2.0):
+        got = pypool.lp_pool(x, p, *args, layout=layout)
+        assert_same(got, window_oracle(x, "lp", *args, layout=layout, p=p))
+    return i
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_1d_constant_view_indices_past_2_32(layout):
+    L = G32 + 2**20 + 7
+    if layout == "channels_first":
+        x = np.broadcast_to(np.float32(2.5), (2, L))
+    else:
+        x = np.broadcast_to(np.array([1.5, -2.0, 3.0], np.float32), (2, L, 3))
+    # ties everywhere: each index is its window's first in-bounds tap
+    i = check_windows(x, 1, layout, (3,), (2**30 + 1,), ((1, 0),), (5,), True)
+    assert i.max() > G32
+    i = check_windows(x, 1, layout, (4,), (G31 + 5,), ((G31, G31),), (2**30 + 1,))
+    assert i.max() > G31
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_2d_plane_of_2_32_elements_indices_and_sums(layout):
+    rng = np.random.default_rng(21)
+    H, W = 2**16 + 5, 2**16 + 3                          # 2**32 + 8 * 2**16 + 15 per plane
+    base = rng.integers(-20, 20, H + W + 4).astype(np.float64)   # small range: many ties
+    x = toeplitz(base, (2, H, W)) if layout == "channels_first" else toeplitz(base, (1, H, W, 3))
+    i = check_windows(x, 2, layout, (3, 4), (2**14 + 1, 2**15 - 3), ((1, 2), (0, 3)), (2, 5),
+                      True)
+    assert i.max() > G32
+    # windows over rows h-1 .. h+1, whose flat indices straddle 2**32
+    h = G32 // W
+    i = check_windows(x, 2, layout, (3, 5), (h - 1, W // 2), 0, 1)
+    assert i.min() < G32 <= i.max()
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_3d_plane_of_2_32_elements_indices_and_sums(layout):
+    rng = np.random.default_rng(22)
+    D, H, W = 2**10 + 1, 2**11 + 3, 2**11 + 5
+    base = rng.integers(0, 50, D + H + W + 4).astype(np.float32)
+    x = toeplitz(base, (1, D, H, W)) if layout == "channels_first" else toeplitz(base, (D, H, W, 2))
+    i = check_windows(x, 3, layout, (2, 3, 2), (2**9 - 1, 2**10 - 1, 2**10 + 7),
+                      ((1, 1), (0, 2), (2, 0)), (3, 2, 4), True)
+    assert i.max() > G32
