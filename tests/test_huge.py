@@ -191,6 +191,7 @@ print("ok")
 """
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc and RLIMIT_AS")
 def test_large_kernels_do_not_need_gigabytes_of_scratch(tmp_path):
     script = tmp_path / "running_scratch.py"
     script.write_text(RUNNING_SCRATCH_CHILD)
