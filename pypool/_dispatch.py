@@ -7,6 +7,7 @@ result cannot be viewed directly (float16, or ``out=`` with strides that no
 5-D view can express).
 """
 
+import itertools
 import math
 
 import numpy as np
@@ -41,6 +42,68 @@ def kernel_target(result, kernel_dtype, lead, spatial, channels_last):
     return view5(scratch, lead, spatial, channels_last), scratch
 
 
+def axes_merge(shape, strides):
+    """Can these axes be viewed as one without a copy (NumPy's reshape rule: each
+    axis longer than 1 steps exactly over the next such axis)?"""
+    inner = None
+    for n, s in zip(reversed(shape), reversed(strides)):
+        if n == 1:
+            continue
+        if inner is not None and s != inner[0] * inner[1]:
+            return False
+        inner = (n, s)
+    return True
+
+
+# Inputs whose axes cannot be merged into the kernels' 5-D view are copied
+# (contiguous: results bit-identical to a contiguous input's) only up to this
+# many bytes; larger views - broadcast ones may be far larger than memory -
+# are pooled where they are.
+COPY_LIMIT = 2**28
+
+
+def too_big_to_copy(arr):
+    return not arr.flags.c_contiguous and arr.nbytes > COPY_LIMIT
+
+
+def outer_lead_axes(arr, nlead):
+    """How many of the first lead axes to loop over, for a view too big to copy
+    (else 0): up to the last broadcast one (stride 0: equal results, computed
+    once), and far enough that the remaining ones merge into the kernels' batch
+    axis without copying ``arr``.
+
+    A broadcast batch of a (C, H, W) image has shape (N, C, H, W) and strides
+    (0, ...): reshaping it to (N * C, ...) would copy all of it, and pooling
+    all N copies would repeat the same work N times.
+    """
+    if nlead == 0 or not too_big_to_copy(arr):
+        return 0
+    shape, strides = arr.shape, arr.strides
+    k = 0
+    for a in range(nlead):
+        if strides[a] == 0 and shape[a] > 1:
+            k = a + 1
+    while k < nlead - 1 and not axes_merge(shape[k:nlead], strides[k:nlead]):
+        k += 1    # (a single axis needs no merging)
+    return k
+
+
+def each_lead_piece(arr, k, results, run):
+    """``run(arr[i], *(r[i] for r in results))`` for every index i over the first k
+    axes; along axes where ``arr`` has stride 0 the results are equal, so they
+    are computed at index 0 only and copied to the rest."""
+    outer = arr.shape[:k]
+    repeat = [n > 1 and arr.strides[a] == 0 for a, n in enumerate(outer)]
+    for idx in itertools.product(*[range(1 if r else n) for r, n in zip(repeat, outer)]):
+        run(arr[idx], *(None if r is None else r[idx] for r in results))
+    for a in range(k):
+        if repeat[a]:
+            head = (slice(None),) * a
+            for r in results:
+                if r is not None:
+                    r[head + (slice(1, None),)] = r[head + (slice(0, 1),)]
+
+
 def max_outputs(out, shape, dtype, return_indices, inputs):
     """Allocate or check the value (and index) outputs of a max-type op."""
     out_indices = None
@@ -59,6 +122,11 @@ def run_max(arr, lead, spatial, out_spatial, channels_last, axes, values, indice
              adaptive=False):
     """Run the max kernel from an input array into (values, indices) of the result's shape."""
     if values.size == 0:
+        return
+    k = outer_lead_axes(arr, len(lead))
+    if k:
+        each_lead_piece(arr, k, (values, indices), lambda a, v, i: run_max(
+            a, lead[k:], spatial, out_spatial, channels_last, axes, v, i, nthreads, adaptive))
         return
     xk = kernel_input(arr)
     x5 = view5(xk, lead, spatial, channels_last)
@@ -80,6 +148,13 @@ def run_reduce(arr, lead, spatial, out_spatial, channels_last, axes, result, nth
                 op=0, adaptive=False, count_include_pad=False, divisor_override=0, p=1.0):
     """Run the average (op=0) or Lp (op=1) kernel; float16 results go through float64."""
     if result.size == 0:
+        return
+    k = outer_lead_axes(arr, len(lead))
+    if k:
+        each_lead_piece(arr, k, (result,), lambda a, r: run_reduce(
+            a, lead[k:], spatial, out_spatial, channels_last, axes, r, nthreads, op=op,
+            adaptive=adaptive, count_include_pad=count_include_pad,
+            divisor_override=divisor_override, p=p))
         return
     xk = kernel_input(arr)
     x5 = view5(xk, lead, spatial, channels_last)

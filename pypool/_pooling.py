@@ -12,7 +12,7 @@ import math
 from ._args import (adaptive_geometry, check_flag, check_input, check_norm_type, check_shape,
                     check_size, global_axes, global_geometry, result_array, result_dtype_avg,
                     thread_count, window_geometry)
-from ._dispatch import max_outputs, run_max, run_reduce
+from ._dispatch import axes_merge, max_outputs, run_max, run_reduce, too_big_to_copy
 
 __all__ = [
     "max_pool", "avg_pool", "lp_pool", "adaptive_avg_pool", "adaptive_max_pool",
@@ -247,6 +247,21 @@ def adaptive_max_pool(x, output_size, *, layout="channels_first", return_indices
                               out=out, num_threads=num_threads)
 
 
+def _global_plan(arr, lead, size, channels_last):
+    """(spatial, out_spatial, axes) of a global pool as the kernels see it: the
+    spatial axes merged into one, unless that needs a copy of a view too big to
+    copy (one with a broadcast inner axis, say; see _dispatch.COPY_LIMIT) and
+    there are at most 3 of them: then each axis keeps its place and gets one
+    window covering it (same indices; a sum adds the same terms, row-major)."""
+    if too_big_to_copy(arr):
+        shape = arr.shape[len(lead):arr.ndim - (1 if channels_last else 0)]
+        strides = arr.strides[len(lead):arr.ndim - (1 if channels_last else 0)]
+        if len(shape) <= 3 and not axes_merge(shape, strides):
+            unused = ((1, 1, 1, 1, 1, 0, 0),) * (3 - len(shape))
+            return shape, (1,) * len(shape), unused + tuple((L, 1, L, 1, 1, 0, 0) for L in shape)
+    return (size,), (1,), global_axes(size)
+
+
 def global_avg_pool(x, *, layout="channels_first", keepdims=False, dtype=None, out=None,
                     num_threads=None):
     """Mean over every spatial axis.
@@ -271,7 +286,8 @@ def global_avg_pool(x, *, layout="channels_first", keepdims=False, dtype=None, o
     shape = keep if check_flag("keepdims", keepdims) else flat
     result = _float_result(arr, dtype, shape, out)
     nthreads = thread_count(num_threads, arr.size)
-    run_reduce(arr, lead, (size,), (1,), cl, global_axes(size), result, nthreads)
+    spatial, out_spatial, axes = _global_plan(arr, lead, size, cl)
+    run_reduce(arr, lead, spatial, out_spatial, cl, axes, result, nthreads)
     return result
 
 
@@ -288,7 +304,8 @@ def global_max_pool(x, *, layout="channels_first", keepdims=False, return_indice
     return_indices = check_flag("return_indices", return_indices)
     values, indices = max_outputs(out, shape, arr.dtype, return_indices, [arr])
     nthreads = thread_count(num_threads, arr.size)
-    run_max(arr, lead, (size,), (1,), cl, global_axes(size), values, indices, nthreads)
+    spatial, out_spatial, axes = _global_plan(arr, lead, size, cl)
+    run_max(arr, lead, spatial, out_spatial, cl, axes, values, indices, nthreads)
     return (values, indices) if return_indices else values
 
 

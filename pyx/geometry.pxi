@@ -189,7 +189,9 @@ cdef inline int64_t end_tap(int64_t start, int64_t L, int64_t k, int64_t d) noex
     cdef int64_t last, first = first_tap(start, d)
     if start >= L:
         return first
-    last = (L - start + d - 1) // d
+    # ceil((L - start) / d) written as (n - 1) // d + 1: L - start < 2**63, but
+    # adding d - 1 to it could wrap (pads and dilations go up to 2**62).
+    last = (L - start - 1) // d + 1
     if last > k:
         last = k
     return last if last > first else first
@@ -205,7 +207,7 @@ cdef inline int64_t padded_taps(int64_t start, int64_t L, int64_t pad_end,
     cdef int64_t end = L + pad_end, n
     if start >= end:
         return 0
-    n = (end - start + d - 1) // d
+    n = (end - start - 1) // d + 1    # ceil without the "+ d - 1" that could wrap
     return n if n < k else k
 
 

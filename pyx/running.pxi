@@ -28,14 +28,41 @@ cdef inline bint herk_pays(int64_t k, int64_t s) noexcept nogil:
     return k >= 2 * s + 3
 
 
+# A task's scratch buffers hold the input block that feeds its outputs, which
+# grows with kernels and strides; past this many elements per buffer (3 per
+# task: 48 MiB of doubles) a call takes the other paths instead. Without the
+# cap, kernels and strides in the thousands asked for gigabytes, and huge
+# ones (possible on broadcast views) overflowed the size computation.
+cdef int64_t RUN_SCRATCH_MAX = 1 << 21
+
+
+cdef inline int64_t running_scratch(const Strided5* ys, const Windows* w) noexcept nogil:
+    """Elements of each of a task's 3 scratch buffers, or -1 above RUN_SCRATCH_MAX."""
+    cdef int64_t kh = w.kernel[1], kw = w.kernel[2], sh = w.stride[1], sw = w.stride[2]
+    cdef int64_t strip = ys.n[3] if ys.n[3] < RUN_STRIP else RUN_STRIP
+    cdef int64_t rows, cols
+    if kh > RUN_SCRATCH_MAX or kw > RUN_SCRATCH_MAX or sh > RUN_SCRATCH_MAX or sw > RUN_SCRATCH_MAX:
+        return -1    # (also keeps the products below far from overflowing)
+    # Positions of one task, with up to k - 1 of block alignment in front.
+    rows = (RUN_LINES - 1) * sh + 2 * kh - 1
+    cols = (strip - 1) * sw + 2 * kw - 1
+    if rows < RUN_LINES:
+        rows = RUN_LINES
+    if rows > RUN_SCRATCH_MAX // cols:
+        return -1
+    return rows * cols
+
+
 cdef inline bint use_running_path(const Strided5* xs, const Strided5* ys, const Windows* w,
                                   bint want_ind) noexcept nogil:
     """Sliding 1-D/2-D windows (no depth taps), dilation 1, one axis wide enough and
-    with several outputs (a single window, as in global pooling, gains nothing)."""
+    with several outputs (a single window, as in global pooling, gains nothing), and
+    scratch of a bounded size."""
     return (w.sliding and not want_ind and ys.n[4] == 1 and ys.n[3] >= 1
             and w.kernel[0] == 1 and w.step[1] == 1 and w.step[2] == 1
             and ((herk_pays(w.kernel[1], w.stride[1]) and ys.n[2] > 1)
-                 or (herk_pays(w.kernel[2], w.stride[2]) and ys.n[3] > 1)))
+                 or (herk_pays(w.kernel[2], w.stride[2]) and ys.n[3] > 1))
+            and running_scratch(ys, w) > 0)
 
 
 cdef void run_windows(real_t* z, real_t* pre, int64_t lanes, int64_t first, int64_t s,
@@ -124,17 +151,12 @@ cdef struct RunPlan:
 
 
 cdef void plan_running(RunPlan* rp, const Strided5* ys, const Windows* w) noexcept nogil:
-    cdef int64_t kh = w.kernel[1], kw = w.kernel[2], sh = w.stride[1], sw = w.stride[2]
     cdef int64_t lines = ys.n[0] * ys.n[1] * ys.n[2]
-    cdef int64_t strip = ys.n[3] if ys.n[3] < RUN_STRIP else RUN_STRIP
-    # Positions of one task, with up to k - 1 of block alignment in front.
-    cdef int64_t rows = (RUN_LINES - 1) * sh + 2 * kh - 1
-    cdef int64_t cols = (strip - 1) * sw + 2 * kw - 1
-    rp.run_h = herk_pays(kh, sh)
-    rp.run_w = herk_pays(kw, sw)
+    rp.run_h = herk_pays(w.kernel[1], w.stride[1])
+    rp.run_w = herk_pays(w.kernel[2], w.stride[2])
     rp.groups = (lines + RUN_LINES - 1) // RUN_LINES
     rp.strips = (ys.n[3] + RUN_STRIP - 1) // RUN_STRIP
-    rp.scratch = (rows if rows > RUN_LINES else RUN_LINES) * cols
+    rp.scratch = running_scratch(ys, w)    # > 0: use_running_path checked it
 
 
 cdef struct RunTask:
