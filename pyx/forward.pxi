@@ -779,6 +779,11 @@ cdef int reduce_plane_rows(const real_t* x, const Strided5* xs, float_out_t* y,
     cdef int64_t r, jd, jh, d, h, n, slot, tag, o
     cdef int64_t b = r0 // (OD * OH), od = (r0 // OH) % OD, oh = r0 % OH
     cdef bint is_max = mode == ACC_MAXABS
+    cdef bint pairs = (mode == ACC_SUM and kw == 2 and sw == 2 and w.step[2] == 1
+                       and ct.col[0] == 0 and ct.lo[0] == 0 and ct.lo[1] == 0
+                       and ct.hi[0] == OW and ct.hi[1] == OW)
+    cdef const real_t* row0
+    cdef const real_t* row1
     cdef double* hs
     cdef double* acc = <double*>malloc(<size_t>((nslots + 1) * (OW + 1)) * sizeof(double))
     cdef int64_t* tags = <int64_t*>malloc(<size_t>nslots * sizeof(int64_t))
@@ -793,6 +798,18 @@ cdef int reduce_plane_rows(const real_t* x, const Strided5* xs, float_out_t* y,
     for slot in range(nslots):
         tags[slot] = -1
     for r in range(r0, r1):
+        if pairs and w.count[0][od] == 1 and w.count[1][oh] == 2:
+            # 2x2 windows at stride 2 wholly inside the rows (avg 2x2 s2): one fused
+            # loop, the same additions in the same order as the general path below.
+            row0 = x + b * xs.s[0] + w.first[0][od] * xs.s[1] + w.first[1][oh] * xs.s[2]
+            row1 = row0 + w.step[1] * xs.s[2]
+            for o in range(OW):
+                acc[o] = ((<double>row0[2 * o] + <double>row0[2 * o + 1])
+                          + (<double>row1[2 * o] + <double>row1[2 * o + 1]))
+            finish_plane_row(y + offset5(ys, b, od, oh, 0, 0), ys.s[3], acc, OW, mode, p, w,
+                             od, oh, divisor_override, 0, recw)
+            next_row(&b, &od, &oh, OD, OH)
+            continue
         n = 0
         for jd in range(w.count[0][od]):
             d = w.first[0][od] + jd * w.step[0]

@@ -561,3 +561,23 @@ def test_average_of_negative_zeros_is_positive_zero(case, dtype):
     x = np.full((2, 3, 20, 20), -0.0, dtype=dtype)
     y = ZERO_SIGN_CASES[case](x)
     assert y.size and not np.signbit(y).any()
+
+
+@pytest.mark.parametrize("shape", [(3, 4, 6, 8), (2, 5, 7, 9), (1, 1, 2, 4), (2, 3, 10, 57)])
+@pytest.mark.parametrize("divisor_override", [None, 3])
+def test_avg_2x2_stride_2_adds_row_sums_in_row_major_order(shape, divisor_override):
+    """channels_first plane path: (x00 + x01) + (x10 + x11), bit for bit, in float64
+    (random values make the other association orders differ in the last bit)."""
+    x = np.random.default_rng(5).standard_normal(shape) * 10.0 ** np.random.default_rng(6).integers(
+        -8, 8, shape)
+    H, W = shape[-2] // 2 * 2, shape[-1] // 2 * 2
+    q = x[..., :H, :W]
+    total = (q[..., 0::2, 0::2] + q[..., 0::2, 1::2]) + (q[..., 1::2, 0::2] + q[..., 1::2, 1::2])
+    expected = total / divisor_override if divisor_override else total * 0.25
+    got = pypool.avg_pool2d(x, 2, divisor_override=divisor_override)
+    np.testing.assert_array_equal(got, expected)
+    # Rows apart in memory, but each contiguous: still the plane path, same order.
+    strided = np.empty(shape[:-2] + (2 * shape[-2], shape[-1]))[..., ::2, :]
+    strided[...] = x
+    np.testing.assert_array_equal(pypool.avg_pool2d(strided, 2, divisor_override=divisor_override),
+                                  expected)
