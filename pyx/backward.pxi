@@ -100,13 +100,20 @@ cdef int gather_plane_rows(const float_out_t* g, const Strided5* gs, float_out_t
     cdef double* dst
     cdef double* src
     cdef double rec_dh
+    cdef float_out_t* drow
+    cdef bint single
+    cdef bint pairs = (kw == 2 and sw == 2 and ds.s[3] == 1 and ct.col[0] == 0
+                       and ct.lo[0] == 0 and ct.lo[1] == 0 and ct.hi[0] == OW and ct.hi[1] == OW)
     if acc == NULL or gw == NULL:
         free(acc)
         free(gw)
         return 1
     for r in range(r0, r1):
-        for o in range(sw * plen):
-            acc[o] = 0.0
+        single = (c.offset[0][i_d + 1] - c.offset[0][i_d] == 1
+                  and c.offset[1][i_h + 1] - c.offset[1][i_h] == 1)
+        if not (pairs and single):
+            for o in range(sw * plen):
+                acc[o] = 0.0
         for a in range(c.offset[0][i_d], c.offset[0][i_d + 1]):
             od = c.outs[0][a]
             for e in range(c.offset[1][i_h], c.offset[1][i_h + 1]):
@@ -131,6 +138,16 @@ cdef int gather_plane_rows(const float_out_t* g, const Strided5* gs, float_out_t
                     div_dh = w.divisor[0][od] * w.divisor[1][oh]
                     for o in range(OW):
                         gw[o] = <double>grow[o * gs.s[3]] / (div_dh * w.divisor[2][o])
+                if pairs and single:
+                    # 2x2 windows at stride 2 inside the row (avg 2x2 s2): each input
+                    # element gets one term, 0.0 + gw as below, straight into the row.
+                    drow = dx + offset5(ds, b, i_d, i_h, 0, 0)
+                    for o in range(OW):
+                        drow[2 * o] = <float_out_t>(0.0 + gw[o])
+                        drow[2 * o + 1] = <float_out_t>(0.0 + gw[o])
+                    for o in range(2 * OW, W):
+                        drow[o] = 0
+                    continue
                 for jw in range(kw - 1, -1, -1):
                     lo = ct.lo[jw]
                     n = ct.hi[jw] - lo
@@ -138,7 +155,8 @@ cdef int gather_plane_rows(const float_out_t* g, const Strided5* gs, float_out_t
                     src = gw + lo
                     for o in range(n):
                         dst[o] = dst[o] + src[o]
-        interleave(acc, W, sw, plen, dx + offset5(ds, b, i_d, i_h, 0, 0), ds.s[3])
+        if not (pairs and single):
+            interleave(acc, W, sw, plen, dx + offset5(ds, b, i_d, i_h, 0, 0), ds.s[3])
         next_row(&b, &i_d, &i_h, D, H)
     free(acc)
     free(gw)
