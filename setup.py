@@ -104,7 +104,9 @@ class BuildExt(build_ext):
         if not is_msvc and _env_flag("PYPOOL_NATIVE"):
             cflags.append("-march=native")
         if not is_msvc and _env_flag("PYPOOL_SANITIZE"):
-            cflags += ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-O1"]
+            # -fno-wrapv undoes the -fwrapv of Python's own CFLAGS, under which signed
+            # overflow is defined and UBSan does not check for it.
+            cflags += ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-O1", "-fno-wrapv"]
         ldflags = []
         if omp is not None:
             cflags += omp[0]

@@ -61,16 +61,21 @@ fi
 
 # Everything below runs with the ASan runtime loaded first (python itself is not
 # instrumented, so the runtime must be preloaded) and the UBSan one beside it;
-# subprocesses inherit these variables. Every report also goes to a file under
-# logs/, so a report from a process whose exit status nobody checks (a forked
-# child killed by the abort, a pool worker) still fails the run.
+# subprocesses inherit these variables. Both runtimes end a process with exit
+# status 1 at the first report (halt_on_error=1).
 logs="$work/logs"
 mkdir -p "$logs"
 export LD_PRELOAD="$asan_lib:$ubsan_lib${LD_PRELOAD:+:$LD_PRELOAD}"
 # detect_leaks=0: CPython keeps much memory until exit by design; leaks are
-# valgrind's part (tools/valgrind.sh).
-export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=1:disable_coredump=1:detect_stack_use_after_return=1:check_initialization_order=1:log_path=$logs/asan"
-export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:report_error_type=1:log_path=$logs/ubsan"
+# valgrind's part (tools/valgrind.sh). log_path: every ASan report also goes to
+# a file under logs/, so one from a process whose exit status nobody checks
+# still fails the run.
+export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:detect_stack_use_after_return=1:check_initialization_order=1:log_path=$logs/asan"
+# No log_path here: with GCC's separate runtimes, libubsan's call that sets its
+# report file resolves to libasan's, so UBSan would move ASan's reports and still
+# write its own to stderr. UBSan reports are found on pytest's stderr (below)
+# and, from subprocesses, through their exit status, which the tests check.
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:report_error_type=1"
 # Python objects and buffers from plain malloc, where ASan puts redzones around them.
 export PYTHONMALLOC=malloc
 
@@ -83,7 +88,7 @@ from pypool import _config
 where = os.path.realpath(pypool.__file__)
 assert where.startswith(os.path.realpath(sys.prefix) + os.sep), f"pypool imported from {where}"
 flags = _config.config()["compile_flags"]
-assert "-fsanitize=address,undefined" in flags, f"pypool is not built with the sanitizers: {flags}"
+assert "-fsanitize=address,undefined" in flags and "-fno-wrapv" in flags, f"pypool is not built with the sanitizers: {flags}"
 for so in glob.glob(os.path.join(os.path.dirname(pypool.__file__), "_kernels_*.so")):
     deps = subprocess.run(["ldd", so], capture_output=True, text=True).stdout
     assert "libasan" in deps and "libubsan" in deps, f"{so} does not link the sanitizer runtimes"
@@ -110,7 +115,14 @@ for variant in $variants; do
     echo "=== test suite under ASan+UBSan ($variant kernels)"
     (cd "$dir" && "${avx2_env[@]}" python -c 'import pypool; print("kernels:", pypool._config.config()["variant"])')
     t0=$SECONDS
-    (cd "$dir" && "${avx2_env[@]}" python -m pytest -p no:cacheprovider -ra "$@" tests) || status=$?
+    # --capture=sys: reports written to file descriptor 2 by the sanitizer
+    # runtimes reach the log even when they end pytest mid-test.
+    (cd "$dir" && "${avx2_env[@]}" python -m pytest -p no:cacheprovider -ra --capture=sys "$@" tests 2>&1) |
+        tee "$work/pytest-$variant.log" || status=$?
+    if grep -E -q "runtime error:|ERROR: AddressSanitizer|ERROR: LeakSanitizer|Sanitizer:DEADLYSIGNAL" "$work/pytest-$variant.log"; then
+        echo "sanitizer report in the output of the suite ($variant)" >&2
+        status=1
+    fi
     echo "suite ($variant) exited $status after $((SECONDS - t0)) s"
     [ "$status" -eq 0 ] || break
 done
