@@ -88,7 +88,7 @@ from pypool import _config
 where = os.path.realpath(pypool.__file__)
 assert where.startswith(os.path.realpath(sys.prefix) + os.sep), f"pypool imported from {where}"
 flags = _config.config()["compile_flags"]
-assert "-fsanitize=address,undefined" in flags and "-fno-wrapv" in flags, f"pypool is not built with the sanitizers: {flags}"
+assert "-fsanitize=address,undefined,float-cast-overflow" in flags and "-fno-wrapv" in flags, f"pypool is not built with the sanitizers: {flags}"
 for so in glob.glob(os.path.join(os.path.dirname(pypool.__file__), "_kernels_*.so")):
     deps = subprocess.run(["ldd", so], capture_output=True, text=True).stdout
     assert "libasan" in deps and "libubsan" in deps, f"{so} does not link the sanitizer runtimes"
