@@ -2,7 +2,8 @@
 # Builds pypool with AddressSanitizer and UndefinedBehaviorSanitizer
 # (PYPOOL_SANITIZE=1) in a fresh venv and runs the whole test suite under them,
 # from a directory outside the source tree. Exits non-zero on any test failure
-# and on any sanitizer report, from pytest or from any process it starts.
+# and on any sanitizer report: ASan's from any process, UBSan's from pytest and
+# from subprocesses whose exit status a test checks (docs/SANITIZERS.md).
 #
 #   tools/sanitize.sh [pytest arguments...]     e.g. tools/sanitize.sh -x -k capi
 #
@@ -12,6 +13,7 @@
 #                        or "avx2 baseline" (default: the build import picks)
 #   SANITIZE_KEEP=1      keep the temporary directory (venv, logs) afterwards
 #   PYPOOL_BUILD_JOBS    passed to the build (1 on a shared machine)
+#   CC                   compiler whose sanitizer runtimes are preloaded (default: gcc)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$PWD"
