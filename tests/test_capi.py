@@ -575,6 +575,7 @@ def test_embedding_program_pools_its_own_buffers(workdir):
     assert "max: 6 8 3 4  ok" in run.stdout
     assert "avg (thread): 3.25 5.25 2 2  ok" in run.stdout
     assert "global avg: 3.125  ok" in run.stdout
+    assert "max (2 threads): same as 1 thread  ok" in run.stdout
     assert "all ok" in run.stdout
 
 

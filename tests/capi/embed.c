@@ -3,14 +3,16 @@
  * buffers it allocated itself, from its own threads, without the GIL.
  *
  * It pools SPEC section 8's worked example (a 4x4 input, 2x2 windows at
- * stride 2), prints what it got, and exits with 0 only when every number
- * matches; tests/test_capi.py builds and runs it.
+ * stride 2) and a larger input on two OpenMP threads, prints what it got, and
+ * exits with 0 only when every number matches; tests/test_capi.py builds and
+ * runs it, and tools/valgrind.sh runs it under memcheck.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <pypool/pypool.h>
 
@@ -140,6 +142,41 @@ int main(void)
         if (status != PYPOOL_OK)
             failures++;
         expect("global avg", global_out, want_global, 1);
+    }
+
+    /* A max pool large enough for an OpenMP team: 2 threads must give the same
+       bits as 1 (under valgrind this also runs the OpenMP runtime's threads). */
+    {
+        enum { C = 16, H = 64, W = 64 };
+        int64_t big_shape[4] = {1, C, H, W}, half_shape[4] = {1, C, H / 2, W / 2};
+        size_t n_in = (size_t)C * H * W, n_out = n_in / 4, k;
+        float *big = malloc(n_in * sizeof *big);
+        float *two = malloc(n_out * sizeof *two), *one = malloc(n_out * sizeof *one);
+        pypool_params bp;
+        pypool_tensor bx = {NULL, PYPOOL_FLOAT32, 4, NULL, NULL}, by;
+        if (big == NULL || two == NULL || one == NULL)
+            return 3;
+        for (k = 0; k < n_in; k++)
+            big[k] = (float)((k * 7919u) % 1000u) / 8.0f;
+        bx.data = big;
+        bx.shape = big_shape;
+        by = bx;
+        by.shape = half_shape;
+        pypool_params_init(&bp, 2);
+        bp.kernel_size[0] = bp.kernel_size[1] = 2;
+        bp.num_threads = 2;
+        by.data = two;
+        status = api->max_pool(&bp, &bx, &by, NULL);
+        bp.num_threads = 1;
+        by.data = one;
+        if (status == PYPOOL_OK)
+            status = api->max_pool(&bp, &bx, &by, NULL);
+        k = status == PYPOOL_OK && memcmp(two, one, n_out * sizeof *one) == 0;
+        printf("max (2 threads): %s\n", k ? "same as 1 thread  ok" : "MISMATCH");
+        failures += !k;
+        free(big);
+        free(two);
+        free(one);
     }
 
     /* A bad call returns a status and a message, and writes nothing. */
