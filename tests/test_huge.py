@@ -18,6 +18,7 @@ untouched zero pages); deselect them with ``-m "not huge_memory"``.
 
 import itertools
 import math
+import os
 import subprocess
 import sys
 import tracemalloc
@@ -192,6 +193,8 @@ print("ok")
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc and RLIMIT_AS")
+@pytest.mark.skipif("libasan" in os.environ.get("LD_PRELOAD", ""),
+                    reason="AddressSanitizer reserves terabytes of address space: no RLIMIT_AS cap fits")
 def test_large_kernels_do_not_need_gigabytes_of_scratch(tmp_path):
     script = tmp_path / "running_scratch.py"
     script.write_text(RUNNING_SCRATCH_CHILD)
