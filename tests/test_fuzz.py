@@ -79,6 +79,18 @@ def _rank_fn(draw, name, nd):
     return getattr(pypool, "%s%dd" % (name, nd)), True
 
 
+def _max_call(draw, fn, positional, kw, kinds, values_and_indices):
+    """A max-type call: return_indices drawn, the oracle's pair cut to match."""
+    ri = draw(st.booleans())
+    kw["return_indices"] = ri
+    kinds["return_indices"] = "flag"
+
+    def oracle():
+        v, i = values_and_indices()
+        return (v, i) if ri else v
+    return Call(fn, positional, kw, kinds, oracle, _exact)
+
+
 # ---------------------------------------------------------------- call builders
 
 @st.composite
@@ -95,14 +107,8 @@ def _window_call(draw, op):
     kw = dict(layout=layout, num_threads=draw(st.sampled_from([None, 1, 2])))
     args = (w["kernel"], w["stride"], w["padding"], w["dilation"], w["ceil_mode"])
     if op == "max_pool":
-        ri = draw(st.booleans())
-        kw["return_indices"] = ri
-        kinds["return_indices"] = "flag"
-
-        def oracle():
-            v, i = RF.ref_max_pool(x, *args, layout=layout)
-            return (v, i) if ri else v
-        return Call(fn, [("x", x)] + win, kw, kinds, oracle, _exact), [x, owner]
+        return (_max_call(draw, fn, [("x", x)] + win, kw, kinds,
+                          lambda: RF.ref_max_pool(x, *args, layout=layout)), [x, owner])
     if op == "avg_pool":
         cip = draw(st.booleans())
         dov = draw(st.one_of(st.none(), st.integers(1, 9)))
@@ -141,14 +147,8 @@ def _global_call(draw, op):
     kinds = dict(x="array", layout="layout", keepdims="flag", num_threads="threads")
     fn = getattr(pypool, op)
     if op == "global_max_pool":
-        ri = draw(st.booleans())
-        kw["return_indices"] = ri
-        kinds["return_indices"] = "flag"
-
-        def oracle():
-            v, i = RF.ref_global_max_pool(x, layout, keep)
-            return (v, i) if ri else v
-        return Call(fn, [("x", x)], kw, kinds, oracle, _exact), [x, owner]
+        return (_max_call(draw, fn, [("x", x)], kw, kinds,
+                          lambda: RF.ref_global_max_pool(x, layout, keep)), [x, owner])
     kw["dtype"] = draw(st.sampled_from([None, np.float64]))
     kinds["dtype"] = "result_dtype"
     out_dtype = RF.avg_result_dtype(x.dtype, kw["dtype"])
@@ -167,14 +167,8 @@ def _adaptive_call(draw, op):
     kw = dict(layout=layout, num_threads=draw(st.sampled_from([None, 1, 2])))
     kinds = dict(x="array", output_size="output_size", layout="layout", num_threads="threads")
     if op == "adaptive_max_pool":
-        ri = draw(st.booleans())
-        kw["return_indices"] = ri
-        kinds["return_indices"] = "flag"
-
-        def oracle():
-            v, i = R.ref_adaptive_max_pool(x, sizes, layout)
-            return (v, i) if ri else v
-        return Call(fn, [("x", x), ("output_size", sizes)], kw, kinds, oracle, _exact), [x, owner]
+        return (_max_call(draw, fn, [("x", x), ("output_size", sizes)], kw, kinds,
+                          lambda: R.ref_adaptive_max_pool(x, sizes, layout)), [x, owner])
     out_dtype = R.float_result_dtype(x.dtype, None)
     return (Call(fn, [("x", x), ("output_size", sizes)], kw, kinds,
                  lambda: R.ref_adaptive_avg_pool(x, sizes, layout, keep_float64=True),
