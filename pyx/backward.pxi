@@ -77,6 +77,32 @@ cdef inline void interleave(const double* phases, int64_t W, int64_t s, int64_t 
                 row[(p + i * s) * stride] = <float_out_t>phases[p * plen + i]
 
 
+cdef inline void weighted_gradients(double* gw, const float_out_t* grow, const Strided5* gs,
+                                    const Windows* w, int64_t od, int64_t oh, bint use_divisor,
+                                    int64_t divisor_override, const double* recw) noexcept nogil:
+    """gw[o] = the gradient of output (od, oh, o) over its divisor, in double."""
+    cdef int64_t o, OW = gs.n[3]
+    cdef double div_dh
+    if not use_divisor and gs.s[3] == 1:
+        for o in range(OW):
+            gw[o] = <double>grow[o]
+    elif not use_divisor:
+        for o in range(OW):
+            gw[o] = <double>grow[o * gs.s[3]]
+    elif divisor_override > 0:
+        for o in range(OW):
+            gw[o] = <double>grow[o * gs.s[3]] / <double>divisor_override
+    elif recw != NULL and gs.s[3] == 1:
+        # Powers of two: multiplying by the exact reciprocal is the division.
+        div_dh = 1.0 / (w.divisor[0][od] * w.divisor[1][oh])
+        for o in range(OW):
+            gw[o] = <double>grow[o] * (div_dh * recw[o])
+    else:
+        div_dh = w.divisor[0][od] * w.divisor[1][oh]
+        for o in range(OW):
+            gw[o] = <double>grow[o * gs.s[3]] / (div_dh * w.divisor[2][o])
+
+
 cdef int gather_plane_rows(const float_out_t* g, const Strided5* gs, float_out_t* dx,
                            const Strided5* ds, const Windows* w, const Covers* c,
                            const ColumnTaps* ct, bint use_divisor, int64_t divisor_override,
@@ -93,15 +119,11 @@ cdef int gather_plane_rows(const float_out_t* g, const Strided5* gs, float_out_t
     cdef int64_t kw = w.kernel[2], sw = w.stride[2], plen = ct.plen
     cdef int64_t r, b = r0 // (D * H), i_d = (r0 // H) % D, i_h = r0 % H
     cdef int64_t a, e, od, oh, jw, lo, n, o
-    cdef const float_out_t* grow
-    cdef double div_dh
     cdef double* acc = <double*>malloc(<size_t>(sw * plen + 1) * sizeof(double))
     cdef double* gw = <double*>malloc(<size_t>(OW + 1) * sizeof(double))
     cdef double* dst
     cdef double* src
-    cdef double rec_dh
     cdef float_out_t* drow
-    cdef bint single
     cdef bint pairs = (kw == 2 and sw == 2 and ds.s[3] == 1 and ct.col[0] == 0
                        and ct.lo[0] == 0 and ct.lo[1] == 0 and ct.hi[0] == OW and ct.hi[1] == OW)
     if acc == NULL or gw == NULL:
@@ -109,45 +131,32 @@ cdef int gather_plane_rows(const float_out_t* g, const Strided5* gs, float_out_t
         free(gw)
         return 1
     for r in range(r0, r1):
-        single = (c.offset[0][i_d + 1] - c.offset[0][i_d] == 1
-                  and c.offset[1][i_h + 1] - c.offset[1][i_h] == 1)
-        if not (pairs and single):
-            for o in range(sw * plen):
-                acc[o] = 0.0
+        if (pairs and c.offset[0][i_d + 1] - c.offset[0][i_d] == 1
+                and c.offset[1][i_h + 1] - c.offset[1][i_h] == 1):
+            # 2x2 windows at stride 2 inside the row, one output row reading this
+            # input row (avg 2x2 s2): each element gets one term, 0.0 + gw as
+            # below, written straight into the row.
+            od = c.outs[0][c.offset[0][i_d]]
+            oh = c.outs[1][c.offset[1][i_h]]
+            weighted_gradients(gw, g + offset5(gs, b, od, oh, 0, 0), gs, w, od, oh, use_divisor,
+                               divisor_override, recw)
+            drow = dx + offset5(ds, b, i_d, i_h, 0, 0)
+            for o in range(OW):
+                drow[2 * o] = <float_out_t>(0.0 + gw[o])
+                drow[2 * o + 1] = <float_out_t>(0.0 + gw[o])
+            for o in range(2 * OW, W):
+                drow[o] = 0
+            next_row(&b, &i_d, &i_h, D, H)
+            continue
+        for o in range(sw * plen):
+            acc[o] = 0.0
         for a in range(c.offset[0][i_d], c.offset[0][i_d + 1]):
             od = c.outs[0][a]
             for e in range(c.offset[1][i_h], c.offset[1][i_h + 1]):
                 oh = c.outs[1][e]
-                grow = g + offset5(gs, b, od, oh, 0, 0)
                 # The weighted gradient of each output of this row, once.
-                if not use_divisor and gs.s[3] == 1:
-                    for o in range(OW):
-                        gw[o] = <double>grow[o]
-                elif not use_divisor:
-                    for o in range(OW):
-                        gw[o] = <double>grow[o * gs.s[3]]
-                elif divisor_override > 0:
-                    for o in range(OW):
-                        gw[o] = <double>grow[o * gs.s[3]] / <double>divisor_override
-                elif recw != NULL and gs.s[3] == 1:
-                    # Powers of two: multiplying by the exact reciprocal is the division.
-                    rec_dh = 1.0 / (w.divisor[0][od] * w.divisor[1][oh])
-                    for o in range(OW):
-                        gw[o] = <double>grow[o] * (rec_dh * recw[o])
-                else:
-                    div_dh = w.divisor[0][od] * w.divisor[1][oh]
-                    for o in range(OW):
-                        gw[o] = <double>grow[o * gs.s[3]] / (div_dh * w.divisor[2][o])
-                if pairs and single:
-                    # 2x2 windows at stride 2 inside the row (avg 2x2 s2): each input
-                    # element gets one term, 0.0 + gw as below, straight into the row.
-                    drow = dx + offset5(ds, b, i_d, i_h, 0, 0)
-                    for o in range(OW):
-                        drow[2 * o] = <float_out_t>(0.0 + gw[o])
-                        drow[2 * o + 1] = <float_out_t>(0.0 + gw[o])
-                    for o in range(2 * OW, W):
-                        drow[o] = 0
-                    continue
+                weighted_gradients(gw, g + offset5(gs, b, od, oh, 0, 0), gs, w, od, oh,
+                                   use_divisor, divisor_override, recw)
                 for jw in range(kw - 1, -1, -1):
                     lo = ct.lo[jw]
                     n = ct.hi[jw] - lo
@@ -155,8 +164,7 @@ cdef int gather_plane_rows(const float_out_t* g, const Strided5* gs, float_out_t
                     src = gw + lo
                     for o in range(n):
                         dst[o] = dst[o] + src[o]
-        if not (pairs and single):
-            interleave(acc, W, sw, plen, dx + offset5(ds, b, i_d, i_h, 0, 0), ds.s[3])
+        interleave(acc, W, sw, plen, dx + offset5(ds, b, i_d, i_h, 0, 0), ds.s[3])
         next_row(&b, &i_d, &i_h, D, H)
     free(acc)
     free(gw)
