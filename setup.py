@@ -5,6 +5,7 @@ OpenMP is probed by compiling, linking and running a tiny program. Without it
 succeeds and the kernels run serially; ``pypool.show_config()`` says which.
 """
 
+import glob
 import os
 import platform
 import shlex
@@ -114,7 +115,7 @@ class BuildExt(build_ext):
             cflags += omp[0]
             ldflags += omp[1]
         compiler_name = os.path.basename(getattr(self.compiler, "compiler", [self.compiler.compiler_type])[0])
-        avx2 = ["/arch:AVX2"] if is_msvc else ["-mavx2"]
+        avx2 = ["/arch:AVX2"] if is_msvc else ["-mavx2", "-mfma"]
         for ext in list(self.extensions):
             if ext.name.endswith("_avx2") and not self._compiler_accepts(avx2):
                 print("pypool: compiler rejects AVX2 flags; building the baseline kernels only")
@@ -182,6 +183,8 @@ def extensions():
         # dladdr (show_config's OpenMP runtime lookup) lives in libdl before glibc 2.34,
         # e.g. in the manylinux_2_28 build image.
         libraries=["dl"] if sys.platform.startswith("linux") else [],
+        # The kernels' C headers: an edit rebuilds the modules (Cython tracks only its own files).
+        depends=sorted(glob.glob(os.path.join("pyx", "*.h")) + glob.glob(os.path.join("include", "pypool", "*.h"))),
     )
     modules = [Extension("pypool._kernels_base", ["pyx/_kernels_base.pyx"], **common)]
     if _wants_avx2_variant():

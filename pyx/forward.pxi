@@ -531,6 +531,52 @@ cdef int max_plane_rows(const real_t* x, const Strided5* xs, real_t* y, const St
 cdef extern from "_rounding.h":
     int pypool_float_rounding_risk(double q) noexcept nogil
 
+cdef extern from "_quotient.h":
+    int PYPOOL_HAVE_FMA_QUOTIENT
+    double pypool_average(double a, double d, double r) noexcept nogil
+
+
+cdef struct RowDivisors:
+    # One output row's divisors and their reciprocals, for pypool_average:
+    # division-free averages with the bits of a division. A task keeps the
+    # last row's tables; consecutive rows mostly share them (divisors change
+    # only near the top and bottom edges of a plane).
+    double* d
+    double* r
+    double key     # divisor[0][od] * divisor[1][oh] the tables were made for (-1: none)
+    int64_t lo, hi # columns [lo, hi) share one divisor (the interior of a row)
+
+
+cdef inline void init_row_divisors(RowDivisors* rd, const Windows* w, bint wanted) noexcept nogil:
+    """Tables for rows of w.out[2] outputs, when ``wanted`` and the build has FMA
+    (rd.d stays NULL otherwise, or if they cannot be allocated: then the
+    rows divide). Callers want them only for sums of non-double inputs,
+    whose nonzero sums are far from underflow (pypool_average's precondition)."""
+    cdef int64_t OW = w.out[2], mid = w.out[2] // 2
+    rd.d = rd.r = NULL
+    rd.key = -1.0
+    rd.lo = mid
+    rd.hi = mid + 1
+    while rd.lo > 0 and w.divisor[2][rd.lo - 1] == w.divisor[2][mid]:
+        rd.lo -= 1
+    while rd.hi < OW and w.divisor[2][rd.hi] == w.divisor[2][mid]:
+        rd.hi += 1
+    if wanted and PYPOOL_HAVE_FMA_QUOTIENT:
+        rd.d = <double*>malloc(<size_t>(2 * OW + 2) * sizeof(double))
+        rd.r = rd.d + OW + 1 if rd.d != NULL else NULL
+
+
+cdef inline void refresh_row_divisors(RowDivisors* rd, const Windows* w, int64_t od,
+                                      int64_t oh) noexcept nogil:
+    cdef double div_dh = <double>w.divisor[0][od] * <double>w.divisor[1][oh]
+    cdef int64_t o
+    if div_dh == rd.key:
+        return
+    for o in range(w.out[2]):
+        rd.d[o] = div_dh * w.divisor[2][o]
+        rd.r[o] = 1.0 / rd.d[o]
+    rd.key = div_dh
+
 
 cdef inline bint is_pow2(double v) noexcept nogil:
     cdef int e
@@ -560,18 +606,21 @@ cdef double* pow2_reciprocals(const Windows* w, int64_t divisor_override) noexce
 cdef inline void finish_plane_row(float_out_t* yrow, int64_t ystride, double* acc, int64_t n,
                                   int mode, double p, const Windows* w, int64_t od, int64_t oh,
                                   int64_t divisor_override, int64_t ow0,
-                                  const double* recw) noexcept nogil:
+                                  const double* recw, RowDivisors* rd) noexcept nogil:
     """Write outputs [ow0, ow0 + n) of a row of finished averages / norms (yrow points
     at output ow0); the common cases are plain loops.
 
-    Averages divide (a vectorized division costs about what a reciprocal and a
-    rounding check would), except by powers of two: ``recw`` (see
-    pow2_reciprocals) turns those into exact multiplications.
+    Averages divide, except by powers of two: ``recw`` (see pow2_reciprocals)
+    turns those into exact multiplications; and, with ``rd`` tables (see
+    init_row_divisors), a contiguous row takes pypool_average's
+    division-free quotient, which has the bits of the division.
     """
     cdef int64_t o
     cdef double div_dh = <double>w.divisor[0][od] * <double>w.divisor[1][oh]
     cdef double rec_dh = 1.0 / div_dh if recw != NULL else 1.0
     cdef const double* divw = w.divisor[2] + ow0
+    cdef const double* dv
+    cdef const double* rv
     # "+ 0.0": a sum starts from +0, so a window of -0 values averages to +0.
     if ystride == 1 and mode == ACC_SUM:
         # Finish and store in one loop (the common case).
@@ -582,6 +631,12 @@ cdef inline void finish_plane_row(float_out_t* yrow, int64_t ystride, double* ac
             recw = recw + ow0
             for o in range(n):
                 yrow[o] = <float_out_t>((acc[o] + 0.0) * (rec_dh * recw[o]))
+        elif rd != NULL and rd.d != NULL:
+            refresh_row_divisors(rd, w, od, oh)
+            dv = rd.d + ow0
+            rv = rd.r + ow0
+            for o in range(n):
+                yrow[o] = <float_out_t>pypool_average(acc[o], dv[o], rv[o])
         else:
             for o in range(n):
                 yrow[o] = <float_out_t>((acc[o] + 0.0) / (div_dh * divw[o]))
@@ -610,6 +665,7 @@ cdef inline void finish_plane_row(float_out_t* yrow, int64_t ystride, double* ac
 
 cdef enum:
     ROW_SLOTS_MAX = 64   # input rows whose horizontal sums a plane-path task keeps
+    PADDED_ROW_MAX = 1 << 20   # longest zero-padded row copy (horizontal_row_padded)
 
 
 cdef inline int64_t pow2_at_least(int64_t n) noexcept nogil:
@@ -731,6 +787,104 @@ cdef void horizontal_row(double* hs, const real_t* row, real_t* phases, const Co
                 hs[a + o] = hs[a + o] + term(base[o], mode, p)
 
 
+cdef inline void load_padded_row(double* padded, const real_t* row, int64_t W, int64_t pad,
+                                 int mode, double p) noexcept nogil:
+    """Copy one input row's terms, as doubles, to padded[pad : pad + W] (the rest
+    of ``padded`` stays zero), for sum_padded_taps."""
+    cdef double* dst = padded + pad
+    cdef int64_t c
+    if mode == ACC_SUM:
+        for c in range(W):
+            dst[c] = <double>row[c]
+    else:
+        for c in range(W):
+            dst[c] = term(row[c], mode, p)
+
+
+cdef void sum_padded_taps(double* hs, const double* padded, int64_t OW, int64_t kw,
+                          int64_t step, bint is_max) noexcept nogil:
+    """horizontal_row for stride 1, with no edge cases: it reads a row copied by
+    load_padded_row, whose zeros stand for the padding, so every output's
+    window is in bounds.
+
+    A zero tap leaves a sum's value (at most the sign of a zero sum changes,
+    and finishing turns -0 into +0), a sum of squares or powers and an
+    inf-norm unchanged, so the results equal horizontal_row's.
+    """
+    cdef const double* p1 = padded + step
+    cdef const double* p2 = padded + 2 * step
+    cdef const double* base
+    cdef int64_t o, jw
+    if kw == 1:
+        for o in range(OW):
+            hs[o] = padded[o]
+    elif is_max and kw == 2:
+        for o in range(OW):
+            hs[o] = combine(padded[o], p1[o], True)
+    elif is_max:
+        for o in range(OW):
+            hs[o] = combine(combine(padded[o], p1[o], True), p2[o], True)
+    elif kw == 2:
+        for o in range(OW):
+            hs[o] = padded[o] + p1[o]
+    else:
+        for o in range(OW):
+            hs[o] = (padded[o] + p1[o]) + p2[o]
+    for jw in range(3, kw):
+        base = padded + jw * step
+        if is_max:
+            for o in range(OW):
+                hs[o] = combine(hs[o], base[o], True)
+        else:
+            for o in range(OW):
+                hs[o] = hs[o] + base[o]
+
+
+cdef inline void sum_rows_finish(float_out_t* yrow, double** rows, int64_t n,
+                                 const double* dv, const double* rv, int64_t OW) noexcept nogil:
+    """yrow[o] = average of column o over 2 or 3 rows of horizontal sums: the sum of
+    vertical_rows, then finish_plane_row's quotient, in one pass."""
+    cdef const double* r0 = rows[0]
+    cdef const double* r1 = rows[1]
+    cdef const double* r2
+    cdef int64_t o
+    if n == 2:
+        for o in range(OW):
+            yrow[o] = <float_out_t>pypool_average(r0[o] + r1[o], dv[o], rv[o])
+    else:
+        r2 = rows[2]
+        for o in range(OW):
+            yrow[o] = <float_out_t>pypool_average((r0[o] + r1[o]) + r2[o], dv[o], rv[o])
+
+
+cdef void average_row_fused(float_out_t* yrow, double* hnew, const double* padded,
+                            const double* r0, const double* r1, int64_t step,
+                            const RowDivisors* rd, int64_t OW) noexcept nogil:
+    """One output row of a 3-column average whose last window row is new: that
+    row's horizontal sums (as sum_padded_taps, kept in ``hnew`` for later rows),
+    the vertical sum (r0 + r1) + new (r1 all zeros for 2-row windows: adding
+    +0 changes at most a zero's sign, which the average drops) and the
+    average, in one pass. The shared interior divisor stays in registers."""
+    cdef const double* p1 = padded + step
+    cdef const double* p2 = padded + 2 * step
+    cdef const double* dv = rd.d
+    cdef const double* rv = rd.r
+    cdef double h, dc = rd.d[rd.lo], rc = rd.r[rd.lo]
+    cdef int64_t o
+    for o in range(rd.lo):
+        h = (padded[o] + p1[o]) + p2[o]
+        hnew[o] = h
+        yrow[o] = <float_out_t>pypool_average((r0[o] + r1[o]) + h, dv[o], rv[o])
+    for o in range(rd.lo, rd.hi):
+        h = (padded[o] + p1[o]) + p2[o]
+        hnew[o] = h
+        yrow[o] = <float_out_t>pypool_average((r0[o] + r1[o]) + h, dc, rc)
+    for o in range(rd.hi, OW):
+        h = (padded[o] + p1[o]) + p2[o]
+        hnew[o] = h
+        yrow[o] = <float_out_t>pypool_average((r0[o] + r1[o]) + h, dv[o], rv[o])
+
+
 cdef inline void vertical_rows(double* acc, double** rows, int64_t n, int64_t OW,
                                bint is_max) noexcept nogil:
     """acc = rows[0] (+ or max) rows[1] ... in order; 2 and 3 rows in one fused loop."""
@@ -785,16 +939,47 @@ cdef int reduce_plane_rows(const real_t* x, const Strided5* xs, float_out_t* y,
     cdef const real_t* row0
     cdef const real_t* row1
     cdef double* hs
-    cdef double* acc = <double*>malloc(<size_t>((nslots + 1) * (OW + 1)) * sizeof(double))
+    # acc: the accumulated row, then one row per slot, then a row of zeros.
+    cdef double* acc = <double*>malloc(<size_t>((nslots + 2) * (OW + 1)) * sizeof(double))
     cdef int64_t* tags = <int64_t*>malloc(<size_t>nslots * sizeof(int64_t))
     cdef double** rows = <double**>malloc(<size_t>(ROW_SLOTS_MAX + 1) * sizeof(double*))
     cdef real_t* phases = <real_t*>malloc(<size_t>(sw * plen + 1) * sizeof(real_t))
-    if acc == NULL or tags == NULL or rows == NULL or phases == NULL:
+    # Stride 1 reads zero-padded copies of the rows (sum_padded_taps), two of
+    # them: the next row is copied one step ahead, so its stores have left the
+    # store buffer when the taps read it (a load straddling two stores still
+    # in flight waits for them).
+    cdef int64_t padded_len = OW + (kw - 1) * w.step[2]
+    cdef double* padded = NULL
+    cdef double* pbuf[2]
+    cdef int64_t ptag[2]
+    cdef int i
+    cdef RowDivisors rd
+    init_row_divisors(&rd, w, mode == ACC_SUM and real_t is not double)
+    if sw == 1 and padded_len <= PADDED_ROW_MAX:
+        padded = <double*>malloc(<size_t>(2 * padded_len + 2) * sizeof(double))
+    pbuf[0] = padded
+    pbuf[1] = padded + padded_len + 1 if padded != NULL else NULL
+    ptag[0] = ptag[1] = -1
+    if (acc == NULL or tags == NULL or rows == NULL or phases == NULL
+            or (sw == 1 and padded_len <= PADDED_ROW_MAX and padded == NULL)):
         free(acc)
         free(tags)
         free(rows)
         free(phases)
+        free(padded)
+        free(rd.d)
         return 1
+    if padded != NULL:
+        for o in range(2 * padded_len + 2):
+            padded[o] = 0.0
+    # average_row_fused: 3-column averages on padded rows, finished with rd's quotients.
+    cdef bint fuse = (keep and padded != NULL and rd.d != NULL and kw == 3 and recw == NULL
+                      and divisor_override <= 0 and ys.s[3] == 1)
+    cdef double* zeros = acc + (nslots + 1) * (OW + 1)
+    cdef double* pending
+    if fuse:
+        for o in range(OW):
+            zeros[o] = 0.0
     for slot in range(nslots):
         tags[slot] = -1
     for r in range(r0, r1):
@@ -807,10 +992,11 @@ cdef int reduce_plane_rows(const real_t* x, const Strided5* xs, float_out_t* y,
                 acc[o] = ((<double>row0[2 * o] + <double>row0[2 * o + 1])
                           + (<double>row1[2 * o] + <double>row1[2 * o + 1]))
             finish_plane_row(y + offset5(ys, b, od, oh, 0, 0), ys.s[3], acc, OW, mode, p, w,
-                             od, oh, divisor_override, 0, recw)
+                             od, oh, divisor_override, 0, recw, &rd)
             next_row(&b, &od, &oh, OD, OH)
             continue
         n = 0
+        pending = NULL
         for jd in range(w.count[0][od]):
             d = w.first[0][od] + jd * w.step[0]
             for jh in range(w.count[1][oh]):
@@ -819,7 +1005,22 @@ cdef int reduce_plane_rows(const real_t* x, const Strided5* xs, float_out_t* y,
                 slot = (d & (ext_d - 1)) * ext_h + (h & (ext_h - 1)) if keep else 0
                 hs = acc + (slot + 1) * (OW + 1)
                 tag = (b * xs.n[1] + d) * H + h
-                if tags[slot] != tag:
+                if tags[slot] != tag and padded != NULL:
+                    row0 = x + b * xs.s[0] + d * xs.s[1] + h * xs.s[2]
+                    i = 0 if ptag[0] == tag else 1
+                    if ptag[i] != tag:
+                        load_padded_row(pbuf[i], row0, W, w.pad_begin[2], mode, p)
+                        ptag[i] = tag
+                    if h + 1 < H and ptag[1 - i] != tag + 1:
+                        load_padded_row(pbuf[1 - i], row0 + xs.s[2], W, w.pad_begin[2], mode, p)
+                        ptag[1 - i] = tag + 1
+                    if (fuse and jd == w.count[0][od] - 1 and jh == w.count[1][oh] - 1
+                            and (n == 1 or n == 2)):
+                        pending = pbuf[i]    # the window's last row: see below
+                    else:
+                        sum_padded_taps(hs, pbuf[i], OW, kw, w.step[2], is_max)
+                    tags[slot] = tag if keep else -1
+                elif tags[slot] != tag:
                     horizontal_row(hs, x + b * xs.s[0] + d * xs.s[1] + h * xs.s[2], phases, ct,
                                    W, OW, kw, sw, mode, p)
                     tags[slot] = tag if keep else -1
@@ -830,18 +1031,34 @@ cdef int reduce_plane_rows(const real_t* x, const Strided5* xs, float_out_t* y,
                 else:
                     combine_into(acc, hs, OW, is_max)
                 n += 1
+        if pending != NULL:
+            # The last row is new: add its taps, the rows and finish in one pass.
+            refresh_row_divisors(&rd, w, od, oh)
+            average_row_fused(y + offset5(ys, b, od, oh, 0, 0), rows[n - 1], pending, rows[0],
+                              rows[1] if n == 3 else zeros, w.step[2], &rd, OW)
+            next_row(&b, &od, &oh, OD, OH)
+            continue
+        if (keep and (n == 2 or n == 3) and rd.d != NULL and recw == NULL
+                and divisor_override <= 0 and ys.s[3] == 1):
+            # Add the rows and finish in one pass (the common average).
+            refresh_row_divisors(&rd, w, od, oh)
+            sum_rows_finish(y + offset5(ys, b, od, oh, 0, 0), rows, n, rd.d, rd.r, OW)
+            next_row(&b, &od, &oh, OD, OH)
+            continue
         if n == 0:
             for o in range(OW):
                 acc[o] = 0.0
         elif keep:
             vertical_rows(acc, rows, n, OW, is_max)
         finish_plane_row(y + offset5(ys, b, od, oh, 0, 0), ys.s[3], acc, OW, mode, p, w, od, oh,
-                         divisor_override, 0, recw)
+                         divisor_override, 0, recw, &rd)
         next_row(&b, &od, &oh, OD, OH)
     free(acc)
     free(tags)
     free(rows)
     free(phases)
+    free(padded)
+    free(rd.d)
     return 0
 
 

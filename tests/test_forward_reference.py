@@ -581,3 +581,84 @@ def test_avg_2x2_stride_2_adds_row_sums_in_row_major_order(shape, divisor_overri
     strided[...] = x
     np.testing.assert_array_equal(pypool.avg_pool2d(strided, 2, divisor_override=divisor_override),
                                   expected)
+
+
+def _padded_window_sums(x, kh, kw, dil, pad):
+    """Float64 window sums of the channels_first plane path, in its order: each
+    input row's taps left to right, then the window's rows top to bottom (zeros
+    stand for the padding: they change at most the sign of a zero sum)."""
+    z = np.pad(x.astype(np.float64), [(0, 0)] * (x.ndim - 2) + [(pad, pad), (pad, pad)])
+    OH = z.shape[-2] - (kh - 1) * dil
+    OW = z.shape[-1] - (kw - 1) * dil
+    rows = z[..., :, 0:OW].copy()
+    for j in range(1, kw):
+        rows = rows + z[..., :, j * dil:j * dil + OW]
+    total = rows[..., 0:OH, :].copy()
+    for i in range(1, kh):
+        total = total + rows[..., i * dil:i * dil + OH, :]
+    return total
+
+
+def _tap_counts(L, k, dil, pad):
+    """In-bounds taps of each stride-1 window along one axis."""
+    starts = np.arange(L + 2 * pad - (k - 1) * dil) - pad
+    taps = starts[:, None] + dil * np.arange(k)[None, :]
+    return ((taps >= 0) & (taps < L)).sum(axis=1).astype(np.float64)
+
+
+@pytest.mark.parametrize("kernel,dilation,padding", [(3, 1, 1), (3, 2, 2), ((2, 3), 1, 1), (3, 1, 0)])
+@pytest.mark.parametrize("count_include_pad", [True, False])
+@pytest.mark.parametrize("case", ["int64", "float32 -> float64"])
+def test_stride_1_average_is_the_exact_quotient(kernel, dilation, padding, count_include_pad, case):
+    """Stride-1 averages on the plane path replace the division with a
+    reciprocal and one correction (FMA builds): the result must still be the
+    float64 quotient bit for bit. Float64 results show it (a plain reciprocal
+    multiply is one ulp off in a good share of these outputs; float32 results
+    would round that away)."""
+    rng = np.random.default_rng(11)
+    kh, kw = (kernel, kernel) if np.isscalar(kernel) else kernel
+    pad = padding
+    shape = (2, 3, 9, 37)
+    if case == "int64":
+        x = rng.integers(-2**40, 2**40, shape)      # sums stay exact in float64
+        got = pypool.avg_pool2d(x, (kh, kw), 1, pad, dilation=dilation,
+                                count_include_pad=count_include_pad)
+    else:
+        x = (rng.standard_normal(shape) * 10.0 ** rng.integers(-6, 6, shape)).astype(np.float32)
+        got = pypool.avg_pool2d(x, (kh, kw), 1, pad, dilation=dilation,
+                                count_include_pad=count_include_pad, dtype=np.float64)
+    assert pad < (min(kh, kw) - 1) * dilation + 1
+    total = _padded_window_sums(x, kh, kw, dilation, pad)
+    if count_include_pad:
+        divisor = float(kh * kw)
+    else:
+        divisor = np.outer(_tap_counts(shape[2], kh, dilation, pad),
+                           _tap_counts(shape[3], kw, dilation, pad))
+    expected = (total + 0.0) / divisor
+    assert got.dtype == np.float64 and got.shape == expected.shape
+    np.testing.assert_array_equal(got.view(np.int64), expected.view(np.int64))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int64])
+def test_stride_1_average_of_infinities_and_nans(dtype):
+    """The division-free quotient's correction step is NaN for an infinite sum;
+    the average must still be +-inf (and NaN only where the window has NaN or
+    both infinities)."""
+    x = np.zeros((1, 2, 8, 40), dtype=np.float64)
+    x[0, 0, 2, 5] = np.inf
+    x[0, 0, 6, 20] = -np.inf
+    x[0, 1, 3, 30] = np.nan
+    x[0, 1, 3, 33] = np.inf
+    x[0, 1, 3, 35] = -np.inf
+    if dtype == np.int64:
+        x = np.nan_to_num(x, nan=0, posinf=2**62, neginf=-2**62).astype(np.int64)
+    else:
+        x = x.astype(dtype)
+    for include in (True, False):
+        got = pypool.avg_pool2d(x, 3, 1, 1, count_include_pad=include, dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            total = _padded_window_sums(x, 3, 3, 1, 1)
+        divisor = 9.0 if include else np.outer(_tap_counts(8, 3, 1, 1), _tap_counts(40, 3, 1, 1))
+        expected = (total + 0.0) / divisor
+        np.testing.assert_array_equal(got, expected)
+        assert np.isinf(got).any() == (dtype == np.float32)
