@@ -40,6 +40,13 @@ COMPUTE = textwrap.dedent("""
         g = rng.standard_normal(results[name + "avg"].shape).astype(arr.dtype)
         results[name + "avgbwd"] = pypool.avg_pool_backward(g, arr.shape, (3, 3), 1, 1)
         results[name + "maxbwd"] = pypool.max_pool_backward(results[name + "max"], i, arr.shape)
+    # float64 results of non-double inputs: the AVX2 build averages without a
+    # division there, which must still give the division's last bit.
+    results["avg_f32_to_f64"] = pypool.avg_pool2d(x, 3, 1, 1, count_include_pad=False,
+                                                  dtype=np.float64)
+    xi = rng.integers(-2**40, 2**40, (2, 3, 11, 29))
+    results["avg_int64"] = pypool.avg_pool2d(xi, 3, 1, 1, count_include_pad=False)
+    results["avg_int64_dil"] = pypool.avg_pool2d(xi, (2, 3), 1, 1, dilation=(1, 2))
     results["nhwc_max"] = pypool.max_pool2d(xl, 3, 2, 1, layout="channels_last", return_indices=True)[1]
     results["nhwc_avg"] = pypool.avg_pool2d(xl, 3, 1, 1, layout="channels_last")
     np.savez(sys.argv[1], **results)
