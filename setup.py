@@ -115,7 +115,7 @@ class BuildExt(build_ext):
             cflags += omp[0]
             ldflags += omp[1]
         compiler_name = os.path.basename(getattr(self.compiler, "compiler", [self.compiler.compiler_type])[0])
-        avx2 = ["/arch:AVX2"] if is_msvc else ["-mavx2", "-mfma"]
+        avx2 = ["/arch:AVX2"] if is_msvc else ["-mavx2"]
         for ext in list(self.extensions):
             if ext.name.endswith("_avx2") and not self._compiler_accepts(avx2):
                 print("pypool: compiler rejects AVX2 flags; building the baseline kernels only")

@@ -45,7 +45,7 @@ def show_config():
         f"  OpenMP runtime:  {c['openmp_runtime'] or 'none'}",
         f"  default threads: {c['default_threads']} (processors: {c['processors']})",
         f"  compiler:        {c['compiler']} {c['compiler_version']}",
-        f"  kernels:         {c['variant']} build (CPU has AVX2 and FMA: {c['cpu_has_avx2']})",
+        f"  kernels:         {c['variant']} build (CPU has AVX2: {c['cpu_has_avx2']})",
         f"  compile flags:   {c['compile_flags']}",
         f"  machine:         {c['machine']}",
     ]

@@ -531,53 +531,6 @@ cdef int max_plane_rows(const real_t* x, const Strided5* xs, real_t* y, const St
 cdef extern from "_rounding.h":
     int pypool_float_rounding_risk(double q) noexcept nogil
 
-cdef extern from "_quotient.h":
-    int PYPOOL_HAVE_FMA_QUOTIENT
-    double pypool_average(double a, double d, double r) noexcept nogil
-
-
-cdef struct RowDivisors:
-    # One output row's divisors and their reciprocals, for pypool_average:
-    # division-free averages with the bits of a division. A task keeps the
-    # last row's tables; consecutive rows mostly share them (divisors change
-    # only near the top and bottom edges of a plane).
-    double* d
-    double* r
-    double key     # divisor[0][od] * divisor[1][oh] the tables were made for (-1: none)
-    int64_t lo, hi # columns [lo, hi) share one divisor (the interior of a row)
-
-
-cdef inline void init_row_divisors(RowDivisors* rd, const Windows* w, bint wanted) noexcept nogil:
-    """Tables for rows of w.out[2] outputs, when ``wanted`` and the build has FMA
-    (rd.d stays NULL otherwise, or if they cannot be allocated: then the
-    rows divide). Callers want them only for sums of non-double inputs,
-    whose nonzero sums are far from underflow (pypool_average's precondition)."""
-    cdef int64_t OW = w.out[2], mid = w.out[2] // 2
-    rd.d = rd.r = NULL
-    rd.key = -1.0
-    rd.lo = mid
-    rd.hi = mid + 1
-    while rd.lo > 0 and w.divisor[2][rd.lo - 1] == w.divisor[2][mid]:
-        rd.lo -= 1
-    while rd.hi < OW and w.divisor[2][rd.hi] == w.divisor[2][mid]:
-        rd.hi += 1
-    if wanted and PYPOOL_HAVE_FMA_QUOTIENT:
-        rd.d = <double*>malloc(<size_t>(2 * OW + 2) * sizeof(double))
-        rd.r = rd.d + OW + 1 if rd.d != NULL else NULL
-
-
-cdef inline void refresh_row_divisors(RowDivisors* rd, const Windows* w, int64_t od,
-                                      int64_t oh) noexcept nogil:
-    cdef double div_dh = <double>w.divisor[0][od] * <double>w.divisor[1][oh]
-    cdef int64_t o
-    if div_dh == rd.key:
-        return
-    for o in range(w.out[2]):
-        rd.d[o] = div_dh * w.divisor[2][o]
-        rd.r[o] = 1.0 / rd.d[o]
-    rd.key = div_dh
-
-
 cdef inline bint is_pow2(double v) noexcept nogil:
     cdef int e
     return v > 0.0 and frexp(v, &e) == 0.5
@@ -606,21 +559,19 @@ cdef double* pow2_reciprocals(const Windows* w, int64_t divisor_override) noexce
 cdef inline void finish_plane_row(float_out_t* yrow, int64_t ystride, double* acc, int64_t n,
                                   int mode, double p, const Windows* w, int64_t od, int64_t oh,
                                   int64_t divisor_override, int64_t ow0,
-                                  const double* recw, RowDivisors* rd) noexcept nogil:
+                                  const double* recw) noexcept nogil:
     """Write outputs [ow0, ow0 + n) of a row of finished averages / norms (yrow points
     at output ow0); the common cases are plain loops.
 
-    Averages divide, except by powers of two: ``recw`` (see pow2_reciprocals)
-    turns those into exact multiplications; and, with ``rd`` tables (see
-    init_row_divisors), a contiguous row takes pypool_average's
-    division-free quotient, which has the bits of the division.
+    Averages divide (on current x86 cores a vectorized division is not what
+    limits these loops: a reciprocal with an exact FMA correction, tried,
+    was slower), except by powers of two: ``recw`` (see pow2_reciprocals)
+    turns those into exact multiplications.
     """
     cdef int64_t o
     cdef double div_dh = <double>w.divisor[0][od] * <double>w.divisor[1][oh]
     cdef double rec_dh = 1.0 / div_dh if recw != NULL else 1.0
     cdef const double* divw = w.divisor[2] + ow0
-    cdef const double* dv
-    cdef const double* rv
     # "+ 0.0": a sum starts from +0, so a window of -0 values averages to +0.
     if ystride == 1 and mode == ACC_SUM:
         # Finish and store in one loop (the common case).
@@ -631,12 +582,6 @@ cdef inline void finish_plane_row(float_out_t* yrow, int64_t ystride, double* ac
             recw = recw + ow0
             for o in range(n):
                 yrow[o] = <float_out_t>((acc[o] + 0.0) * (rec_dh * recw[o]))
-        elif rd != NULL and rd.d != NULL:
-            refresh_row_divisors(rd, w, od, oh)
-            dv = rd.d + ow0
-            rv = rd.r + ow0
-            for o in range(n):
-                yrow[o] = <float_out_t>pypool_average(acc[o], dv[o], rv[o])
         else:
             for o in range(n):
                 yrow[o] = <float_out_t>((acc[o] + 0.0) / (div_dh * divw[o]))
@@ -840,49 +785,39 @@ cdef void sum_padded_taps(double* hs, const double* padded, int64_t OW, int64_t 
                 hs[o] = hs[o] + base[o]
 
 
-cdef inline void sum_rows_finish(float_out_t* yrow, double** rows, int64_t n,
-                                 const double* dv, const double* rv, int64_t OW) noexcept nogil:
+cdef inline void sum_rows_finish(float_out_t* yrow, double** rows, int64_t n, double div_dh,
+                                 const double* divw, int64_t OW) noexcept nogil:
     """yrow[o] = average of column o over 2 or 3 rows of horizontal sums: the sum of
-    vertical_rows, then finish_plane_row's quotient, in one pass."""
+    vertical_rows, then finish_plane_row's division, in one pass."""
     cdef const double* r0 = rows[0]
     cdef const double* r1 = rows[1]
     cdef const double* r2
     cdef int64_t o
     if n == 2:
         for o in range(OW):
-            yrow[o] = <float_out_t>pypool_average(r0[o] + r1[o], dv[o], rv[o])
+            yrow[o] = <float_out_t>(((r0[o] + r1[o]) + 0.0) / (div_dh * divw[o]))
     else:
         r2 = rows[2]
         for o in range(OW):
-            yrow[o] = <float_out_t>pypool_average((r0[o] + r1[o]) + r2[o], dv[o], rv[o])
+            yrow[o] = <float_out_t>((((r0[o] + r1[o]) + r2[o]) + 0.0) / (div_dh * divw[o]))
 
 
 cdef void average_row_fused(float_out_t* yrow, double* hnew, const double* padded,
-                            const double* r0, const double* r1, int64_t step,
-                            const RowDivisors* rd, int64_t OW) noexcept nogil:
+                            const double* r0, const double* r1, int64_t step, double div_dh,
+                            const double* divw, int64_t OW) noexcept nogil:
     """One output row of a 3-column average whose last window row is new: that
     row's horizontal sums (as sum_padded_taps, kept in ``hnew`` for later rows),
     the vertical sum (r0 + r1) + new (r1 all zeros for 2-row windows: adding
     +0 changes at most a zero's sign, which the average drops) and the
-    average, in one pass. The shared interior divisor stays in registers."""
+    average, in one pass."""
     cdef const double* p1 = padded + step
     cdef const double* p2 = padded + 2 * step
-    cdef const double* dv = rd.d
-    cdef const double* rv = rd.r
-    cdef double h, dc = rd.d[rd.lo], rc = rd.r[rd.lo]
+    cdef double h
     cdef int64_t o
-    for o in range(rd.lo):
+    for o in range(OW):
         h = (padded[o] + p1[o]) + p2[o]
         hnew[o] = h
-        yrow[o] = <float_out_t>pypool_average((r0[o] + r1[o]) + h, dv[o], rv[o])
-    for o in range(rd.lo, rd.hi):
-        h = (padded[o] + p1[o]) + p2[o]
-        hnew[o] = h
-        yrow[o] = <float_out_t>pypool_average((r0[o] + r1[o]) + h, dc, rc)
-    for o in range(rd.hi, OW):
-        h = (padded[o] + p1[o]) + p2[o]
-        hnew[o] = h
-        yrow[o] = <float_out_t>pypool_average((r0[o] + r1[o]) + h, dv[o], rv[o])
+        yrow[o] = <float_out_t>((((r0[o] + r1[o]) + h) + 0.0) / (div_dh * divw[o]))
 
 
 cdef inline void vertical_rows(double* acc, double** rows, int64_t n, int64_t OW,
@@ -953,8 +888,6 @@ cdef int reduce_plane_rows(const real_t* x, const Strided5* xs, float_out_t* y,
     cdef double* pbuf[2]
     cdef int64_t ptag[2]
     cdef int i
-    cdef RowDivisors rd
-    init_row_divisors(&rd, w, mode == ACC_SUM and real_t is not double)
     if sw == 1 and padded_len <= PADDED_ROW_MAX:
         padded = <double*>malloc(<size_t>(2 * padded_len + 2) * sizeof(double))
     pbuf[0] = padded
@@ -967,14 +900,14 @@ cdef int reduce_plane_rows(const real_t* x, const Strided5* xs, float_out_t* y,
         free(rows)
         free(phases)
         free(padded)
-        free(rd.d)
         return 1
     if padded != NULL:
         for o in range(2 * padded_len + 2):
             padded[o] = 0.0
-    # average_row_fused: 3-column averages on padded rows, finished with rd's quotients.
-    cdef bint fuse = (keep and padded != NULL and rd.d != NULL and kw == 3 and recw == NULL
-                      and divisor_override <= 0 and ys.s[3] == 1)
+    # average_row_fused: 3-column averages on padded rows, dividing as they store.
+    cdef bint finish_fused = (mode == ACC_SUM and keep and recw == NULL
+                              and divisor_override <= 0 and ys.s[3] == 1)
+    cdef bint fuse = finish_fused and padded != NULL and kw == 3
     cdef double* zeros = acc + (nslots + 1) * (OW + 1)
     cdef double* pending
     if fuse:
@@ -992,7 +925,7 @@ cdef int reduce_plane_rows(const real_t* x, const Strided5* xs, float_out_t* y,
                 acc[o] = ((<double>row0[2 * o] + <double>row0[2 * o + 1])
                           + (<double>row1[2 * o] + <double>row1[2 * o + 1]))
             finish_plane_row(y + offset5(ys, b, od, oh, 0, 0), ys.s[3], acc, OW, mode, p, w,
-                             od, oh, divisor_override, 0, recw, &rd)
+                             od, oh, divisor_override, 0, recw)
             next_row(&b, &od, &oh, OD, OH)
             continue
         n = 0
@@ -1033,16 +966,15 @@ cdef int reduce_plane_rows(const real_t* x, const Strided5* xs, float_out_t* y,
                 n += 1
         if pending != NULL:
             # The last row is new: add its taps, the rows and finish in one pass.
-            refresh_row_divisors(&rd, w, od, oh)
             average_row_fused(y + offset5(ys, b, od, oh, 0, 0), rows[n - 1], pending, rows[0],
-                              rows[1] if n == 3 else zeros, w.step[2], &rd, OW)
+                              rows[1] if n == 3 else zeros, w.step[2],
+                              <double>w.divisor[0][od] * <double>w.divisor[1][oh], w.divisor[2], OW)
             next_row(&b, &od, &oh, OD, OH)
             continue
-        if (keep and (n == 2 or n == 3) and rd.d != NULL and recw == NULL
-                and divisor_override <= 0 and ys.s[3] == 1):
+        if finish_fused and (n == 2 or n == 3):
             # Add the rows and finish in one pass (the common average).
-            refresh_row_divisors(&rd, w, od, oh)
-            sum_rows_finish(y + offset5(ys, b, od, oh, 0, 0), rows, n, rd.d, rd.r, OW)
+            sum_rows_finish(y + offset5(ys, b, od, oh, 0, 0), rows, n,
+                            <double>w.divisor[0][od] * <double>w.divisor[1][oh], w.divisor[2], OW)
             next_row(&b, &od, &oh, OD, OH)
             continue
         if n == 0:
@@ -1051,14 +983,13 @@ cdef int reduce_plane_rows(const real_t* x, const Strided5* xs, float_out_t* y,
         elif keep:
             vertical_rows(acc, rows, n, OW, is_max)
         finish_plane_row(y + offset5(ys, b, od, oh, 0, 0), ys.s[3], acc, OW, mode, p, w, od, oh,
-                         divisor_override, 0, recw, &rd)
+                         divisor_override, 0, recw)
         next_row(&b, &od, &oh, OD, OH)
     free(acc)
     free(tags)
     free(rows)
     free(phases)
     free(padded)
-    free(rd.d)
     return 0
 
 

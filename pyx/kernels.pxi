@@ -60,7 +60,7 @@ cdef extern from "_omp_runtime.h":
 
 
 def cpu_has_avx2():
-    """Does this CPU run the AVX2 build (AVX2 and FMA)?"""
+    """Does this CPU run AVX2 code?"""
     return bool(pypool_cpu_has_avx2())
 
 

@@ -323,7 +323,7 @@ cdef void running_reduce_task(const real_t* x, const Strided5* xs, float_out_t* 
         segment_at(&sg, &t, ys, w, rp, g)
         finish_plane_row(y + offset5(ys, sg.b, sg.od, sg.oh, t.ow0, 0), ys.s[3],
                          zb + g * t.nout, t.nout, mode, p, w, sg.od, sg.oh, divisor_override,
-                         t.ow0, recw, NULL)
+                         t.ow0, recw)
 
 
 cdef int running_max_tasks(const real_t* x, const Strided5* xs, real_t* y, const Strided5* ys,

@@ -610,11 +610,11 @@ def _tap_counts(L, k, dil, pad):
 @pytest.mark.parametrize("count_include_pad", [True, False])
 @pytest.mark.parametrize("case", ["int64", "float32 -> float64"])
 def test_stride_1_average_is_the_exact_quotient(kernel, dilation, padding, count_include_pad, case):
-    """Stride-1 averages on the plane path replace the division with a
-    reciprocal and one correction (FMA builds): the result must still be the
-    float64 quotient bit for bit. Float64 results show it (a plain reciprocal
-    multiply is one ulp off in a good share of these outputs; float32 results
-    would round that away)."""
+    """Stride-1 averages on the plane path run fused loops over zero-padded row
+    copies: the result must still be the float64 sum, in the documented order,
+    divided once, bit for bit. Float64 results show it (another order, or a
+    reciprocal multiply instead of the division, is one ulp off in a good
+    share of these outputs; float32 results would round that away)."""
     rng = np.random.default_rng(11)
     kh, kw = (kernel, kernel) if np.isscalar(kernel) else kernel
     pad = padding
@@ -641,9 +641,8 @@ def test_stride_1_average_is_the_exact_quotient(kernel, dilation, padding, count
 
 @pytest.mark.parametrize("dtype", [np.float32, np.int64])
 def test_stride_1_average_of_infinities_and_nans(dtype):
-    """The division-free quotient's correction step is NaN for an infinite sum;
-    the average must still be +-inf (and NaN only where the window has NaN or
-    both infinities)."""
+    """Infinite sums average to +-inf, and NaN appears only where the window has a
+    NaN or both infinities, on the fused stride-1 path too."""
     x = np.zeros((1, 2, 8, 40), dtype=np.float64)
     x[0, 0, 2, 5] = np.inf
     x[0, 0, 6, 20] = -np.inf

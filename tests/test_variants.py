@@ -40,8 +40,8 @@ COMPUTE = textwrap.dedent("""
         g = rng.standard_normal(results[name + "avg"].shape).astype(arr.dtype)
         results[name + "avgbwd"] = pypool.avg_pool_backward(g, arr.shape, (3, 3), 1, 1)
         results[name + "maxbwd"] = pypool.max_pool_backward(results[name + "max"], i, arr.shape)
-    # float64 results of non-double inputs: the AVX2 build averages without a
-    # division there, which must still give the division's last bit.
+    # float64 results of non-double inputs show any last-bit difference of the
+    # fused stride-1 average loops between the builds.
     results["avg_f32_to_f64"] = pypool.avg_pool2d(x, 3, 1, 1, count_include_pad=False,
                                                   dtype=np.float64)
     xi = rng.integers(-2**40, 2**40, (2, 3, 11, 29))
