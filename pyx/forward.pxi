@@ -802,6 +802,17 @@ cdef inline void sum_rows_finish(float_out_t* yrow, double** rows, int64_t n, do
             yrow[o] = <float_out_t>((((r0[o] + r1[o]) + r2[o]) + 0.0) / (div_dh * divw[o]))
 
 
+cdef inline void pair_average_row(float_out_t* yrow, const real_t* row0, const real_t* row1,
+                                  double rec_dh, const double* recw, int64_t OW) noexcept nogil:
+    """One output row of avg 2x2 stride 2 whose divisors are powers of two: the
+    sums of the general path, times the exact reciprocals, in one pass."""
+    cdef int64_t o
+    for o in range(OW):
+        yrow[o] = <float_out_t>((((<double>row0[2 * o] + <double>row0[2 * o + 1])
+                                  + (<double>row1[2 * o] + <double>row1[2 * o + 1])) + 0.0)
+                                * (rec_dh * recw[o]))
+
+
 cdef void average_row_fused(float_out_t* yrow, double* hnew, const double* padded,
                             const double* r0, const double* r1, int64_t step, double div_dh,
                             const double* divw, int64_t OW) noexcept nogil:
@@ -921,6 +932,13 @@ cdef int reduce_plane_rows(const real_t* x, const Strided5* xs, float_out_t* y,
             # loop, the same additions in the same order as the general path below.
             row0 = x + b * xs.s[0] + w.first[0][od] * xs.s[1] + w.first[1][oh] * xs.s[2]
             row1 = row0 + w.step[1] * xs.s[2]
+            if recw != NULL and ys.s[3] == 1:
+                # Powers-of-two divisors (always, without padding): average as it stores.
+                pair_average_row(y + offset5(ys, b, od, oh, 0, 0), row0, row1,
+                                 1.0 / (<double>w.divisor[0][od] * <double>w.divisor[1][oh]),
+                                 recw, OW)
+                next_row(&b, &od, &oh, OD, OH)
+                continue
             for o in range(OW):
                 acc[o] = ((<double>row0[2 * o] + <double>row0[2 * o + 1])
                           + (<double>row1[2 * o] + <double>row1[2 * o + 1]))
