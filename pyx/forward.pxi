@@ -439,6 +439,38 @@ cdef void horizontal_max(real_t* best, const real_t* colv, const ColumnTaps* ct,
         max_values(best + a, colv + ct.src[jw] + (a - ct.lo[jw]), 1, b - a)
 
 
+cdef void pair_max_row(const real_t* xb, const Strided5* xs, real_t* yrow, const Windows* w,
+                       int64_t od, int64_t oh, int64_t OW) noexcept nogil:
+    """Values of one output row whose windows are 2 columns wide at stride 2, wholly
+    inside the row, over the window's input rows (at least one), two rows per
+    pass straight into the (contiguous) output row. Each pass keeps the
+    earlier value on ties, so the result is the window's first maximum in
+    row-major order, as the column fold gives; NaN propagates."""
+    cdef int64_t nd = w.count[0][od], nh = w.count[1][oh], n = nd * nh, j, o
+    cdef const real_t* ra
+    cdef const real_t* rb
+    for j in range(0, n, 2):
+        ra = (xb + (w.first[0][od] + (j // nh) * w.step[0]) * xs.s[1]
+              + (w.first[1][oh] + (j % nh) * w.step[1]) * xs.s[2])
+        if j + 1 < n:
+            rb = (xb + (w.first[0][od] + ((j + 1) // nh) * w.step[0]) * xs.s[1]
+                  + (w.first[1][oh] + ((j + 1) % nh) * w.step[1]) * xs.s[2])
+            if j == 0:
+                for o in range(OW):
+                    yrow[o] = max_nan(max_nan(ra[2 * o], ra[2 * o + 1]),
+                                      max_nan(rb[2 * o], rb[2 * o + 1]))
+            else:
+                for o in range(OW):
+                    yrow[o] = max_nan(yrow[o], max_nan(max_nan(ra[2 * o], ra[2 * o + 1]),
+                                                       max_nan(rb[2 * o], rb[2 * o + 1])))
+        elif j == 0:
+            for o in range(OW):
+                yrow[o] = max_nan(ra[2 * o], ra[2 * o + 1])
+        else:
+            for o in range(OW):
+                yrow[o] = max_nan(yrow[o], max_nan(ra[2 * o], ra[2 * o + 1]))
+
+
 cdef int max_plane_rows(const real_t* x, const Strided5* xs, real_t* y, const Strided5* ys,
                         int64_t* ind, const Strided5* js, const Windows* w,
                         const ColumnTaps* ct, int64_t r0, int64_t r1) noexcept nogil:
@@ -464,6 +496,11 @@ cdef int max_plane_rows(const real_t* x, const Strided5* xs, real_t* y, const St
     cdef real_t* colv = <real_t*>malloc(<size_t>(sw * plen + 1) * sizeof(real_t))
     cdef int32_t* acci = NULL
     cdef int32_t* colt = NULL
+    # Values of 2-wide stride-2 windows inside the row (max 2x2 s2, 2x2x2 s2):
+    # pair_max_row, no column scratch.
+    cdef bint pairs = (ind == NULL and ys.s[3] == 1 and kw == 2 and sw == 2 and w.step[2] == 1
+                       and ct.col[0] == 0 and ct.lo[0] == 0 and ct.lo[1] == 0
+                       and ct.hi[0] == OW and ct.hi[1] == OW)
     if ind != NULL:
         acci = <int32_t*>malloc(<size_t>(OW + 1) * sizeof(int32_t))
         colt = <int32_t*>malloc(<size_t>(sw * plen + 1) * sizeof(int32_t))
@@ -474,6 +511,10 @@ cdef int max_plane_rows(const real_t* x, const Strided5* xs, real_t* y, const St
         free(colt)
         return 1
     for r in range(r0, r1):
+        if pairs and w.count[0][od] * w.count[1][oh] > 0:
+            pair_max_row(x + b * xs.s[0], xs, y + offset5(ys, b, od, oh, 0, 0), w, od, oh, OW)
+            next_row(&b, &od, &oh, OD, OH)
+            continue
         if ind != NULL:
             for o in range(OW):
                 accv[o] = empty

@@ -661,3 +661,31 @@ def test_stride_1_average_of_infinities_and_nans(dtype):
         expected = (total + 0.0) / divisor
         np.testing.assert_array_equal(got, expected)
         assert np.isinf(got).any() == (dtype == np.float32)
+
+
+@pytest.mark.parametrize("nd", [2, 3])
+def test_max_values_keep_the_first_maximum_sign_of_zero(nd):
+    """Max values of 2-wide stride-2 windows (their own fast path) are the
+    window's first maximum in row-major order, down to the sign of a zero, and
+    NaN wherever the window holds one."""
+    rng = np.random.default_rng(3)
+    shape = (2, 3) + (4,) * (nd - 2) + (6, 18)
+    x = rng.choice(np.array([-0.0, 0.0, -1.0, np.nan], np.float32), shape, p=[0.4, 0.4, 0.15, 0.05])
+    got = pypool.max_pool2d(x, 2) if nd == 2 else pypool.max_pool3d(x, 2)
+    # windows as (..., taps) in row-major order
+    w = x
+    for axis in range(2, 2 + nd):
+        w = np.stack([np.take(w, np.arange(j, w.shape[axis] - 1 + j, 2), axis=axis)
+                      for j in range(2)], axis=-1)
+    taps = w.reshape(got.shape + (-1,))
+    expected = np.empty(got.shape, np.float32)
+    flat_t = taps.reshape(-1, taps.shape[-1])
+    flat_e = expected.reshape(-1)
+    for i, t in enumerate(flat_t):
+        if np.isnan(t).any():
+            flat_e[i] = np.nan
+        else:
+            flat_e[i] = t[np.flatnonzero(t == t.max())[0]]
+    nan = np.isnan(expected)
+    assert (np.isnan(got) == nan).all()
+    np.testing.assert_array_equal(got[~nan].view(np.int32), expected[~nan].view(np.int32))
