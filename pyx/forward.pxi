@@ -385,7 +385,8 @@ cdef inline void max_columns_flat(real_t* best, int32_t* where, const real_t* sr
         fb = where[i]
         mask = -<int32_t>((v > b) | ((v == b) & (f < fb))
                           | (is_nan(v) & ((b == b) | (f < fb))))
-        best[i] = max_nan(b, v)
+        # The value follows the index (so a zero's sign is the chosen tap's).
+        best[i] = v if mask != 0 else b
         where[i] = (fb & ~mask) | (f & mask)
 
 
@@ -501,6 +502,10 @@ cdef int max_plane_rows(const real_t* x, const Strided5* xs, real_t* y, const St
     cdef bint pairs = (ind == NULL and ys.s[3] == 1 and kw == 2 and sw == 2 and w.step[2] == 1
                        and ct.col[0] == 0 and ct.lo[0] == 0 and ct.lo[1] == 0
                        and ct.hi[0] == OW and ct.hi[1] == OW)
+    cdef bint triples = (ind == NULL and ys.s[3] == 1 and kw == 3 and sw == 2
+                         and w.step[2] == 1 and ct.lo[0] == 0 and ct.lo[1] == 0
+                         and ct.lo[2] == 0 and ct.hi[0] == OW and ct.hi[1] == OW
+                         and ct.hi[2] == OW)
     if ind != NULL:
         acci = <int32_t*>malloc(<size_t>(OW + 1) * sizeof(int32_t))
         colt = <int32_t*>malloc(<size_t>(sw * plen + 1) * sizeof(int32_t))
@@ -513,6 +518,16 @@ cdef int max_plane_rows(const real_t* x, const Strided5* xs, real_t* y, const St
     for r in range(r0, r1):
         if pairs and w.count[0][od] * w.count[1][oh] > 0:
             pair_max_row(x + b * xs.s[0], xs, y + offset5(ys, b, od, oh, 0, 0), w, od, oh, OW)
+            next_row(&b, &od, &oh, OD, OH)
+            continue
+        if triples and w.count[0][od] * w.count[1][oh] == 1:
+            # One input row (1-D, or 1-high windows) of 3-wide stride-2 windows inside
+            # it: straight from the row, first maximum kept on ties.
+            row = (x + b * xs.s[0] + w.first[0][od] * xs.s[1] + w.first[1][oh] * xs.s[2]
+                   + ct.col[0])
+            yrow = y + offset5(ys, b, od, oh, 0, 0)
+            for o in range(OW):
+                yrow[o] = max_nan(max_nan(row[2 * o], row[2 * o + 1]), row[2 * o + 2])
             next_row(&b, &od, &oh, OD, OH)
             continue
         if ind != NULL:

@@ -663,29 +663,53 @@ def test_stride_1_average_of_infinities_and_nans(dtype):
         assert np.isinf(got).any() == (dtype == np.float32)
 
 
-@pytest.mark.parametrize("nd", [2, 3])
-def test_max_values_keep_the_first_maximum_sign_of_zero(nd):
-    """Max values of 2-wide stride-2 windows (their own fast path) are the
-    window's first maximum in row-major order, down to the sign of a zero, and
-    NaN wherever the window holds one."""
+@pytest.mark.parametrize("kernel,stride", [((2, 2), (2, 2)), ((2, 2, 2), (2, 2, 2)), ((3,), (2,)),
+                                           ((1, 3), (1, 2))])
+def test_max_values_keep_the_first_maximum_sign_of_zero(kernel, stride):
+    """Max values of the 2-wide and 3-wide stride-2 fast paths are the window's
+    first maximum in row-major order, down to the sign of a zero, and NaN
+    wherever the window holds one. (Windows of several rows and columns fold
+    columns first, so between +0 and -0 they keep the column-major first one:
+    see README, Max.)"""
     rng = np.random.default_rng(3)
-    shape = (2, 3) + (4,) * (nd - 2) + (6, 18)
+    nd = len(kernel)
+    shape = (2, 3) + (5, 6, 19)[3 - nd:]
     x = rng.choice(np.array([-0.0, 0.0, -1.0, np.nan], np.float32), shape, p=[0.4, 0.4, 0.15, 0.05])
-    got = pypool.max_pool2d(x, 2) if nd == 2 else pypool.max_pool3d(x, 2)
-    # windows as (..., taps) in row-major order
-    w = x
-    for axis in range(2, 2 + nd):
-        w = np.stack([np.take(w, np.arange(j, w.shape[axis] - 1 + j, 2), axis=axis)
-                      for j in range(2)], axis=-1)
-    taps = w.reshape(got.shape + (-1,))
+    got = pypool.max_pool(x, kernel, stride, layout="channels_first")
+    win = np.lib.stride_tricks.sliding_window_view(x, kernel, axis=tuple(range(2, 2 + nd)))
+    win = win[(Ellipsis,) + tuple(slice(None, None, s) for s in stride) + (slice(None),) * nd]
+    taps = win.reshape(got.shape + (-1,))
     expected = np.empty(got.shape, np.float32)
-    flat_t = taps.reshape(-1, taps.shape[-1])
     flat_e = expected.reshape(-1)
-    for i, t in enumerate(flat_t):
-        if np.isnan(t).any():
-            flat_e[i] = np.nan
-        else:
-            flat_e[i] = t[np.flatnonzero(t == t.max())[0]]
+    for i, t in enumerate(taps.reshape(-1, taps.shape[-1])):
+        flat_e[i] = np.nan if np.isnan(t).any() else t[np.flatnonzero(t == t.max())[0]]
     nan = np.isnan(expected)
     assert (np.isnan(got) == nan).all()
     np.testing.assert_array_equal(got[~nan].view(np.int32), expected[~nan].view(np.int32))
+
+
+@pytest.mark.parametrize("layout", ["channels_first", "channels_last"])
+@pytest.mark.parametrize("kernel,stride", [(3, 2), (2, 1), (3, 1), (2, 2)])
+def test_max_values_are_the_values_at_their_indices(layout, kernel, stride):
+    """With return_indices, each value is bit for bit the input at its index
+    (a zero's sign included), and the index is the row-major first maximum."""
+    rng = np.random.default_rng(4)
+    x = rng.choice(np.array([-0.0, 0.0, -1.0, np.nan], np.float32), (2, 3, 7, 19),
+                   p=[0.4, 0.4, 0.15, 0.05])
+    xin = _channels_last(x) if layout == "channels_last" else x
+    v, i = pypool.max_pool2d(xin, kernel, stride, layout=layout, return_indices=True)
+    if layout == "channels_last":
+        v, i = np.moveaxis(v, -1, 1), np.moveaxis(i, -1, 1)
+    at = np.take_along_axis(x.reshape(2, 3, -1), i.reshape(2, 3, -1), -1).reshape(v.shape)
+    nan = np.isnan(v)
+    assert (np.isnan(at) == nan).all()
+    np.testing.assert_array_equal(v[~nan].view(np.int32), at[~nan].view(np.int32))
+    win = np.lib.stride_tricks.sliding_window_view(x, (kernel, kernel), axis=(2, 3))
+    taps = win[:, :, ::stride, ::stride].reshape(v.shape + (-1,))
+    first = np.array([np.flatnonzero(np.isnan(t))[0] if np.isnan(t).any()
+                      else np.flatnonzero(t == t.max())[0] for t in taps.reshape(-1, taps.shape[-1])])
+    oh, ow = np.indices(v.shape[2:])
+    r0 = (oh * stride)[None, None] + np.zeros(v.shape, int)
+    c0 = (ow * stride)[None, None] + np.zeros(v.shape, int)
+    expected = (r0 + first.reshape(v.shape) // kernel) * x.shape[3] + c0 + first.reshape(v.shape) % kernel
+    np.testing.assert_array_equal(i, expected)
