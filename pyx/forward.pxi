@@ -1140,6 +1140,38 @@ cdef void max_lane_taps(const real_t* x, const Strided5* xs, real_t* accv, int64
                     max_values_indices(accv, acci, src, t.xl, nl, (i_d * H + i_h) * W + i_w)
 
 
+cdef extern from "_lanes_max.h":
+    int64_t pypool_lanes_max_f32(const float* base, const int64_t* offsets, int64_t ntaps,
+                                 int64_t nl, float* out) noexcept nogil
+
+cdef enum:
+    LANE_TAPS_MAX = 64   # taps whose offsets lanes_max_registers lists on the stack
+
+
+cdef int64_t lanes_max_registers(const real_t* x, const Strided5* xs, real_t* yrow,
+                                 const Windows* w, const LaneRow* t, int64_t od, int64_t oh,
+                                 int64_t ow) noexcept nogil:
+    """Values of output (od, oh, ow) for the leading lanes of a float32 row with
+    contiguous lanes (input and output), through pypool_lanes_max_f32; returns
+    how many lanes it did (0 when it does not apply)."""
+    cdef int64_t offsets[LANE_TAPS_MAX]
+    cdef int64_t n = 0, jd, jh, jw, i_d, i_h
+    if real_t is not float:
+        return 0
+    if (w.count[0][od] * w.count[1][oh] * w.count[2][ow] > LANE_TAPS_MAX
+            or w.count[0][od] * w.count[1][oh] * w.count[2][ow] == 0):
+        return 0
+    for jd in range(w.count[0][od]):
+        i_d = w.first[0][od] + jd * w.step[0]
+        for jh in range(w.count[1][oh]):
+            i_h = w.first[1][oh] + jh * w.step[1]
+            for jw in range(w.count[2][ow]):
+                offsets[n] = offset5(xs, t.b, i_d, i_h, w.first[2][ow] + jw * w.step[2], 0)
+                n += 1
+    return pypool_lanes_max_f32(<const float*>x + t.lane0, offsets, n, t.nlanes,
+                                <float*>yrow + t.lane0)
+
+
 cdef void max_lane_row(const real_t* x, const Strided5* xs, real_t* y, const Strided5* ys,
                        int64_t* ind, const Strided5* js, const Windows* w,
                        int64_t task) noexcept nogil:
@@ -1155,11 +1187,14 @@ cdef void max_lane_row(const real_t* x, const Strided5* xs, real_t* y, const Str
     cdef int32_t acci32[LANE_BLOCK]
     # int32 indices (masks as wide as float32 lanes) whenever the plane allows.
     cdef bint small_plane = xs.n[1] * H * W < INT32_MAX
+    cdef int64_t done = 0
     for ow in range(ys.n[3]):
         yrow = y + offset5(ys, t.b, od, oh, ow, 0)
         empty_window = w.count[0][od] * w.count[1][oh] * w.count[2][ow] == 0
-        for blk in range((t.nlanes + LANE_BLOCK - 1) // LANE_BLOCK):
-            l0 = t.lane0 + blk * LANE_BLOCK
+        if ind == NULL and t.xl == 1 and t.yl == 1:
+            done = lanes_max_registers(x, xs, yrow, w, &t, od, oh, ow)
+        for blk in range((t.nlanes - done + LANE_BLOCK - 1) // LANE_BLOCK):
+            l0 = t.lane0 + done + blk * LANE_BLOCK
             nl = t.lane0 + t.nlanes - l0 if t.lane0 + t.nlanes - l0 < LANE_BLOCK else LANE_BLOCK
             max_lane_taps(x, xs, accv, acci, acci32, ind != NULL, small_plane, w, &t, od, oh, ow,
                           l0, nl)

@@ -713,3 +713,20 @@ def test_max_values_are_the_values_at_their_indices(layout, kernel, stride):
     c0 = (ow * stride)[None, None] + np.zeros(v.shape, int)
     expected = (r0 + first.reshape(v.shape) // kernel) * x.shape[3] + c0 + first.reshape(v.shape) % kernel
     np.testing.assert_array_equal(i, expected)
+
+
+@pytest.mark.parametrize("channels", [8, 45, 69])
+@pytest.mark.parametrize("kernel,stride,padding", [(3, 2, 1), (2, 1, 0), (5, 1, 2)])
+def test_channels_last_max_values_match_the_indexed_values(channels, kernel, stride, padding):
+    """channels_last float32 max values (kept in registers, 32 and 8 lanes at a
+    time, the rest lane by lane) equal, bit for bit, the values of the indices
+    path, which takes each window's row-major first maximum; NaN propagates."""
+    rng = np.random.default_rng(channels)
+    x = rng.choice(np.array([-0.0, 0.0, -1.0, 2.0, np.nan], np.float32), (2, 9, 11, channels),
+                   p=[0.35, 0.35, 0.1, 0.15, 0.05])
+    got = pypool.max_pool2d(x, kernel, stride, padding, layout="channels_last")
+    ref, _ = pypool.max_pool2d(x, kernel, stride, padding, layout="channels_last",
+                               return_indices=True)
+    nan = np.isnan(ref)
+    assert (np.isnan(got) == nan).all()
+    np.testing.assert_array_equal(got[~nan].view(np.int32), ref[~nan].view(np.int32))

@@ -1,0 +1,60 @@
+/* Max pooling values on the lanes path (channels_last), float32: the maxima of
+ * 32 or 8 consecutive lanes over all of an output's taps, kept in registers.
+ *
+ * The generic loop folds each tap into an accumulator array, which the
+ * compiler keeps in memory: a load and a store per vector per tap. Here the
+ * accumulators stay in registers across the taps. The fold is the same as
+ * max_nan (forward.pxi): m = (v > m ? v : m), then v where v is NaN, taps
+ * in the caller's (row-major) order, so results are identical.
+ *
+ * base + offsets[t] is tap t's lane 0. Returns how many leading lanes were
+ * done (a multiple of 8; 0 without AVX2), the caller does the rest.
+ */
+#ifndef PYPOOL_LANES_MAX_H
+#define PYPOOL_LANES_MAX_H
+
+#include <stdint.h>
+#ifdef __AVX2__
+#include <immintrin.h>
+#include <math.h>
+
+static inline __m256 pypool_max_nan8(__m256 m, __m256 v) {
+    __m256 r = _mm256_max_ps(v, m);    /* v > m ? v : m (m on NaN or tie) */
+    return _mm256_blendv_ps(r, v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+}
+
+static inline int64_t pypool_lanes_max_f32(const float* base, const int64_t* offsets,
+                                           int64_t ntaps, int64_t nl, float* out) {
+    int64_t l = 0, t;
+    const __m256 lowest = _mm256_set1_ps(-INFINITY);
+    for (; l + 32 <= nl; l += 32) {
+        __m256 a0 = lowest, a1 = lowest, a2 = lowest, a3 = lowest;
+        for (t = 0; t < ntaps; t++) {
+            const float* p = base + offsets[t] + l;
+            a0 = pypool_max_nan8(a0, _mm256_loadu_ps(p));
+            a1 = pypool_max_nan8(a1, _mm256_loadu_ps(p + 8));
+            a2 = pypool_max_nan8(a2, _mm256_loadu_ps(p + 16));
+            a3 = pypool_max_nan8(a3, _mm256_loadu_ps(p + 24));
+        }
+        _mm256_storeu_ps(out + l, a0);
+        _mm256_storeu_ps(out + l + 8, a1);
+        _mm256_storeu_ps(out + l + 16, a2);
+        _mm256_storeu_ps(out + l + 24, a3);
+    }
+    for (; l + 8 <= nl; l += 8) {
+        __m256 a = lowest;
+        for (t = 0; t < ntaps; t++)
+            a = pypool_max_nan8(a, _mm256_loadu_ps(base + offsets[t] + l));
+        _mm256_storeu_ps(out + l, a);
+    }
+    return l;
+}
+#else
+static inline int64_t pypool_lanes_max_f32(const float* base, const int64_t* offsets,
+                                           int64_t ntaps, int64_t nl, float* out) {
+    (void)base; (void)offsets; (void)ntaps; (void)nl; (void)out;
+    return 0;
+}
+#endif
+
+#endif
