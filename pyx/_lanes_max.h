@@ -49,7 +49,49 @@ static inline int64_t pypool_lanes_max_f32(const float* base, const int64_t* off
     }
     return l;
 }
+/* The same with indices: where[] gets, per lane, flats[t] of the first tap
+ * holding the maximum (the first NaN once there is one), as fold_phase's
+ * tags do; lanes whose taps all equal -inf get flats[0]. ntaps >= 1. */
+static inline int64_t pypool_lanes_max_idx_f32(const float* base, const int64_t* offsets,
+                                               const int32_t* flats, int64_t ntaps, int64_t nl,
+                                               float* out, int64_t* where) {
+    int64_t l = 0, t;
+    const __m256 lowest = _mm256_set1_ps(-INFINITY);
+    for (; l + 16 <= nl; l += 16) {
+        __m256 a0 = lowest, a1 = lowest;
+        __m256i i0 = _mm256_set1_epi32(flats[0]), i1 = i0;
+        for (t = 0; t < ntaps; t++) {
+            const float* p = base + offsets[t] + l;
+            __m256 v0 = _mm256_loadu_ps(p), v1 = _mm256_loadu_ps(p + 8);
+            __m256i f = _mm256_set1_epi32(flats[t]);
+            /* taken: v > a, or v is NaN and a is not */
+            __m256 k0 = _mm256_or_ps(_mm256_cmp_ps(v0, a0, _CMP_GT_OQ),
+                                     _mm256_andnot_ps(_mm256_cmp_ps(a0, a0, _CMP_UNORD_Q),
+                                                      _mm256_cmp_ps(v0, v0, _CMP_UNORD_Q)));
+            __m256 k1 = _mm256_or_ps(_mm256_cmp_ps(v1, a1, _CMP_GT_OQ),
+                                     _mm256_andnot_ps(_mm256_cmp_ps(a1, a1, _CMP_UNORD_Q),
+                                                      _mm256_cmp_ps(v1, v1, _CMP_UNORD_Q)));
+            a0 = _mm256_blendv_ps(a0, v0, k0);
+            a1 = _mm256_blendv_ps(a1, v1, k1);
+            i0 = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(i0), _mm256_castsi256_ps(f), k0));
+            i1 = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(i1), _mm256_castsi256_ps(f), k1));
+        }
+        _mm256_storeu_ps(out + l, a0);
+        _mm256_storeu_ps(out + l + 8, a1);
+        _mm256_storeu_si256((__m256i*)(where + l), _mm256_cvtepi32_epi64(_mm256_castsi256_si128(i0)));
+        _mm256_storeu_si256((__m256i*)(where + l + 4), _mm256_cvtepi32_epi64(_mm256_extracti128_si256(i0, 1)));
+        _mm256_storeu_si256((__m256i*)(where + l + 8), _mm256_cvtepi32_epi64(_mm256_castsi256_si128(i1)));
+        _mm256_storeu_si256((__m256i*)(where + l + 12), _mm256_cvtepi32_epi64(_mm256_extracti128_si256(i1, 1)));
+    }
+    return l;
+}
 #else
+static inline int64_t pypool_lanes_max_idx_f32(const float* base, const int64_t* offsets,
+                                               const int32_t* flats, int64_t ntaps, int64_t nl,
+                                               float* out, int64_t* where) {
+    (void)base; (void)offsets; (void)flats; (void)ntaps; (void)nl; (void)out; (void)where;
+    return 0;
+}
 static inline int64_t pypool_lanes_max_f32(const float* base, const int64_t* offsets,
                                            int64_t ntaps, int64_t nl, float* out) {
     (void)base; (void)offsets; (void)ntaps; (void)nl; (void)out;

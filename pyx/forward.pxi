@@ -1143,19 +1143,24 @@ cdef void max_lane_taps(const real_t* x, const Strided5* xs, real_t* accv, int64
 cdef extern from "_lanes_max.h":
     int64_t pypool_lanes_max_f32(const float* base, const int64_t* offsets, int64_t ntaps,
                                  int64_t nl, float* out) noexcept nogil
+    int64_t pypool_lanes_max_idx_f32(const float* base, const int64_t* offsets,
+                                     const int32_t* flats, int64_t ntaps, int64_t nl, float* out,
+                                     int64_t* where) noexcept nogil
 
 cdef enum:
     LANE_TAPS_MAX = 64   # taps whose offsets lanes_max_registers lists on the stack
 
 
 cdef int64_t lanes_max_registers(const real_t* x, const Strided5* xs, real_t* yrow,
-                                 const Windows* w, const LaneRow* t, int64_t od, int64_t oh,
-                                 int64_t ow) noexcept nogil:
-    """Values of output (od, oh, ow) for the leading lanes of a float32 row with
-    contiguous lanes (input and output), through pypool_lanes_max_f32; returns
-    how many lanes it did (0 when it does not apply)."""
+                                 int64_t* irow, const Windows* w, const LaneRow* t, int64_t od,
+                                 int64_t oh, int64_t ow) noexcept nogil:
+    """Values (and, with ``irow``, int64 indices on a plane below 2**31 elements) of
+    output (od, oh, ow) for the leading lanes of a float32 row with contiguous
+    lanes, through pypool_lanes_max_f32 / _idx_f32; returns how many lanes it
+    did (0 when it does not apply)."""
     cdef int64_t offsets[LANE_TAPS_MAX]
-    cdef int64_t n = 0, jd, jh, jw, i_d, i_h
+    cdef int32_t flats[LANE_TAPS_MAX]
+    cdef int64_t n = 0, jd, jh, jw, i_d, i_h, i_w
     if real_t is not float:
         return 0
     if (w.count[0][od] * w.count[1][oh] * w.count[2][ow] > LANE_TAPS_MAX
@@ -1166,8 +1171,13 @@ cdef int64_t lanes_max_registers(const real_t* x, const Strided5* xs, real_t* yr
         for jh in range(w.count[1][oh]):
             i_h = w.first[1][oh] + jh * w.step[1]
             for jw in range(w.count[2][ow]):
-                offsets[n] = offset5(xs, t.b, i_d, i_h, w.first[2][ow] + jw * w.step[2], 0)
+                i_w = w.first[2][ow] + jw * w.step[2]
+                offsets[n] = offset5(xs, t.b, i_d, i_h, i_w, 0)
+                flats[n] = <int32_t>((i_d * xs.n[2] + i_h) * xs.n[3] + i_w)
                 n += 1
+    if irow != NULL:
+        return pypool_lanes_max_idx_f32(<const float*>x + t.lane0, offsets, flats, n, t.nlanes,
+                                        <float*>yrow + t.lane0, irow + t.lane0)
     return pypool_lanes_max_f32(<const float*>x + t.lane0, offsets, n, t.nlanes,
                                 <float*>yrow + t.lane0)
 
@@ -1192,7 +1202,10 @@ cdef void max_lane_row(const real_t* x, const Strided5* xs, real_t* y, const Str
         yrow = y + offset5(ys, t.b, od, oh, ow, 0)
         empty_window = w.count[0][od] * w.count[1][oh] * w.count[2][ow] == 0
         if ind == NULL and t.xl == 1 and t.yl == 1:
-            done = lanes_max_registers(x, xs, yrow, w, &t, od, oh, ow)
+            done = lanes_max_registers(x, xs, yrow, NULL, w, &t, od, oh, ow)
+        elif ind != NULL and small_plane and t.xl == 1 and t.yl == 1 and t.il == 1:
+            done = lanes_max_registers(x, xs, yrow, ind + offset5(js, t.b, od, oh, ow, 0), w, &t,
+                                       od, oh, ow)
         for blk in range((t.nlanes - done + LANE_BLOCK - 1) // LANE_BLOCK):
             l0 = t.lane0 + done + blk * LANE_BLOCK
             nl = t.lane0 + t.nlanes - l0 if t.lane0 + t.nlanes - l0 < LANE_BLOCK else LANE_BLOCK

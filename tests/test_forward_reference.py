@@ -688,19 +688,22 @@ def test_max_values_keep_the_first_maximum_sign_of_zero(kernel, stride):
     np.testing.assert_array_equal(got[~nan].view(np.int32), expected[~nan].view(np.int32))
 
 
-@pytest.mark.parametrize("layout", ["channels_first", "channels_last"])
+@pytest.mark.parametrize("layout,channels", [("channels_first", 3), ("channels_last", 3),
+                                             ("channels_last", 37)])
 @pytest.mark.parametrize("kernel,stride", [(3, 2), (2, 1), (3, 1), (2, 2)])
-def test_max_values_are_the_values_at_their_indices(layout, kernel, stride):
+def test_max_values_are_the_values_at_their_indices(layout, channels, kernel, stride):
     """With return_indices, each value is bit for bit the input at its index
-    (a zero's sign included), and the index is the row-major first maximum."""
+    (a zero's sign included), and the index is the row-major first maximum
+    (37 channels_last channels: 16-lane register blocks and a lane-by-lane rest)."""
     rng = np.random.default_rng(4)
-    x = rng.choice(np.array([-0.0, 0.0, -1.0, np.nan], np.float32), (2, 3, 7, 19),
+    x = rng.choice(np.array([-0.0, 0.0, -1.0, np.nan], np.float32), (2, channels, 7, 19),
                    p=[0.4, 0.4, 0.15, 0.05])
     xin = _channels_last(x) if layout == "channels_last" else x
     v, i = pypool.max_pool2d(xin, kernel, stride, layout=layout, return_indices=True)
     if layout == "channels_last":
         v, i = np.moveaxis(v, -1, 1), np.moveaxis(i, -1, 1)
-    at = np.take_along_axis(x.reshape(2, 3, -1), i.reshape(2, 3, -1), -1).reshape(v.shape)
+    at = np.take_along_axis(x.reshape(2, channels, -1), i.reshape(2, channels, -1),
+                            -1).reshape(v.shape)
     nan = np.isnan(v)
     assert (np.isnan(at) == nan).all()
     np.testing.assert_array_equal(v[~nan].view(np.int32), at[~nan].view(np.int32))
