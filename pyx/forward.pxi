@@ -7,10 +7,15 @@
 #   - max is separable: the window's input rows are folded into column
 #     maxima (split by stride phase so later loads are contiguous), then each
 #     output takes the max over its kernel columns; the index tie rule keeps
-#     the row-major first maximum, so this equals the tap-by-tap definition.
-#   - averages and Lp add, for each input row of the window and each kernel
-#     column, that tap to every output it reaches: long, branch-free,
-#     vectorizable inner loops.
+#     the row-major first maximum, so this equals the tap-by-tap definition
+#     (values alone: of a +0 / -0 tie, the column-major first; README, Max).
+#     Windows 2 wide at stride 2 (2x2, 2x2x2) and one-row windows 3 wide at
+#     stride 2 (max1d k3 s2) skip the column scratch: rows go straight into
+#     the output row.
+#   - averages and Lp are separable too: each input row's horizontal sums
+#     (computed once, from a zero-padded double copy of the row at stride 1)
+#     are kept while overlapping windows need them, and an output row adds
+#     its window's rows; common shapes fuse that with the division and store.
 # * global sums — a global average sums a contiguous channels_first plane
 #   with 8 interleaved partial sums, or walks a channels_last input in
 #   memory order with a block of channels side by side.
@@ -18,7 +23,8 @@
 #   set of "lanes" that share the geometry: the channels of one batch of a
 #   channels_last input, or a block of consecutive batch planes of a
 #   channels_first one. The innermost loop runs over up to LANE_BLOCK lanes
-#   (contiguous for channels_last).
+#   (contiguous for channels_last); float32 max keeps 16-32 lanes in
+#   registers across all of an output's taps (_lanes_max.h, AVX2 builds).
 #
 # Sums are accumulated in double, in an order fixed by the geometry alone
 # (row-major taps on the plane and lanes paths, blocks on the running path,
