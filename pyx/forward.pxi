@@ -456,6 +456,27 @@ cdef void pair_max_row(const real_t* xb, const Strided5* xs, real_t* yrow, const
     cdef int64_t nd = w.count[0][od], nh = w.count[1][oh], n = nd * nh, j, o
     cdef const real_t* ra
     cdef const real_t* rb
+    cdef const real_t* rc
+    cdef const real_t* rd
+    if n == 4:
+        # 2x2x2 windows: all four rows in one pass.
+        ra = xb + w.first[0][od] * xs.s[1] + w.first[1][oh] * xs.s[2]
+        rb = ra + w.step[1] * xs.s[2]
+        rc = ra + w.step[0] * xs.s[1]
+        rd = rc + w.step[1] * xs.s[2]
+        if nh == 1:   # 4 depth rows of 1-high windows
+            rb = ra + w.step[0] * xs.s[1]
+            rc = rb + w.step[0] * xs.s[1]
+            rd = rc + w.step[0] * xs.s[1]
+        elif nd == 1:   # 4 rows of one depth slice
+            rc = rb + w.step[1] * xs.s[2]
+            rd = rc + w.step[1] * xs.s[2]
+        for o in range(OW):
+            yrow[o] = max_nan(max_nan(max_nan(ra[2 * o], ra[2 * o + 1]),
+                                      max_nan(rb[2 * o], rb[2 * o + 1])),
+                              max_nan(max_nan(rc[2 * o], rc[2 * o + 1]),
+                                      max_nan(rd[2 * o], rd[2 * o + 1])))
+        return
     for j in range(0, n, 2):
         ra = (xb + (w.first[0][od] + (j // nh) * w.step[0]) * xs.s[1]
               + (w.first[1][oh] + (j % nh) * w.step[1]) * xs.s[2])

@@ -664,7 +664,8 @@ def test_stride_1_average_of_infinities_and_nans(dtype):
 
 
 @pytest.mark.parametrize("kernel,stride", [((2, 2), (2, 2)), ((2, 2, 2), (2, 2, 2)), ((3,), (2,)),
-                                           ((1, 3), (1, 2))])
+                                           ((1, 3), (1, 2)), ((4, 2), (1, 2)),
+                                           ((4, 1, 2), (1, 1, 2)), ((3, 2), (1, 2))])
 def test_max_values_keep_the_first_maximum_sign_of_zero(kernel, stride):
     """Max values of the 2-wide and 3-wide stride-2 fast paths are the window's
     first maximum in row-major order, down to the sign of a zero, and NaN
