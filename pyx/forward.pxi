@@ -450,9 +450,10 @@ cdef void pair_max_row(const real_t* xb, const Strided5* xs, real_t* yrow, const
                        int64_t od, int64_t oh, int64_t OW) noexcept nogil:
     """Values of one output row whose windows are 2 columns wide at stride 2, wholly
     inside the row, over the window's input rows (at least one), two rows per
-    pass straight into the (contiguous) output row. Each pass keeps the
-    earlier value on ties, so the result is the window's first maximum in
-    row-major order, as the column fold gives; NaN propagates."""
+    pass straight into the (contiguous) output row. Each max keeps the earlier
+    value on ties and every pass runs in row-major order, so the result is the
+    window's first maximum in row-major order (a zero's sign included); NaN
+    propagates."""
     cdef int64_t nd = w.count[0][od], nh = w.count[1][oh], n = nd * nh, j, o
     cdef const real_t* ra
     cdef const real_t* rb
@@ -613,6 +614,7 @@ cdef int max_plane_rows(const real_t* x, const Strided5* xs, real_t* y, const St
 
 cdef extern from "_rounding.h":
     int pypool_float_rounding_risk(double q) noexcept nogil
+
 
 cdef inline bint is_pow2(double v) noexcept nogil:
     cdef int e
