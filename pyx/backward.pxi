@@ -125,7 +125,7 @@ cdef int gather_plane_rows(const float_out_t* g, const Strided5* gs, float_out_t
     cdef double* src
     cdef float_out_t* drow
     cdef bint pairs = (kw == 2 and sw == 2 and ds.s[3] == 1 and ct.col[0] == 0
-                       and ct.lo[0] == 0 and ct.lo[1] == 0 and ct.hi[0] == OW and ct.hi[1] == OW)
+                       and taps_span_row(ct, kw, OW))
     if acc == NULL or gw == NULL:
         free(acc)
         free(gw)

@@ -278,6 +278,16 @@ cdef int plan_columns(ColumnTaps* ct, const Windows* w, int64_t W, int64_t OW) n
     return 0
 
 
+cdef inline bint taps_span_row(const ColumnTaps* ct, int64_t kw, int64_t OW) noexcept nogil:
+    """Does every kernel column reach every output of the row (no padding or
+    overhang along W)? Then output o's first tap is column ct.col[0] + o * stride."""
+    cdef int64_t jw
+    for jw in range(kw):
+        if ct.lo[jw] != 0 or ct.hi[jw] != OW:
+            return False
+    return True
+
+
 cdef inline void next_row(int64_t* b, int64_t* od, int64_t* oh, int64_t OD, int64_t OH) noexcept nogil:
     """Advance (b, od, oh) to the next output row in row-major order."""
     oh[0] += 1
@@ -528,12 +538,9 @@ cdef int max_plane_rows(const real_t* x, const Strided5* xs, real_t* y, const St
     # Values of 2-wide stride-2 windows inside the row (max 2x2 s2, 2x2x2 s2):
     # pair_max_row, no column scratch.
     cdef bint pairs = (ind == NULL and ys.s[3] == 1 and kw == 2 and sw == 2 and w.step[2] == 1
-                       and ct.col[0] == 0 and ct.lo[0] == 0 and ct.lo[1] == 0
-                       and ct.hi[0] == OW and ct.hi[1] == OW)
+                       and ct.col[0] == 0 and taps_span_row(ct, kw, OW))
     cdef bint triples = (ind == NULL and ys.s[3] == 1 and kw == 3 and sw == 2
-                         and w.step[2] == 1 and ct.lo[0] == 0 and ct.lo[1] == 0
-                         and ct.lo[2] == 0 and ct.hi[0] == OW and ct.hi[1] == OW
-                         and ct.hi[2] == OW)
+                         and w.step[2] == 1 and taps_span_row(ct, kw, OW))
     if ind != NULL:
         acci = <int32_t*>malloc(<size_t>(OW + 1) * sizeof(int32_t))
         colt = <int32_t*>malloc(<size_t>(sw * plen + 1) * sizeof(int32_t))
@@ -695,7 +702,7 @@ cdef inline void finish_plane_row(float_out_t* yrow, int64_t ystride, double* ac
 
 cdef enum:
     ROW_SLOTS_MAX = 64   # input rows whose horizontal sums a plane-path task keeps
-    PADDED_ROW_MAX = 1 << 20   # longest zero-padded row copy (horizontal_row_padded)
+    PADDED_ROW_MAX = 1 << 20   # longest zero-padded row copy (load_padded_row)
 
 
 cdef inline int64_t pow2_at_least(int64_t n) noexcept nogil:
@@ -965,8 +972,7 @@ cdef int reduce_plane_rows(const real_t* x, const Strided5* xs, float_out_t* y,
     cdef int64_t b = r0 // (OD * OH), od = (r0 // OH) % OD, oh = r0 % OH
     cdef bint is_max = mode == ACC_MAXABS
     cdef bint pairs = (mode == ACC_SUM and kw == 2 and sw == 2 and w.step[2] == 1
-                       and ct.col[0] == 0 and ct.lo[0] == 0 and ct.lo[1] == 0
-                       and ct.hi[0] == OW and ct.hi[1] == OW)
+                       and ct.col[0] == 0 and taps_span_row(ct, kw, OW))
     cdef const real_t* row0
     cdef const real_t* row1
     cdef double* hs
@@ -984,13 +990,14 @@ cdef int reduce_plane_rows(const real_t* x, const Strided5* xs, float_out_t* y,
     cdef double* pbuf[2]
     cdef int64_t ptag[2]
     cdef int i
-    if sw == 1 and padded_len <= PADDED_ROW_MAX:
+    cdef bint use_padded = sw == 1 and padded_len <= PADDED_ROW_MAX
+    if use_padded:
         padded = <double*>malloc(<size_t>(2 * padded_len + 2) * sizeof(double))
     pbuf[0] = padded
     pbuf[1] = padded + padded_len + 1 if padded != NULL else NULL
     ptag[0] = ptag[1] = -1
     if (acc == NULL or tags == NULL or rows == NULL or phases == NULL
-            or (sw == 1 and padded_len <= PADDED_ROW_MAX and padded == NULL)):
+            or (use_padded and padded == NULL)):
         free(acc)
         free(tags)
         free(rows)
@@ -1190,10 +1197,8 @@ cdef int64_t lanes_max_registers(const real_t* x, const Strided5* xs, real_t* yr
     cdef int64_t offsets[LANE_TAPS_MAX]
     cdef int32_t flats[LANE_TAPS_MAX]
     cdef int64_t n = 0, jd, jh, jw, i_d, i_h, i_w
-    if real_t is not float:
-        return 0
-    if (w.count[0][od] * w.count[1][oh] * w.count[2][ow] > LANE_TAPS_MAX
-            or w.count[0][od] * w.count[1][oh] * w.count[2][ow] == 0):
+    cdef int64_t ntaps = w.count[0][od] * w.count[1][oh] * w.count[2][ow]
+    if real_t is not float or ntaps == 0 or ntaps > LANE_TAPS_MAX:
         return 0
     for jd in range(w.count[0][od]):
         i_d = w.first[0][od] + jd * w.step[0]
