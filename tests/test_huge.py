@@ -161,8 +161,8 @@ def test_avg_backward_tap_counts_near_the_2_62_limit():
 
 # ----------------------------------------------------------------------------- running-window scratch
 # Large kernels with strides of a few thousand took the running-window path,
-# whose per-task scratch holds the whole input block of 64 output rows: here
-# 3 buffers of 140 million doubles (3.4 GB) for an input that is a broadcast
+# whose per-task scratch holds the whole input block of a task's output rows:
+# here 3 buffers of 140 million doubles (3.4 GB) for an input that is a broadcast
 # view. The child process caps its address space 1 GiB above what it already
 # uses, so such a request fails (MemoryError) instead of quietly eating memory.
 

@@ -2,8 +2,8 @@
 
 Windows with dilation 1 and a kernel of at least 2 * stride + 3 on an axis
 take a separate path (prefix / suffix combinations per block of k, a row
-pass and a transposed column pass, tasks of 64 output rows by 128 output
-columns). These tests draw such geometries - kernels up to 20, every
+pass and a transposed column pass, tasks of 32 output rows by 128 output
+columns, column groups of 32 float32 or 16 float64 lines). These tests draw such geometries - kernels up to 20, every
 padding form, ceil_mode, outputs wider than one strip and more rows than one
 task - and compare max, average and Lp pooling with the NumPy oracle, plus
 bit-identity across thread counts.
