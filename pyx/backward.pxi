@@ -219,14 +219,11 @@ cdef inline int64_t plane_offset(const Strided5* v, int64_t b, int64_t flat,
     return offset5(v, b, flat // (H * W), (flat // W) % H, flat % W, c)
 
 
-cdef int scatter_grad_plane(const float_out_t* g, const Strided5* gs, const int64_t* ind,
-                            const Strided5* js, float_out_t* dx, const Strided5* ds,
-                            int64_t b) noexcept nogil:
-    """Max backward of plane b: dx[ind] += g, summed in double; returns 1 on allocation failure.
-
-    The plane's gradient is gathered in a zeroed double scratch (each tile is
-    zeroed just before use, by the thread that uses it) and rounded once.
-    """
+cdef void scatter_grad_plane(const float_out_t* g, const Strided5* gs, const int64_t* ind,
+                             const Strided5* js, float_out_t* dx, const Strided5* ds,
+                             int64_t b, double* acc) noexcept nogil:
+    """Max backward of plane b: dx[ind] += g, summed in double in ``acc`` (the
+    plane's elements, zeroed here) and rounded once."""
     cdef int64_t OD = gs.n[1], OH = gs.n[2], OW = gs.n[3], V = gs.n[4]
     cdef int64_t D = ds.n[1], H = ds.n[2], W = ds.n[3]
     cdef int64_t plane = D * H * W, od, oh, ow, v, k, d, h, w
@@ -234,11 +231,8 @@ cdef int scatter_grad_plane(const float_out_t* g, const Strided5* gs, const int6
     cdef const float_out_t* grow
     cdef float_out_t* drow
     cdef double* a
-    cdef double* acc = <double*>malloc(<size_t>(plane * V + 1) * sizeof(double))
     # A large gradient is written once and not read back soon: stream it.
     cdef bint stream = ds.n[0] * plane * V * <int64_t>sizeof(float_out_t) >= STREAM_MIN_BYTES
-    if acc == NULL:
-        return 1
     memset(acc, 0, <size_t>(plane * V) * sizeof(double))
     for od in range(OD):
         for oh in range(OH):
@@ -270,6 +264,22 @@ cdef int scatter_grad_plane(const float_out_t* g, const Strided5* gs, const int6
             a += W * V
     if stream:
         pypool_store_fence()
+
+
+cdef int scatter_grad_planes(const float_out_t* g, const Strided5* gs, const int64_t* ind,
+                             const Strided5* js, float_out_t* dx, const Strided5* ds,
+                             int64_t b0, int64_t b1) noexcept nogil:
+    """Planes [b0, b1) of a max backward; 1 when the accumulator cannot be allocated.
+
+    One accumulator serves all the chunk's planes: a plane-sized malloc and
+    free each time made the allocator hand the pages back and fault them in
+    again (the kernel zeroing them), a third of the time of a large call."""
+    cdef int64_t b, plane = ds.n[1] * ds.n[2] * ds.n[3] * ds.n[4]
+    cdef double* acc = <double*>malloc(<size_t>(plane + 1) * sizeof(double))
+    if acc == NULL:
+        return 1
+    for b in range(b0, b1):
+        scatter_grad_plane(g, gs, ind, js, dx, ds, b, acc)
     free(acc)
     return 0
 
@@ -378,19 +388,13 @@ def max_backward(const float_out_t[:, :, :, :, :] g, const int64_t[:, :, :, :, :
                  float_out_t[:, :, :, :, :] dx, int nthreads):
     """Scatter-add g into dx at ind (checked beforehand), plane by plane."""
     cdef Strided5 gs, js, ds
-    cdef int64_t b, failed = 0
+    cdef int failed
     describe(&gs, g.shape, g.strides, sizeof(float_out_t))
     describe(&js, ind.shape, ind.strides, sizeof(int64_t))
     describe(&ds, dx.shape, dx.strides, sizeof(float_out_t))
     with nogil:
-        if nthreads > 1:
-            for b in prange(ds.n[0], num_threads=nthreads, schedule="static"):
-                failed += scatter_grad_plane(&g[0, 0, 0, 0, 0], &gs, &ind[0, 0, 0, 0, 0], &js,
-                                             &dx[0, 0, 0, 0, 0], &ds, b)
-        else:
-            for b in range(ds.n[0]):
-                failed += scatter_grad_plane(&g[0, 0, 0, 0, 0], &gs, &ind[0, 0, 0, 0, 0], &js,
-                                             &dx[0, 0, 0, 0, 0], &ds, b)
+        failed = scatter_planes(&g[0, 0, 0, 0, 0], &gs, &ind[0, 0, 0, 0, 0], &js,
+                                &dx[0, 0, 0, 0, 0], &ds, nthreads)
     if failed:
         raise MemoryError("pypool: cannot allocate the max-backward accumulator")
 

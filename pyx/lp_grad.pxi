@@ -16,10 +16,11 @@ cdef int scatter_planes(const float_out_t* g, const Strided5* gs, const int64_t*
                         const Strided5* js, float_out_t* dx, const Strided5* ds,
                         int nthreads) noexcept nogil:
     """Max backward of every plane (indices checked beforehand); returns failed allocations."""
-    cdef int64_t b
+    cdef int64_t r, planes = ds.n[0], chunks = chunk_count(ds.n[0], nthreads)
     cdef int failed = 0
-    for b in prange(ds.n[0], num_threads=nthreads, schedule="static", use_threads_if=nthreads > 1):
-        failed += scatter_grad_plane(g, gs, ind, js, dx, ds, b)
+    for r in prange(chunks, num_threads=nthreads, schedule="static", use_threads_if=nthreads > 1):
+        failed += scatter_grad_planes(g, gs, ind, js, dx, ds, r * planes // chunks,
+                                      (r + 1) * planes // chunks)
     return failed
 
 
