@@ -27,6 +27,7 @@ cdef enum:
     COLUMN_BYTES = 128 # the column pass takes a task's lines this many bytes of lanes at a
                        # time (32 floats, 16 doubles), so its working set stays in L1
     RUN_STRIP = 128    # output columns per task (keeps the scratch within L2)
+    STRIP_LANES = 2048 # channels_last: about this many input lanes per task row
 
 
 cdef inline bint herk_pays(int64_t k, int64_t s) noexcept nogil:
@@ -42,16 +43,40 @@ cdef inline bint herk_pays(int64_t k, int64_t s) noexcept nogil:
 cdef int64_t RUN_SCRATCH_MAX = 1 << 21
 
 
+cdef inline int64_t whole_vectors(int64_t n) noexcept nogil:
+    """n rounded up to 8 lanes: scratch rows of whole vectors for run_windows."""
+    return (n + 7) // 8 * 8
+
+
+cdef inline int64_t run_strip(const Strided5* ys, const Windows* w) noexcept nogil:
+    """Output columns per task. channels_last rows carry every channel of a
+    column, so their strips are narrower: about STRIP_LANES lanes of input,
+    but at least 2 * kw outputs, so that the kw - 1 columns of overlap and
+    block alignment a strip reads on each side do not dominate its cost."""
+    cdef int64_t V = ys.n[4], kw = w.kernel[2], sw = w.stride[2], strip = RUN_STRIP
+    if V > 1:
+        strip = (STRIP_LANES // V - 2 * kw + 1) // sw + 1 if STRIP_LANES // V >= 2 * kw else 1
+        if strip < 2 * kw:
+            strip = 2 * kw
+    if strip > ys.n[3]:
+        strip = ys.n[3]
+    return strip if strip > 1 else 1
+
+
 cdef inline int64_t running_scratch(const Strided5* ys, const Windows* w) noexcept nogil:
     """Elements of each of a task's 4 scratch buffers, or -1 above RUN_SCRATCH_MAX."""
     cdef int64_t kh = w.kernel[1], kw = w.kernel[2], sh = w.stride[1], sw = w.stride[2]
-    cdef int64_t strip = ys.n[3] if ys.n[3] < RUN_STRIP else RUN_STRIP
-    cdef int64_t rows, cols
-    if kh > RUN_SCRATCH_MAX or kw > RUN_SCRATCH_MAX or sh > RUN_SCRATCH_MAX or sw > RUN_SCRATCH_MAX:
+    cdef int64_t V = ys.n[4], strip, rows, cols
+    if (kh > RUN_SCRATCH_MAX or kw > RUN_SCRATCH_MAX or sh > RUN_SCRATCH_MAX
+            or sw > RUN_SCRATCH_MAX or V > RUN_SCRATCH_MAX):
         return -1    # (also keeps the products below far from overflowing)
+    strip = run_strip(ys, w)
     # Positions of one task, with up to k - 1 of block alignment in front.
     rows = (RUN_LINES - 1) * sh + 2 * kh - 1
-    cols = ((strip - 1) * sw + 2 * kw - 1 + 7) // 8 * 8    # a task's width, at most
+    cols = (strip - 1) * sw + 2 * kw - 1
+    if cols > RUN_SCRATCH_MAX // V:
+        return -1
+    cols = whole_vectors(cols * V)    # a task's width, at most
     if rows < RUN_LINES:
         rows = RUN_LINES
     if rows > RUN_SCRATCH_MAX // cols:
@@ -61,10 +86,10 @@ cdef inline int64_t running_scratch(const Strided5* ys, const Windows* w) noexce
 
 cdef inline bint use_running_path(const Strided5* xs, const Strided5* ys, const Windows* w,
                                   bint want_ind) noexcept nogil:
-    """Sliding 1-D/2-D windows (no depth taps), dilation 1, one axis wide enough and
+    """Sliding 1-D/2-D windows (no depth taps; either layout), dilation 1, one axis wide enough and
     with several outputs (a single window, as in global pooling, gains nothing), and
     scratch of a bounded size."""
-    return (w.sliding and not want_ind and ys.n[4] == 1 and ys.n[3] >= 1
+    return (w.sliding and not want_ind and ys.n[3] >= 1
             and w.kernel[0] == 1 and w.step[1] == 1 and w.step[2] == 1
             and ((herk_pays(w.kernel[1], w.stride[1]) and ys.n[2] > 1)
                  or (herk_pays(w.kernel[2], w.stride[2]) and ys.n[3] > 1))
@@ -187,6 +212,8 @@ cdef struct RunPlan:
     # What every task of a running-window call shares.
     int64_t groups, strips             # tasks = groups * strips
     int64_t scratch                    # elements of each of a task's 4 scratch buffers
+    int64_t strip                      # output columns per task
+    int64_t V                          # lanes per column (channels_last: the channels)
     bint run_h, run_w                  # running (True) or direct windows per axis
 
 
@@ -195,7 +222,9 @@ cdef void plan_running(RunPlan* rp, const Strided5* ys, const Windows* w) noexce
     rp.run_h = herk_pays(w.kernel[1], w.stride[1])
     rp.run_w = herk_pays(w.kernel[2], w.stride[2])
     rp.groups = (lines + RUN_LINES - 1) // RUN_LINES
-    rp.strips = (ys.n[3] + RUN_STRIP - 1) // RUN_STRIP
+    rp.V = ys.n[4]
+    rp.strip = run_strip(ys, w)
+    rp.strips = (ys.n[3] + rp.strip - 1) // rp.strip
     rp.scratch = running_scratch(ys, w)    # > 0: use_running_path checked it
 
 
@@ -204,7 +233,7 @@ cdef struct RunTask:
     # by output columns [ow0, ow0 + nout).
     int64_t g0, nl, ow0, nout
     int64_t u0, ncols          # padded columns [u0, u0 + ncols) feed the strip
-    int64_t width              # ncols rounded up to 8: scratch rows hold whole vectors,
+    int64_t width              # ncols * V rounded up to 8: scratch rows hold whole vectors,
                                # so the lane loops have no scalar tails (extra lanes: identity)
     int64_t lead, ninside      # of which [lead, lead + ninside) are inside the input
     int64_t c_lo               # input column at position lead
@@ -215,15 +244,15 @@ cdef void plan_task(RunTask* t, const Strided5* xs, const Strided5* ys, const Wi
     cdef int64_t lines = ys.n[0] * ys.n[1] * ys.n[2], kw = w.kernel[2], sw = w.stride[2]
     cdef int64_t c_hi, u1
     t.g0 = (task // rp.strips) * RUN_LINES
-    t.ow0 = (task % rp.strips) * RUN_STRIP
+    t.ow0 = (task % rp.strips) * rp.strip
     t.nl = lines - t.g0 if lines - t.g0 < RUN_LINES else RUN_LINES
-    t.nout = ys.n[3] - t.ow0 if ys.n[3] - t.ow0 < RUN_STRIP else RUN_STRIP
+    t.nout = ys.n[3] - t.ow0 if ys.n[3] - t.ow0 < rp.strip else rp.strip
     t.u0 = t.ow0 * sw
     if rp.run_w:
         t.u0 -= t.u0 % kw     # start on a block boundary of the padded axis
     u1 = (t.ow0 + t.nout - 1) * sw + kw
     t.ncols = u1 - t.u0
-    t.width = (t.ncols + 7) // 8 * 8
+    t.width = whole_vectors(t.ncols * rp.V)
     t.c_lo = t.u0 - w.pad_begin[2]
     c_hi = u1 - w.pad_begin[2]
     if t.c_lo < 0:
@@ -267,6 +296,49 @@ cdef extern from *:
     void __builtin_prefetch(const void* addr, int rw, int locality) noexcept nogil
 
 
+cdef inline bint columns_contiguous(const Strided5* xs, const RunPlan* rp) noexcept nogil:
+    """Is a row's run of columns (with all their channels) one contiguous block?"""
+    return xs.s[3] == 1 if rp.V == 1 else (xs.s[4] == 1 and xs.s[3] == rp.V)
+
+
+cdef void load_row(real_t* dst, const real_t* row, const Strided5* xs, const RunPlan* rp,
+                   const RunTask* t, real_t ident) noexcept nogil:
+    """A scratch row: the task's padded columns (each with its V lanes) from an
+    input row (NULL: a padding row), identity outside the input."""
+    cdef int64_t V = rp.V, c
+    if row == NULL:
+        fill(dst, ident, t.width)
+        return
+    fill(dst, ident, t.lead * V)
+    if columns_contiguous(xs, rp):
+        load_values(dst + t.lead * V, row, 1, t.ninside * V)
+    elif V == 1:
+        load_values(dst + t.lead, row, xs.s[3], t.ninside)
+    else:
+        for c in range(t.ninside):
+            load_values(dst + (t.lead + c) * V, row + c * xs.s[3], xs.s[4], V)
+    fill(dst + (t.lead + t.ninside) * V, ident, t.width - (t.lead + t.ninside) * V)
+
+
+cdef void load_row_terms(double* dst, const real_t* row, const Strided5* xs, const RunPlan* rp,
+                         const RunTask* t, int mode, double p) noexcept nogil:
+    """load_row for sums: the terms (x, |x|, x*x, |x|**p) as doubles, 0 outside
+    the input (|x| >= 0, so 0 is also the inf-norm's identity)."""
+    cdef int64_t V = rp.V, c
+    if row == NULL:
+        fill(dst, 0.0, t.width)
+        return
+    fill(dst, 0.0, t.lead * V)
+    if columns_contiguous(xs, rp):
+        load_terms(dst + t.lead * V, row, 1, t.ninside * V, mode, p)
+    elif V == 1:
+        load_terms(dst + t.lead, row, xs.s[3], t.ninside, mode, p)
+    else:
+        for c in range(t.ninside):
+            load_terms(dst + (t.lead + c) * V, row + c * xs.s[3], xs.s[4], V, mode, p)
+    fill(dst + (t.lead + t.ninside) * V, 0.0, t.width - (t.lead + t.ninside) * V)
+
+
 cdef void prefetch_task(const real_t* x, const Strided5* xs, const Strided5* ys,
                         const Windows* w, const RunPlan* rp, int64_t task) noexcept nogil:
     """Ask for a task's input rows ahead of time (into L2), so that loading them
@@ -276,10 +348,10 @@ cdef void prefetch_task(const real_t* x, const Strided5* xs, const Strided5* ys,
     cdef Segment sg
     cdef int64_t g = 0, v, b, nbytes
     cdef const char* row
-    if xs.s[3] != 1:
+    if not columns_contiguous(xs, rp):
         return
     plan_task(&t, xs, ys, w, rp, task)
-    nbytes = t.ninside * <int64_t>sizeof(real_t)
+    nbytes = t.ninside * rp.V * <int64_t>sizeof(real_t)
     while g < t.nl:
         segment_at(&sg, &t, ys, w, rp, g)
         for v in range(sg.v0, sg.v1):
@@ -318,11 +390,6 @@ cdef void transpose(const real_t* src, int64_t rows, int64_t cols, int64_t src_l
             dst[c * dst_ld + r] = src[r * src_ld + c]
 
 
-cdef inline int64_t whole_vectors(int64_t n) noexcept nogil:
-    """n rounded up to 8 lanes: scratch rows of whole vectors for run_windows."""
-    return (n + 7) // 8 * 8
-
-
 cdef inline int64_t column_group(int64_t itemsize) noexcept nogil:
     return COLUMN_BYTES // itemsize
 
@@ -352,23 +419,18 @@ cdef void running_max_task(const real_t* x, const Strided5* xs, real_t* y, const
     """Max pooling (values only) of one task; za .. zd hold rp.scratch elements each."""
     cdef RunTask t
     cdef Segment sg
-    cdef int64_t g = 0, v, o, g0, n, group = column_group(sizeof(real_t))
-    cdef const real_t* row
-    cdef real_t* zrow
+    cdef int64_t g = 0, v, o, g0, n, group = column_group(sizeof(real_t)), V = rp.V
     cdef real_t* yrow
-    cdef real_t ident = lowest(<real_t>0)
+    cdef real_t* line
     plan_task(&t, xs, ys, w, rp, task)
+    if V > 1:
+        lanes_max_task(x, xs, y, ys, w, rp, &t, za, zb, zc, zd)
+        return
     while g < t.nl:
         segment_at(&sg, &t, ys, w, rp, g)
         for v in range(sg.v1 - sg.v0):
-            row = segment_row(x, xs, w, &sg, &t, sg.v0 + v)
-            zrow = za + v * t.width
-            if row == NULL:
-                fill(zrow, ident, t.width)
-                continue
-            fill(zrow, ident, t.lead)
-            load_values(zrow + t.lead, row, xs.s[3], t.ninside)
-            fill(zrow + t.lead + t.ninside, ident, t.width - t.lead - t.ninside)
+            load_row(za + v * t.width, segment_row(x, xs, w, &sg, &t, sg.v0 + v), xs, rp, &t,
+                     lowest(<real_t>0))
         run_windows(za, zb, t.width, sg.oh * w.stride[1] - sg.v0, w.stride[1], w.kernel[1], sg.n,
                     rp.run_h, True, zc + g * t.width)
         g += sg.n
@@ -379,12 +441,54 @@ cdef void running_max_task(const real_t* x, const Strided5* xs, real_t* y, const
         for g in range(n):
             segment_at(&sg, &t, ys, w, rp, g0 + g)
             yrow = y + offset5(ys, sg.b, sg.od, sg.oh, t.ow0, 0)
+            line = za + g * t.nout
             if ys.s[3] == 1:
-                memcpy(yrow, za + g * t.nout, <size_t>t.nout * sizeof(real_t))
+                memcpy(yrow, line, <size_t>t.nout * sizeof(real_t))
             else:
                 for o in range(t.nout):
-                    yrow[o * ys.s[3]] = za[g * t.nout + o]
+                    yrow[o * ys.s[3]] = line[o]
         g0 += n
+
+
+# channels_last: a row's columns are already positions of V contiguous lanes,
+# so neither pass needs a transpose. The row pass comes first here (each
+# input row's windows along its columns, lanes = channels), then the column
+# pass combines those rows (lanes = the strip's outputs x channels). Taken
+# in that order, a max's ties resolve to the row-major first maximum, as on
+# the lanes path these layouts would otherwise take.
+
+cdef void lanes_max_task(const real_t* x, const Strided5* xs, real_t* y, const Strided5* ys,
+                         const Windows* w, const RunPlan* rp, const RunTask* t, real_t* za,
+                         real_t* zb, real_t* zc, real_t* zd) noexcept nogil:
+    cdef Segment sg
+    cdef int64_t g = 0, v, i, o, c, V = rp.V, row_len = whole_vectors(t.nout * V)
+    cdef const real_t* row
+    cdef real_t* hrow
+    cdef real_t* yrow
+    cdef real_t ident = lowest(<real_t>0)
+    while g < t.nl:
+        segment_at(&sg, t, ys, w, rp, g)
+        for v in range(sg.v1 - sg.v0):
+            row = segment_row(x, xs, w, &sg, t, sg.v0 + v)
+            hrow = zc + v * row_len
+            if row == NULL:
+                fill(hrow, ident, row_len)
+                continue
+            load_row(za, row, xs, rp, t, ident)
+            run_windows(za, zb, V, t.ow0 * w.stride[2] - t.u0, w.stride[2], w.kernel[2],
+                        t.nout, rp.run_w, True, hrow)
+            fill(hrow + t.nout * V, ident, row_len - t.nout * V)
+        run_windows(zc, zb, row_len, sg.oh * w.stride[1] - sg.v0, w.stride[1], w.kernel[1],
+                    sg.n, rp.run_h, True, zd)
+        for i in range(sg.n):
+            yrow = y + offset5(ys, sg.b, sg.od, sg.oh + i, t.ow0, 0)
+            if ys.s[4] == 1 and ys.s[3] == V:
+                memcpy(yrow, zd + i * row_len, <size_t>(t.nout * V) * sizeof(real_t))
+            else:
+                for o in range(t.nout):
+                    for c in range(V):
+                        yrow[o * ys.s[3] + c * ys.s[4]] = zd[i * row_len + o * V + c]
+        g += sg.n
 
 
 cdef void running_reduce_task(const real_t* x, const Strided5* xs, float_out_t* y,
@@ -395,22 +499,17 @@ cdef void running_reduce_task(const real_t* x, const Strided5* xs, float_out_t* 
     """Average or Lp norm of one task; za .. zd hold rp.scratch doubles each."""
     cdef RunTask t
     cdef Segment sg
-    cdef int64_t g = 0, v, o, g0, n, group = column_group(sizeof(double))
-    cdef const real_t* row
-    cdef double* zrow
+    cdef int64_t g = 0, v, g0, n, group = column_group(sizeof(double))
     cdef bint is_max = mode == ACC_MAXABS
     plan_task(&t, xs, ys, w, rp, task)
+    if rp.V > 1:
+        lanes_reduce_task(x, xs, y, ys, w, rp, &t, mode, p, divisor_override, za, zb, zc, zd)
+        return
     while g < t.nl:
         segment_at(&sg, &t, ys, w, rp, g)
         for v in range(sg.v1 - sg.v0):
-            row = segment_row(x, xs, w, &sg, &t, sg.v0 + v)
-            zrow = za + v * t.width
-            if row == NULL:
-                fill(zrow, 0.0, t.width)    # |x| >= 0, so 0 is also the max's identity
-                continue
-            fill(zrow, 0.0, t.lead)
-            load_terms(zrow + t.lead, row, xs.s[3], t.ninside, mode, p)
-            fill(zrow + t.lead + t.ninside, 0.0, t.width - t.lead - t.ninside)
+            load_row_terms(za + v * t.width, segment_row(x, xs, w, &sg, &t, sg.v0 + v), xs, rp,
+                           &t, mode, p)
         run_windows(za, zb, t.width, sg.oh * w.stride[1] - sg.v0, w.stride[1], w.kernel[1], sg.n,
                     rp.run_h, is_max, zc + g * t.width)
         g += sg.n
@@ -424,6 +523,45 @@ cdef void running_reduce_task(const real_t* x, const Strided5* xs, float_out_t* 
                              za + g * t.nout, t.nout, mode, p, w, sg.od, sg.oh,
                              divisor_override, t.ow0, recw)
         g0 += n
+
+
+cdef void lanes_reduce_task(const real_t* x, const Strided5* xs, float_out_t* y,
+                            const Strided5* ys, const Windows* w, const RunPlan* rp,
+                            const RunTask* t, int mode, double p, int64_t divisor_override,
+                            double* za, double* zb, double* zc, double* zd) noexcept nogil:
+    """lanes_max_task's order for averages and Lp norms (channels_last)."""
+    cdef Segment sg
+    cdef int64_t g = 0, v, i, o, c, V = rp.V, row_len = whole_vectors(t.nout * V)
+    cdef bint is_max = mode == ACC_MAXABS
+    cdef const real_t* row
+    cdef double* hrow
+    cdef double* acc
+    cdef double divisor
+    cdef float_out_t* yrow
+    while g < t.nl:
+        segment_at(&sg, t, ys, w, rp, g)
+        for v in range(sg.v1 - sg.v0):
+            row = segment_row(x, xs, w, &sg, t, sg.v0 + v)
+            hrow = zc + v * row_len
+            if row == NULL:
+                fill(hrow, 0.0, row_len)
+                continue
+            load_row_terms(za, row, xs, rp, t, mode, p)
+            run_windows(za, zb, V, t.ow0 * w.stride[2] - t.u0, w.stride[2], w.kernel[2],
+                        t.nout, rp.run_w, is_max, hrow)
+            fill(hrow + t.nout * V, 0.0, row_len - t.nout * V)
+        run_windows(zc, zb, row_len, sg.oh * w.stride[1] - sg.v0, w.stride[1], w.kernel[1],
+                    sg.n, rp.run_h, is_max, zd)
+        for i in range(sg.n):
+            yrow = y + offset5(ys, sg.b, sg.od, sg.oh + i, t.ow0, 0)
+            for o in range(t.nout):
+                divisor = avg_divisor(w, sg.od, sg.oh + i, t.ow0 + o, divisor_override)
+                acc = zd + i * row_len + o * V
+                # "+ 0.0": a sum starts from +0, so a window of -0 values averages to +0.
+                for c in range(V):
+                    yrow[o * ys.s[3] + c * ys.s[4]] = <float_out_t>acc_final(acc[c] + 0.0, mode,
+                                                                            p, divisor)
+        g += sg.n
 
 
 cdef int running_max_tasks(const real_t* x, const Strided5* xs, real_t* y, const Strided5* ys,

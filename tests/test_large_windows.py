@@ -38,8 +38,8 @@ def large_geometries(draw):
                 ceil_mode=draw(st.booleans()))
 
 
-def _shape(geom, layout, lead):
-    return lead + geom["spatial"] + ((3,) if layout == "channels_last" else ())
+def _shape(geom, layout, lead, channels=3):
+    return lead + geom["spatial"] + ((channels,) if layout == "channels_last" else ())
 
 
 def _args(geom):
@@ -61,7 +61,9 @@ def _draw_case(data, dtypes):
     layout = data.draw(st.sampled_from(["channels_first", "channels_first", "channels_last"]))
     lead = tuple(data.draw(st.lists(st.integers(1, 3), min_size=1, max_size=2)))
     dtype = data.draw(st.sampled_from(dtypes))
-    x, _ = data.draw(input_arrays(dtype, _shape(geom, layout, lead),
+    # 8 and 16 channels take the vector sweeps (whole vectors of lanes), 3 the generic loops
+    channels = data.draw(st.sampled_from([3, 8, 16]))
+    x, _ = data.draw(input_arrays(dtype, _shape(geom, layout, lead, channels),
                                   specials=data.draw(st.booleans())))
     return geom, layout, dtype, x
 
@@ -102,37 +104,49 @@ def test_large_lp_matches_reference(data):
     geom = data.draw(large_geometries())
     lead = tuple(data.draw(st.lists(st.integers(1, 3), min_size=1, max_size=2)))
     dtype = data.draw(st.sampled_from([np.float32, np.float64]))
-    x, _ = data.draw(input_arrays(dtype, _shape(geom, "channels_first", lead),
+    layout = data.draw(st.sampled_from(["channels_first", "channels_last"]))
+    channels = data.draw(st.sampled_from([3, 8]))
+    x, _ = data.draw(input_arrays(dtype, _shape(geom, layout, lead, channels),
                                   specials=False))
-    if not _output_ok(x, geom):
+    if not _output_ok(x, geom, layout):
         return
     p = data.draw(st.sampled_from([1.0, 2.0, 3.0, np.inf]))
     ref = ref_lp_pool(x, p, geom["kernel"], geom["stride"], geom["padding"], 1,
-                      geom["ceil_mode"])
-    got = pypool.lp_pool(x, p, *_args(geom))
+                      geom["ceil_mode"], layout)
+    got = pypool.lp_pool(x, p, *_args(geom), layout=layout)
     assert got.dtype == ref.dtype and got.shape == ref.shape
     np.testing.assert_allclose(got, ref, rtol=1e-6 if dtype == np.float32 else 1e-12)
 
 
+@pytest.mark.parametrize("layout", ["channels_first", "channels_last"])
 @pytest.mark.parametrize("op", ["max", "avg", "lp2"])
-def test_many_tasks_wide_rows_and_threads(op):
-    """More output rows than a task holds (64), rows wider than a strip (128),
-    tasks that start mid-plane; results identical for every thread count."""
+def test_many_tasks_wide_rows_and_threads(op, layout):
+    """More output rows than a task holds (32), rows wider than a strip (128
+    outputs; channels_last: about 2048 lanes), tasks that start mid-plane;
+    results identical for every thread count. channels_last takes a strided
+    view of 16 of 32 channels."""
     rng = np.random.default_rng(7)
-    x = rng.integers(-40, 40, (3, 2, 70, 300)).astype(np.float32) / 8
-    x[1, 1, 33, 150] = np.nan
+    if layout == "channels_first":
+        x = rng.integers(-40, 40, (3, 2, 70, 300)).astype(np.float32) / 8
+        x[1, 1, 33, 150] = np.nan
+    else:
+        x = (rng.integers(-40, 40, (2, 70, 300, 32)).astype(np.float32) / 8)[..., ::2]
+        x[1, 33, 150, 5] = np.nan
     geom = dict(kernel=(11, 9), stride=(1, 2), padding=((5, 3), (4, 4)), ceil_mode=True)
+    kw = dict(layout=layout)
     if op == "max":
-        run = lambda t: pypool.max_pool2d(x, *_args(geom), num_threads=t)
-        ref = ref_max_pool(x, *_args(geom)[:3], None, True)[0]
+        run = lambda t: pypool.max_pool2d(x, *_args(geom), num_threads=t, **kw)
+        ref = ref_max_pool(x, *_args(geom)[:3], None, True, layout)[0]
         assert_same_max(run(1), ref)
     elif op == "avg":
-        run = lambda t: pypool.avg_pool2d(x, *_args(geom), count_include_pad=False, num_threads=t)
-        ref = ref_avg_pool(x, *_args(geom)[:3], None, True, False, keep_float64=True)
+        run = lambda t: pypool.avg_pool2d(x, *_args(geom), count_include_pad=False,
+                                          num_threads=t, **kw)
+        ref = ref_avg_pool(x, *_args(geom)[:3], None, True, False, layout=layout,
+                           keep_float64=True)
         assert_avg_matches(run(1), ref, np.float32)
     else:
-        run = lambda t: pypool.lp_pool2d(x, 2, *_args(geom), num_threads=t)
-        ref = ref_lp_pool(x, 2, *_args(geom))
+        run = lambda t: pypool.lp_pool2d(x, 2, *_args(geom), num_threads=t, **kw)
+        ref = ref_lp_pool(x, 2, *_args(geom), layout=layout)
         np.testing.assert_allclose(run(1), ref, rtol=1e-6)
     first = run(1)
     for threads in (2, 3, 5):
@@ -180,3 +194,21 @@ def test_float32_average_rounds_like_the_division_near_midpoints():
     np.testing.assert_array_equal(got[:, 0, 0, 8], expected)
     # global average of 3x3 planes
     np.testing.assert_array_equal(pypool.global_avg_pool(windows.reshape(1, -1, 3, 3))[0], expected)
+
+
+@pytest.mark.parametrize("channels", [8, 13])
+@pytest.mark.parametrize("kernel,stride,padding", [(7, 1, 3), ((9, 5), (2, 1), (4, 2))])
+def test_large_channels_last_max_ties_follow_row_major_order(channels, kernel, stride, padding):
+    """channels_last large windows pool each row first, then across rows, so a
+    tie between +0 and -0 keeps the row-major first zero: the values-only
+    result equals, bit for bit, the values of the indices path (which takes
+    each window's row-major first maximum); NaN propagates."""
+    rng = np.random.default_rng(channels)
+    x = rng.choice(np.array([-0.0, 0.0, -1.0, np.nan], np.float32), (2, 23, 19, channels),
+                   p=[0.45, 0.45, 0.08, 0.02])
+    got = pypool.max_pool2d(x, kernel, stride, padding, layout="channels_last")
+    ref, _ = pypool.max_pool2d(x, kernel, stride, padding, layout="channels_last",
+                               return_indices=True)
+    nan = np.isnan(ref)
+    assert (np.isnan(got) == nan).all()
+    np.testing.assert_array_equal(got[~nan].view(np.int32), ref[~nan].view(np.int32))
