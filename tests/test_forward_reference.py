@@ -728,9 +728,15 @@ def test_channels_last_max_values_match_the_indexed_values(channels, kernel, str
     rng = np.random.default_rng(channels)
     x = rng.choice(np.array([-0.0, 0.0, -1.0, 2.0, np.nan], np.float32), (2, 9, 11, channels),
                    p=[0.35, 0.35, 0.1, 0.15, 0.05])
-    got = pypool.max_pool2d(x, kernel, stride, padding, layout="channels_last")
-    ref, _ = pypool.max_pool2d(x, kernel, stride, padding, layout="channels_last",
-                               return_indices=True)
+    assert_values_equal_indexed_values(x, kernel, stride, padding, "channels_last")
+
+
+def assert_values_equal_indexed_values(x, kernel, stride, padding, layout):
+    """float32 max values equal, bit for bit (the sign of zero included), the
+    values the indices path gives (each window's row-major first maximum);
+    NaN where that has NaN."""
+    got = pypool.max_pool2d(x, kernel, stride, padding, layout=layout)
+    ref, _ = pypool.max_pool2d(x, kernel, stride, padding, layout=layout, return_indices=True)
     nan = np.isnan(ref)
     assert (np.isnan(got) == nan).all()
     np.testing.assert_array_equal(got[~nan].view(np.int32), ref[~nan].view(np.int32))
