@@ -531,12 +531,10 @@ cdef void lanes_reduce_task(const real_t* x, const Strided5* xs, float_out_t* y,
                             double* za, double* zb, double* zc, double* zd) noexcept nogil:
     """lanes_max_task's order for averages and Lp norms (channels_last)."""
     cdef Segment sg
-    cdef int64_t g = 0, v, i, o, c, V = rp.V, row_len = whole_vectors(t.nout * V)
+    cdef int64_t g = 0, v, i, o, V = rp.V, row_len = whole_vectors(t.nout * V)
     cdef bint is_max = mode == ACC_MAXABS
     cdef const real_t* row
     cdef double* hrow
-    cdef double* acc
-    cdef double divisor
     cdef float_out_t* yrow
     while g < t.nl:
         segment_at(&sg, t, ys, w, rp, g)
@@ -555,13 +553,26 @@ cdef void lanes_reduce_task(const real_t* x, const Strided5* xs, float_out_t* y,
         for i in range(sg.n):
             yrow = y + offset5(ys, sg.b, sg.od, sg.oh + i, t.ow0, 0)
             for o in range(t.nout):
-                divisor = avg_divisor(w, sg.od, sg.oh + i, t.ow0 + o, divisor_override)
-                acc = zd + i * row_len + o * V
-                # "+ 0.0": a sum starts from +0, so a window of -0 values averages to +0.
-                for c in range(V):
-                    yrow[o * ys.s[3] + c * ys.s[4]] = <float_out_t>acc_final(acc[c] + 0.0, mode,
-                                                                            p, divisor)
+                finish_lanes(yrow + o * ys.s[3], ys.s[4], zd + i * row_len + o * V, V, mode, p,
+                             avg_divisor(w, sg.od, sg.oh + i, t.ow0 + o, divisor_override))
         g += sg.n
+
+
+cdef inline void finish_lanes(float_out_t* y, int64_t ystride, const double* acc, int64_t V,
+                              int mode, double p, double divisor) noexcept nogil:
+    """y[c * ystride] = finished acc[c] for the V lanes of one output position;
+    one loop per case, so that the averages' divisions vectorize."""
+    cdef int64_t c
+    # "+ 0.0": a sum starts from +0, so a window of -0 values averages to +0.
+    if mode == ACC_SUM and ystride == 1:
+        for c in range(V):
+            y[c] = <float_out_t>((acc[c] + 0.0) / divisor)
+    elif mode == ACC_SUM:
+        for c in range(V):
+            y[c * ystride] = <float_out_t>((acc[c] + 0.0) / divisor)
+    else:
+        for c in range(V):
+            y[c * ystride] = <float_out_t>acc_final(acc[c] + 0.0, mode, p, divisor)
 
 
 cdef int running_max_tasks(const real_t* x, const Strided5* xs, real_t* y, const Strided5* ys,
