@@ -1267,6 +1267,23 @@ cdef void max_lane_row(const real_t* x, const Strided5* xs, real_t* y, const Str
                         irow[l * t.il] = acci[l]
 
 
+cdef inline void finish_lanes(float_out_t* y, int64_t ystride, const double* acc, int64_t V,
+                              int mode, double p, double divisor) noexcept nogil:
+    """y[c * ystride] = finished acc[c] for the V lanes of one output position;
+    one loop per case, so that the averages' divisions vectorize."""
+    cdef int64_t c
+    # "+ 0.0": a sum starts from +0, so a window of -0 values averages to +0.
+    if mode == ACC_SUM and ystride == 1:
+        for c in range(V):
+            y[c] = <float_out_t>((acc[c] + 0.0) / divisor)
+    elif mode == ACC_SUM:
+        for c in range(V):
+            y[c * ystride] = <float_out_t>((acc[c] + 0.0) / divisor)
+    else:
+        for c in range(V):
+            y[c * ystride] = <float_out_t>acc_final(acc[c] + 0.0, mode, p, divisor)
+
+
 cdef void reduce_lane_row(const real_t* x, const Strided5* xs, float_out_t* y,
                           const Strided5* ys, const Windows* w, int mode, double p,
                           int64_t divisor_override, int64_t task) noexcept nogil:
@@ -1297,8 +1314,7 @@ cdef void reduce_lane_row(const real_t* x, const Strided5* xs, float_out_t* y,
                             accumulate(acc, xrow + i_w * xs.s[3], 1, nl, mode, p)
                         else:
                             accumulate(acc, xrow + i_w * xs.s[3], t.xl, nl, mode, p)
-            for l in range(nl):
-                yrow[(l0 + l) * t.yl] = <float_out_t>acc_final(acc[l], mode, p, divisor)
+            finish_lanes(yrow + l0 * t.yl, t.yl, acc, nl, mode, p, divisor)
 
 
 # ----------------------------------------------------------------------------- whole-plane sums

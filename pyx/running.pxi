@@ -558,22 +558,6 @@ cdef void lanes_reduce_task(const real_t* x, const Strided5* xs, float_out_t* y,
         g += sg.n
 
 
-cdef inline void finish_lanes(float_out_t* y, int64_t ystride, const double* acc, int64_t V,
-                              int mode, double p, double divisor) noexcept nogil:
-    """y[c * ystride] = finished acc[c] for the V lanes of one output position;
-    one loop per case, so that the averages' divisions vectorize."""
-    cdef int64_t c
-    # "+ 0.0": a sum starts from +0, so a window of -0 values averages to +0.
-    if mode == ACC_SUM and ystride == 1:
-        for c in range(V):
-            y[c] = <float_out_t>((acc[c] + 0.0) / divisor)
-    elif mode == ACC_SUM:
-        for c in range(V):
-            y[c * ystride] = <float_out_t>((acc[c] + 0.0) / divisor)
-    else:
-        for c in range(V):
-            y[c * ystride] = <float_out_t>acc_final(acc[c] + 0.0, mode, p, divisor)
-
 
 cdef int running_max_tasks(const real_t* x, const Strided5* xs, real_t* y, const Strided5* ys,
                            const Windows* w, const RunPlan* rp, int64_t t0,
