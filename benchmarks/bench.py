@@ -169,6 +169,13 @@ def cases():
         lambda t: F.avg_pool2d(t, 3, 1, 1, count_include_pad=False),
         lambda x: np_pool(x, (3, 3), (1, 1), (1, 1), "avg", count_include_pad=False),
         (32, 128, 56, 56))
+    # Not in #4's list: the same average channels_last ("every layout").
+    add("avg2d 3x3 s1 p1 excl-pad NHWC (32,56,56,128)", (32, 56, 56, 128),
+        lambda x, n, **kw: pypool.avg_pool2d(x, 3, 1, 1, count_include_pad=False, layout="channels_last",
+                                       num_threads=n, **kw),
+        lambda t: F.avg_pool2d(t, 3, 1, 1, count_include_pad=False),
+        lambda x: np_pool(x, (3, 3), (1, 1), (1, 1), "avg", count_include_pad=False, channels_last=True),
+        (32, 56, 56, 128), channels_last=True)
     add("global avg NCHW (64,2048,7,7)", (64, 2048, 7, 7),
         lambda x, n, **kw: pypool.global_avg_pool(x, num_threads=n, **kw),
         lambda t: F.adaptive_avg_pool2d(t, 1), lambda x: x.mean(axis=(2, 3), dtype=np.float64).astype(F32),

@@ -19,6 +19,10 @@
 # * global sums — a global average sums a contiguous channels_first plane
 #   with 8 interleaved partial sums, or walks a channels_last input in
 #   memory order with a block of channels side by side.
+# * channels_last averages and Lp norms of 1-D/2-D sliding windows take the
+#   running path (running.pxi) whatever their size: small windows run its
+#   direct windows, row sums along the columns (channels as lanes), then
+#   across rows.
 # * lanes path — everything else. One task is an output row (od, oh) for a
 #   set of "lanes" that share the geometry: the channels of one batch of a
 #   channels_last input, or a block of consecutive batch planes of a
@@ -1554,7 +1558,7 @@ cdef int reduce_forward(const real_t* x, const Strided5* xs, float_out_t* y, con
         else:
             for r in range(tasks):
                 failed += global_sum_channels(x, xs, y, ys, divisor, cblock, r)
-    elif use_running_path(xs, ys, w, False):
+    elif use_running_path(xs, ys, w, False) or use_separable_lanes(xs, ys, w, mode):
         if mode == ACC_SUM:
             recw = pow2_reciprocals(w, divisor_override)
         plan_running(&rp, ys, w)

@@ -96,6 +96,18 @@ cdef inline bint use_running_path(const Strided5* xs, const Strided5* ys, const 
             and running_scratch(ys, w) > 0)
 
 
+cdef inline bint use_separable_lanes(const Strided5* xs, const Strided5* ys, const Windows* w,
+                                     int mode) noexcept nogil:
+    """Averages and Lp norms of channels_last 1-D/2-D windows too small for
+    running windows: the running path's tasks with direct windows on both
+    axes (each input row's sums along its columns, then across rows, channels
+    as lanes) instead of the lanes path's k*k taps per output. Sums then
+    follow the channels_first plane path's order (row sums, then rows)."""
+    return (mode != ACC_MAXABS and ys.n[4] > 1 and w.sliding and w.kernel[0] == 1
+            and w.step[1] == 1 and w.step[2] == 1 and w.kernel[1] * w.kernel[2] > 1
+            and running_scratch(ys, w) > 0)
+
+
 cdef extern from "_running.h":
     void pypool_sweep_max_f32(const float* z, int64_t lanes, int64_t first, int64_t s,
                               int64_t k, int64_t nout, float* scratch, float* out) noexcept nogil
@@ -103,6 +115,18 @@ cdef extern from "_running.h":
                               int64_t k, int64_t nout, double* scratch, double* out) noexcept nogil
     void pypool_sweep_sum_f64(const double* z, int64_t lanes, int64_t first, int64_t s,
                               int64_t k, int64_t nout, double* scratch, double* out) noexcept nogil
+
+
+cdef inline void combine3(real_t* dst, const real_t* a, const real_t* b, const real_t* c,
+                          int64_t n, bint is_max) noexcept nogil:
+    """dst[i] = (a[i] (+ or max) b[i]) (+ or max) c[i]: combine_to then combine_into."""
+    cdef int64_t i
+    if is_max:
+        for i in range(n):
+            dst[i] = max_nan(max_nan(a[i], b[i]), c[i])
+    else:
+        for i in range(n):
+            dst[i] = (a[i] + b[i]) + c[i]
 
 
 cdef void run_windows(real_t* z, real_t* scratch, int64_t lanes, int64_t first, int64_t s,
@@ -139,8 +163,16 @@ cdef void run_windows(real_t* z, real_t* scratch, int64_t lanes, int64_t first, 
     if not running:
         for o in range(nout):
             a = first + o * s
-            copy_lanes(out + o * lanes, z + a * lanes, lanes)
-            for j in range(1, k):
+            if k == 1:
+                copy_lanes(out + o * lanes, z + a * lanes, lanes)
+                continue
+            # The first two or three positions in one pass (then one more each).
+            if k == 2:
+                combine_to(out + o * lanes, z + a * lanes, z + (a + 1) * lanes, lanes, is_max)
+            else:
+                combine3(out + o * lanes, z + a * lanes, z + (a + 1) * lanes,
+                         z + (a + 2) * lanes, lanes, is_max)
+            for j in range(3, k):
                 combine_into(out + o * lanes, z + (a + j) * lanes, lanes, is_max)
         return
     while o < nout:

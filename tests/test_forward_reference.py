@@ -639,6 +639,31 @@ def test_stride_1_average_is_the_exact_quotient(kernel, dilation, padding, count
     np.testing.assert_array_equal(got.view(np.int64), expected.view(np.int64))
 
 
+@pytest.mark.parametrize("kernel,stride,padding", [(3, 1, 1), ((2, 3), 1, (1, 0)), (3, 2, 1),
+                                                    ((3, 1), (2, 1), 0), (2, 2, 0), (4, 1, 1)])
+@pytest.mark.parametrize("count_include_pad", [True, False])
+@pytest.mark.parametrize("channels", [3, 8, 130])
+def test_channels_last_average_adds_in_the_channels_first_order(kernel, stride, padding,
+                                                                count_include_pad, channels):
+    """channels_last 2-D averages (dilation 1) add each input row's taps left to
+    right, then the rows, as the channels_first plane path does, so the two
+    layouts agree bit for bit. Float64 results of float32 inputs spread over
+    many magnitudes show it: adding the taps in plain row-major order instead
+    is one ulp off in a good share of the outputs."""
+    rng = np.random.default_rng(12)
+    shape = (2, channels, 9, 21)
+    x = (rng.standard_normal(shape) * 10.0 ** rng.integers(-6, 6, shape)).astype(np.float32)
+    kwargs = dict(count_include_pad=count_include_pad, dtype=np.float64)
+    first = pypool.avg_pool2d(x, kernel, stride, padding, **kwargs)
+    last = pypool.avg_pool2d(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), kernel, stride,
+                             padding, layout="channels_last", **kwargs)
+    np.testing.assert_array_equal(last.transpose(0, 3, 1, 2).view(np.int64), first.view(np.int64))
+    # The stride-1 windows are the documented sums, divided once.
+    if stride == 1 and np.isscalar(kernel) and count_include_pad:
+        total = _padded_window_sums(x, kernel, kernel, 1, padding)
+        np.testing.assert_array_equal(first, (total + 0.0) / float(kernel * kernel))
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.int64])
 def test_stride_1_average_of_infinities_and_nans(dtype):
     """Infinite sums average to +-inf, and NaN appears only where the window has a
