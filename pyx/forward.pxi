@@ -19,10 +19,11 @@
 # * global sums — a global average sums a contiguous channels_first plane
 #   with 8 interleaved partial sums, or walks a channels_last input in
 #   memory order with a block of channels side by side.
-# * channels_last averages and Lp norms of 1-D/2-D sliding windows take the
-#   running path (running.pxi) whatever their size: small windows run its
-#   direct windows, row sums along the columns (channels as lanes), then
-#   across rows.
+# * channels_last averages and Lp norms of 1-D/2-D sliding windows: the plane
+#   path's scheme with channels as lanes (lane_sums.pxi), or the running
+#   path (running.pxi) for large windows, and for small ones whose rows are
+#   too long for lane_sums' scratch (its direct windows: row sums along the
+#   columns, then across rows, as well).
 # * lanes path — everything else. One task is an output row (od, oh) for a
 #   set of "lanes" that share the geometry: the channels of one batch of a
 #   channels_last input, or a block of consecutive batch planes of a
@@ -1466,6 +1467,7 @@ cdef int global_sum_channels(const real_t* x, const Strided5* xs, float_out_t* y
 
 
 include "running.pxi"
+include "lane_sums.pxi"
 
 
 # ----------------------------------------------------------------------------- drivers
@@ -1558,6 +1560,16 @@ cdef int reduce_forward(const real_t* x, const Strided5* xs, float_out_t* y, con
         else:
             for r in range(tasks):
                 failed += global_sum_channels(x, xs, y, ys, divisor, cblock, r)
+    elif not use_running_path(xs, ys, w, False) and use_lane_sums(xs, ys, w, mode):
+        chunks = chunk_count(rows, nthreads)
+        if nthreads > 1:
+            for r in prange(chunks, num_threads=nthreads, schedule="static"):
+                failed += lane_sum_rows(x, xs, y, ys, w, mode, p, divisor_override,
+                                        r * rows // chunks, (r + 1) * rows // chunks)
+        else:
+            for r in range(chunks):
+                failed += lane_sum_rows(x, xs, y, ys, w, mode, p, divisor_override,
+                                        r * rows // chunks, (r + 1) * rows // chunks)
     elif use_running_path(xs, ys, w, False) or use_separable_lanes(xs, ys, w, mode):
         if mode == ACC_SUM:
             recw = pow2_reciprocals(w, divisor_override)

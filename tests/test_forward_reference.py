@@ -664,6 +664,34 @@ def test_channels_last_average_adds_in_the_channels_first_order(kernel, stride, 
         np.testing.assert_array_equal(first, (total + 0.0) / float(kernel * kernel))
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("kernel,stride,padding", [(3, 1, 1), (2, 2, 0), (3, 2, 1), (9, 1, 4),
+                                                    ((1, 9), 1, (0, 4))])
+def test_average_is_the_exact_quotient_of_its_sum(layout, kernel, stride, padding):
+    """Whatever the path (plane, lanes, running; AVX2 builds get quotients from
+    a reciprocal and an FMA correction instead of dividing), an average is its
+    float64 sum divided once, correctly rounded: the sum itself is the
+    average with divisor_override=1. Divisors past 2**31 take the plain
+    division. A product by the reciprocal alone is off in about a quarter of
+    these outputs."""
+    rng = np.random.default_rng(13)
+    shape = (2, 5, 12, 40)
+    x = (rng.standard_normal(shape) * 10.0 ** rng.integers(-6, 6, shape)).astype(np.float32)
+    if layout == "channels_last":
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+
+    def avg(a, **kw):
+        return pypool.avg_pool2d(a, kernel, stride, padding, layout=layout, dtype=np.float64, **kw)
+
+    total = avg(x, divisor_override=1)
+    for d in (3, 7, 9, 49, 1000003, 2**31 + 11):
+        np.testing.assert_array_equal(avg(x, divisor_override=d).view(np.int64),
+                                      (total / d).view(np.int64))
+    taps = avg(np.ones_like(x), divisor_override=1)    # in-bounds taps per window
+    np.testing.assert_array_equal(avg(x, count_include_pad=False).view(np.int64),
+                                  (total / taps).view(np.int64))
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.int64])
 def test_stride_1_average_of_infinities_and_nans(dtype):
     """Infinite sums average to +-inf, and NaN appears only where the window has a

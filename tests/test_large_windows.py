@@ -194,6 +194,10 @@ def test_float32_average_rounds_like_the_division_near_midpoints():
     np.testing.assert_array_equal(got[:, 0, 0, 8], expected)
     # global average of 3x3 planes
     np.testing.assert_array_equal(pypool.global_avg_pool(windows.reshape(1, -1, 3, 3))[0], expected)
+    # channels_last: the windows side by side as channels
+    xl = np.ascontiguousarray(windows.reshape(-1, 3, 3).transpose(1, 2, 0))[None]
+    got = pypool.avg_pool2d(xl, 3, 3, layout="channels_last")
+    np.testing.assert_array_equal(got[0, 0, 0], expected)
 
 
 @pytest.mark.parametrize("channels", [8, 13])

@@ -1,0 +1,149 @@
+# Averages and Lp norms of small sliding windows on channels_last inputs.
+#
+# The plane path's scheme (forward.pxi, reduce_plane_rows) with channels as
+# the vector lanes: each input row's window sums along its columns are
+# computed once, as doubles, and kept in a slot while later output rows of
+# the task still need them; an output row then adds its window's rows of
+# sums and finishes, in one pass. Taps are added in the same order as on the
+# plane path (each row's in-bounds taps left to right, then the rows top to
+# bottom), so both layouts give the same bits.
+
+cdef enum:
+    LANE_SLOTS_BYTES = 4 << 20   # most scratch a task may use (else the running path)
+
+
+cdef inline int64_t lane_slot_count(const Windows* w) noexcept nogil:
+    """Slots for the row sums: the window's extent in rows, rounded up to a power
+    of two (rows of one window never share a slot; h & (n - 1) picks one)."""
+    return pow2_at_least((w.kernel[1] - 1) * w.step[1] + 1)
+
+
+cdef inline bint use_lane_sums(const Strided5* xs, const Strided5* ys, const Windows* w,
+                               int mode) noexcept nogil:
+    """channels_last 1-D/2-D sliding windows too small for running windows,
+    whose scratch (slots of row sums, a row of terms) stays within
+    LANE_SLOTS_BYTES."""
+    cdef int64_t nslots
+    if not (ys.n[4] > 1 and w.sliding and w.kernel[0] == 1 and xs.n[1] == 1):
+        return False
+    nslots = lane_slot_count(w)
+    if (nslots > ROW_SLOTS_MAX or ys.n[3] > LANE_SLOTS_BYTES or xs.n[3] > LANE_SLOTS_BYTES
+            or ys.n[4] > LANE_SLOTS_BYTES):
+        return False    # (also keeps the product below from overflowing)
+    # Scratch: the slots and an accumulator (output rows), a row of terms (input).
+    return ((nslots + 1) * ys.n[3] * ys.n[4] + xs.n[3] * xs.n[4]
+            <= LANE_SLOTS_BYTES // <int64_t>sizeof(double))
+
+
+cdef void lane_row_sums(double* hs, double* terms, const real_t* row, const Strided5* xs,
+                        const Windows* w, int mode, double p, bint is_max) noexcept nogil:
+    """hs[o * V + c] = the taps of output column o's window in this input row,
+    channel c, combined left to right (``terms`` holds the row's W * V terms)."""
+    cdef int64_t W = xs.n[3], V = xs.n[4], OW = w.out[2], step = w.step[2] * V
+    cdef int64_t col, o, n, j
+    cdef const double* base
+    cdef double* out
+    for col in range(W):
+        load_terms(terms + col * V, row + col * xs.s[3], xs.s[4], V, mode, p)
+    for o in range(OW):
+        n = w.count[2][o]
+        base = terms + w.first[2][o] * V
+        out = hs + o * V
+        if n == 0:
+            fill(out, 0.0, V)
+        elif n == 1:
+            copy_lanes(out, base, V)
+        elif n == 2:
+            combine_to(out, base, base + step, V, is_max)
+        else:
+            combine3(out, base, base + step, base + 2 * step, V, is_max)
+            for j in range(3, n):
+                combine_into(out, base + j * step, V, is_max)
+
+
+cdef inline void finish_rows(float_out_t* y, int64_t ystride, double** rows, int64_t n,
+                             int64_t V, double divisor, double* acc) noexcept nogil:
+    """y[c * ystride] = ((rows[0][c] + rows[1][c]) + ...) + 0.0) / divisor: an
+    average over 1 to 3 rows of sums in one pass (more go through ``acc``)."""
+    cdef const double* r0 = rows[0]
+    cdef const double* r1
+    cdef const double* r2
+    cdef int64_t c, j
+    if n == 1 and ystride == 1:
+        for c in range(V):
+            y[c] = <float_out_t>((r0[c] + 0.0) / divisor)
+    elif n == 2 and ystride == 1:
+        r1 = rows[1]
+        for c in range(V):
+            y[c] = <float_out_t>(((r0[c] + r1[c]) + 0.0) / divisor)
+    elif n == 3 and ystride == 1:
+        r1 = rows[1]
+        r2 = rows[2]
+        for c in range(V):
+            y[c] = <float_out_t>((((r0[c] + r1[c]) + r2[c]) + 0.0) / divisor)
+    else:
+        copy_lanes(acc, r0, V)
+        for j in range(1, n):
+            combine_into(acc, rows[j], V, False)
+        finish_lanes(y, ystride, acc, V, ACC_SUM, 0.0, divisor)
+
+
+cdef int lane_sum_rows(const real_t* x, const Strided5* xs, float_out_t* y, const Strided5* ys,
+                       const Windows* w, int mode, double p, int64_t divisor_override,
+                       int64_t r0, int64_t r1) noexcept nogil:
+    """Output rows [r0, r1) (b, oh) of a channels_last average or Lp norm; 1 when
+    scratch cannot be allocated, else 0."""
+    cdef int64_t OH = ys.n[2], OW = ys.n[3], V = ys.n[4], H = xs.n[2]
+    cdef int64_t nslots = lane_slot_count(w), row_len = OW * V
+    cdef int64_t r, b = r0 // OH, oh = r0 % OH, jh, h, n, slot, tag, o
+    cdef bint is_max = mode == ACC_MAXABS
+    cdef double divisor
+    cdef double* rows[ROW_SLOTS_MAX]     # the window's rows of sums, in order
+    cdef double* at[ROW_SLOTS_MAX]       # the same at one output column
+    cdef double* hs
+    cdef float_out_t* yrow
+    # Slots of row sums, then an accumulator row, then one input row of terms.
+    cdef double* scratch = <double*>malloc(
+        <size_t>((nslots + 1) * row_len + xs.n[3] * V + 1) * sizeof(double))
+    cdef double* acc = scratch + nslots * row_len
+    cdef double* terms = acc + row_len
+    cdef int64_t* tags = <int64_t*>malloc(<size_t>nslots * sizeof(int64_t))
+    if scratch == NULL or tags == NULL:
+        free(scratch)
+        free(tags)
+        return 1
+    for slot in range(nslots):
+        tags[slot] = -1
+    for r in range(r0, r1):
+        n = w.count[1][oh]
+        for jh in range(n):
+            h = w.first[1][oh] + jh * w.step[1]
+            slot = h & (nslots - 1)
+            hs = scratch + slot * row_len
+            tag = b * H + h
+            if tags[slot] != tag:
+                lane_row_sums(hs, terms, x + b * xs.s[0] + h * xs.s[2], xs, w, mode, p, is_max)
+                tags[slot] = tag
+            rows[jh] = hs
+        yrow = y + offset5(ys, b, 0, oh, 0, 0)
+        for o in range(OW):
+            divisor = avg_divisor(w, 0, oh, o, divisor_override)
+            if n == 0:
+                fill(acc, 0.0, V)
+                finish_lanes(yrow + o * ys.s[3], ys.s[4], acc, V, mode, p, divisor)
+            elif mode == ACC_SUM:
+                for jh in range(n):
+                    at[jh] = rows[jh] + o * V
+                finish_rows(yrow + o * ys.s[3], ys.s[4], at, n, V, divisor, acc)
+            else:
+                copy_lanes(acc, rows[0] + o * V, V)
+                for jh in range(1, n):
+                    combine_into(acc, rows[jh] + o * V, V, is_max)
+                finish_lanes(yrow + o * ys.s[3], ys.s[4], acc, V, mode, p, divisor)
+        oh += 1
+        if oh == OH:
+            oh = 0
+            b += 1
+    free(scratch)
+    free(tags)
+    return 0
