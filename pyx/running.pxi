@@ -17,13 +17,18 @@
 # per axis, so a large kernel on one axis only is fine too. Tasks and groups
 # are small so that a pass's working set stays in L1/L2 (A/B on this
 # machine: 64-line tasks without groups were 25% slower for float32 max and
-# 80% for float64 sums), and the next task's input rows are prefetched.
+# 80% for float64 sums; with groups, sums gain from 64 lines, max does not),
+# and the next task's input rows are prefetched. (Timings of these cases
+# move by up to 20% between processes with where their arrays land in
+# memory: compare builds alternately, one case per process.)
 #
 # Blocks are aligned to the padded axis, not to a task, so results do not
 # depend on how the work is split between threads.
 
 cdef enum:
-    RUN_LINES = 32     # output rows per task (the row pass's block)
+    RUN_LINES = 32     # output rows per task of a max (the row pass's block)
+    RUN_LINES_SUMS = 64  # ... of an average or Lp norm (A/B, 1 thread: avg 15x15 NCHW
+                         # 8.1 -> 7.4 ms, NHWC 9.5 -> 8.9 ms; max 13x13 is not faster)
     COLUMN_BYTES = 128 # the column pass takes a task's lines this many bytes of lanes at a
                        # time (32 floats, 16 doubles), so its working set stays in L1
     RUN_STRIP = 128    # output columns per task (keeps the scratch within L2)
@@ -63,8 +68,11 @@ cdef inline int64_t run_strip(const Strided5* ys, const Windows* w) noexcept nog
     return strip if strip > 1 else 1
 
 
-cdef inline int64_t running_scratch(const Strided5* ys, const Windows* w) noexcept nogil:
-    """Elements of each of a task's 4 scratch buffers, or -1 above RUN_SCRATCH_MAX."""
+cdef inline int64_t running_scratch(const Strided5* ys, const Windows* w,
+                                    int64_t lines=RUN_LINES_SUMS) noexcept nogil:
+    """Elements of each of a task's 4 scratch buffers for tasks of ``lines`` output
+    rows, or -1 above RUN_SCRATCH_MAX (the default, the larger task, is what
+    picking the path checks)."""
     cdef int64_t kh = w.kernel[1], kw = w.kernel[2], sh = w.stride[1], sw = w.stride[2]
     cdef int64_t V = ys.n[4], strip, rows, cols
     if (kh > RUN_SCRATCH_MAX or kw > RUN_SCRATCH_MAX or sh > RUN_SCRATCH_MAX
@@ -72,13 +80,13 @@ cdef inline int64_t running_scratch(const Strided5* ys, const Windows* w) noexce
         return -1    # (also keeps the products below far from overflowing)
     strip = run_strip(ys, w)
     # Positions of one task, with up to k - 1 of block alignment in front.
-    rows = (RUN_LINES - 1) * sh + 2 * kh - 1
+    rows = (lines - 1) * sh + 2 * kh - 1
     cols = (strip - 1) * sw + 2 * kw - 1
     if cols > RUN_SCRATCH_MAX // V:
         return -1
     cols = whole_vectors(cols * V)    # a task's width, at most
-    if rows < RUN_LINES:
-        rows = RUN_LINES
+    if rows < lines:
+        rows = lines
     if rows > RUN_SCRATCH_MAX // cols:
         return -1
     return rows * cols
@@ -246,18 +254,22 @@ cdef struct RunPlan:
     int64_t scratch                    # elements of each of a task's 4 scratch buffers
     int64_t strip                      # output columns per task
     int64_t V                          # lanes per column (channels_last: the channels)
+    int64_t lines                      # output rows per task
     bint run_h, run_w                  # running (True) or direct windows per axis
 
 
-cdef void plan_running(RunPlan* rp, const Strided5* ys, const Windows* w) noexcept nogil:
+cdef void plan_running(RunPlan* rp, const Strided5* ys, const Windows* w,
+                       bint sums) noexcept nogil:
     cdef int64_t lines = ys.n[0] * ys.n[1] * ys.n[2]
+    rp.lines = RUN_LINES_SUMS if sums else RUN_LINES
     rp.run_h = herk_pays(w.kernel[1], w.stride[1])
     rp.run_w = herk_pays(w.kernel[2], w.stride[2])
-    rp.groups = (lines + RUN_LINES - 1) // RUN_LINES
+    rp.groups = (lines + rp.lines - 1) // rp.lines
     rp.V = ys.n[4]
     rp.strip = run_strip(ys, w)
     rp.strips = (ys.n[3] + rp.strip - 1) // rp.strip
-    rp.scratch = running_scratch(ys, w)    # > 0: use_running_path checked it
+    # > 0: use_running_path checked it for RUN_LINES_SUMS >= rp.lines lines
+    rp.scratch = running_scratch(ys, w, rp.lines)
 
 
 cdef struct RunTask:
@@ -275,9 +287,9 @@ cdef void plan_task(RunTask* t, const Strided5* xs, const Strided5* ys, const Wi
                     const RunPlan* rp, int64_t task) noexcept nogil:
     cdef int64_t lines = ys.n[0] * ys.n[1] * ys.n[2], kw = w.kernel[2], sw = w.stride[2]
     cdef int64_t c_hi, u1
-    t.g0 = (task // rp.strips) * RUN_LINES
+    t.g0 = (task // rp.strips) * rp.lines
     t.ow0 = (task % rp.strips) * rp.strip
-    t.nl = lines - t.g0 if lines - t.g0 < RUN_LINES else RUN_LINES
+    t.nl = lines - t.g0 if lines - t.g0 < rp.lines else rp.lines
     t.nout = ys.n[3] - t.ow0 if ys.n[3] - t.ow0 < rp.strip else rp.strip
     t.u0 = t.ow0 * sw
     if rp.run_w:
