@@ -24,6 +24,8 @@
 #   path (running.pxi) for large windows, and for small ones whose rows are
 #   too long for lane_sums' scratch (its direct windows: row sums along the
 #   columns, then across rows, as well).
+# * 3-D windows large on some axis (max values, averages): a depth pooling,
+#   then a 2-D pooling of its result (depth_first.pxi), each by the paths here.
 # * lanes path — everything else. One task is an output row (od, oh) for a
 #   set of "lanes" that share the geometry: the channels of one batch of a
 #   channels_last input, or a block of consecutive batch planes of a
@@ -1468,6 +1470,7 @@ cdef int global_sum_channels(const real_t* x, const Strided5* xs, float_out_t* y
 
 include "running.pxi"
 include "lane_sums.pxi"
+include "depth_first.pxi"
 
 
 # ----------------------------------------------------------------------------- drivers
@@ -1494,6 +1497,8 @@ cdef int max_forward(const real_t* x, const Strided5* xs, real_t* y, const Strid
     cdef int failed = 0
     cdef ColumnTaps ct
     cdef RunPlan rp
+    if ind == NULL and use_depth_first(xs, ys, w, True, sizeof(real_t)):
+        return depth_first_max(x, xs, y, ys, w, nthreads)
     if use_running_path(xs, ys, w, ind != NULL):
         plan_running(&rp, ys, w, False)
         tasks = rp.groups * rp.strips
@@ -1541,6 +1546,9 @@ cdef int reduce_forward(const real_t* x, const Strided5* xs, float_out_t* y, con
     cdef ColumnTaps ct
     cdef RunPlan rp
     cdef double* recw = NULL
+    if (mode == ACC_SUM and not is_global_sum(xs, ys, w, mode)
+            and use_depth_first(xs, ys, w, True, sizeof(double))):
+        return depth_first_average(x, xs, y, ys, w, divisor_override, nthreads)
     if is_global_sum(xs, ys, w, mode) and ys.n[4] == 1:
         divisor = avg_divisor(w, 0, 0, 0, divisor_override)
         tasks = (ys.n[0] + PLANE_GROUP - 1) // PLANE_GROUP

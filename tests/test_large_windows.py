@@ -26,13 +26,16 @@ AVG_DTYPES = (np.float32, np.float64, np.float16, np.int16, np.uint8)
 
 @st.composite
 def large_geometries(draw):
-    nd = draw(st.integers(1, 2))
+    # 3-D windows pool the depth first, then the 2-D window (depth_first.pxi);
+    # they are kept smaller, for the reference's sake.
+    nd = draw(st.integers(1, 3))
     stride = tuple(draw(st.lists(st.integers(1, 3), min_size=nd, max_size=nd)))
     # at least one axis wide enough for running windows
     wide = draw(st.integers(0, nd - 1))
-    kernel = tuple(draw(st.integers(2 * s + 3, 2 * s + 12)) if a == wide
-                   else draw(st.integers(1, 2 * s + 8)) for a, s in enumerate(stride))
-    spatial = tuple(draw(st.integers(1, k + 30)) for k in kernel)
+    extra = 12 if nd < 3 else 4
+    kernel = tuple(draw(st.integers(2 * s + 3, 2 * s + extra)) if a == wide
+                   else draw(st.integers(1, 2 * s + extra - 4)) for a, s in enumerate(stride))
+    spatial = tuple(draw(st.integers(1, k + (30 if nd < 3 else 6))) for k in kernel)
     padding = draw(paddings(list(kernel)))
     return dict(nd=nd, spatial=spatial, kernel=kernel, stride=stride, padding=padding,
                 ceil_mode=draw(st.booleans()))
@@ -211,3 +214,51 @@ def test_large_channels_last_max_ties_follow_row_major_order(channels, kernel, s
     x = rng.choice(np.array([-0.0, 0.0, -1.0, np.nan], np.float32), (2, 23, 19, channels),
                    p=[0.45, 0.45, 0.08, 0.02])
     assert_values_equal_indexed_values(x, kernel, stride, padding, "channels_last")
+
+
+@pytest.mark.parametrize("layout", ["channels_first", "channels_last"])
+@pytest.mark.parametrize("kernel,stride,padding,dilation,ceil_mode", [
+    (7, 1, 3, 1, False),                        # large on every axis
+    ((9, 3, 3), (2, 1, 1), (4, 1, 0), 1, True),  # large depth only
+    ((3, 9, 2), (1, 1, 2), (1, 4, 1), (2, 1, 1), False),  # large rows, dilated depth
+    ((5, 1, 11), 1, (2, 0, 5), (1, 1, 1), True),
+])
+def test_3d_large_windows_pool_the_depth_first(layout, kernel, stride, padding, dilation,
+                                                ceil_mode):
+    """Large 3-D windows run as a depth pooling and then a 2-D one
+    (depth_first.pxi): max values equal the reference's (NaN and infinities
+    included), averages are within an ulp of it and, in float64, exactly the
+    divisor_override=1 sum divided once by the 3-D divisor; thread counts
+    agree bit for bit; reversed and strided views too."""
+    rng = np.random.default_rng(21)
+    spatial = (13, 11, 17)
+    shape = (2, 3) + spatial if layout == "channels_first" else (2,) + spatial + (3,)
+    x = (rng.standard_normal(shape) * 10.0 ** rng.integers(-4, 4, shape)).astype(np.float32)
+    x.flat[rng.integers(0, x.size, 6)] = np.nan
+    x.flat[rng.integers(0, x.size, 6)] = np.inf
+    x.flat[rng.integers(0, x.size, 6)] = -np.inf
+    def three(v):
+        return (v,) * 3 if np.isscalar(v) else v
+
+    args = (three(kernel), three(stride), three(padding), three(dilation), ceil_mode)
+    for view in (x, x[:, ::-1], np.repeat(x, 2, axis=-1)[..., ::2]):
+        ref_v, _ = ref_max_pool(view, *args, layout=layout)
+        got = pypool.max_pool(view, *args, layout=layout, num_threads=1)
+        assert_same_max(got, ref_v)
+        assert_same_max(pypool.max_pool(view, *args, layout=layout, num_threads=2), got)
+        finite = np.nan_to_num(view, nan=1.0, posinf=2.0, neginf=-3.0)
+        for include_pad in (True, False):
+            ref64 = ref_avg_pool(finite, *args, count_include_pad=include_pad, layout=layout,
+                                 keep_float64=True)
+            got = pypool.avg_pool(finite, *args, count_include_pad=include_pad, layout=layout,
+                                  num_threads=1)
+            assert_avg_matches(got, ref64, np.float32)
+            two = pypool.avg_pool(finite, *args, count_include_pad=include_pad, layout=layout,
+                                  num_threads=2)
+            np.testing.assert_array_equal(two.view(np.uint32), got.view(np.uint32))
+        total = pypool.avg_pool(finite, *args, divisor_override=1, layout=layout,
+                                dtype=np.float64)
+        for d in (7, 343):
+            got = pypool.avg_pool(finite, *args, divisor_override=d, layout=layout,
+                                  dtype=np.float64)
+            np.testing.assert_array_equal(got.view(np.int64), (total / d).view(np.int64))
