@@ -132,16 +132,18 @@ cdef int plan_depth_first(DepthFirst* df, const Strided5* xs, const Strided5* ys
 
 cdef int depth_first_max(const real_t* x, const Strided5* xs, real_t* y, const Strided5* ys,
                          const Windows* w, int nthreads) noexcept nogil:
-    """A 3-D max (values) in two stages; returns max_forward's failure count."""
+    """A 3-D max (values) in two stages; returns max_forward's failure count, or
+    -1 when the intermediate cannot be allocated (nothing was written: the
+    caller takes the direct paths, which need no such memory)."""
     cdef DepthFirst df
     cdef int failed
     cdef real_t* t
     if plan_depth_first(&df, xs, ys, w):
-        return 1
+        return -1
     t = <real_t*>malloc(<size_t>(df.t1.n[0] * df.t1.n[2] * df.t1.n[4] + 1) * sizeof(real_t))
     if t == NULL:
         free(df.w2.first[0])
-        return 1
+        return -1
     # (No indices: the result's view stands in for theirs, which paths read.)
     failed = max_forward(x, &df.x1, t, &df.t1, NULL, &df.t1, &df.w1, nthreads)
     if failed == 0:
@@ -155,16 +157,17 @@ cdef int depth_first_average(const real_t* x, const Strided5* xs, float_out_t* y
                              const Strided5* ys, const Windows* w, int64_t divisor_override,
                              int nthreads) noexcept nogil:
     """A 3-D average in two stages (float64 depth sums, then the 2-D sums and
-    the one division); returns reduce_forward's failure count."""
+    the one division); returns reduce_forward's failure count, or -1 as
+    depth_first_max."""
     cdef DepthFirst df
     cdef int failed
     cdef double* t
     if plan_depth_first(&df, xs, ys, w):
-        return 1
+        return -1
     t = <double*>malloc(<size_t>(df.t1.n[0] * df.t1.n[2] * df.t1.n[4] + 1) * sizeof(double))
     if t == NULL:
         free(df.w2.first[0])
-        return 1
+        return -1
     failed = reduce_forward(x, &df.x1, t, &df.t1, &df.w1, REDUCE_AVG, 1, 0.0, nthreads)
     if failed == 0:
         failed = reduce_forward(<const double*>t, &df.x2, y, ys, &df.w2, REDUCE_AVG,

@@ -1498,7 +1498,10 @@ cdef int max_forward(const real_t* x, const Strided5* xs, real_t* y, const Strid
     cdef ColumnTaps ct
     cdef RunPlan rp
     if ind == NULL and use_depth_first(xs, ys, w, True, sizeof(real_t)):
-        return depth_first_max(x, xs, y, ys, w, nthreads)
+        failed = depth_first_max(x, xs, y, ys, w, nthreads)
+        if failed >= 0:
+            return failed
+        failed = 0    # no memory for the intermediate: the direct paths
     if use_running_path(xs, ys, w, ind != NULL):
         plan_running(&rp, ys, w, False)
         tasks = rp.groups * rp.strips
@@ -1548,7 +1551,10 @@ cdef int reduce_forward(const real_t* x, const Strided5* xs, float_out_t* y, con
     cdef double* recw = NULL
     if (mode == ACC_SUM and not is_global_sum(xs, ys, w, mode)
             and use_depth_first(xs, ys, w, True, sizeof(double))):
-        return depth_first_average(x, xs, y, ys, w, divisor_override, nthreads)
+        failed = depth_first_average(x, xs, y, ys, w, divisor_override, nthreads)
+        if failed >= 0:
+            return failed
+        failed = 0    # no memory for the intermediate: the direct paths
     if is_global_sum(xs, ys, w, mode) and ys.n[4] == 1:
         divisor = avg_divisor(w, 0, 0, 0, divisor_override)
         tasks = (ys.n[0] + PLANE_GROUP - 1) // PLANE_GROUP

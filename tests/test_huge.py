@@ -165,6 +165,7 @@ def test_avg_backward_tap_counts_near_the_2_62_limit():
 # here 3 buffers of 140 million doubles (3.4 GB) for an input that is a broadcast
 # view. The child process caps its address space 1 GiB above what it already
 # uses, so such a request fails (MemoryError) instead of quietly eating memory.
+# (Large 3-D windows may ask for up to 1 GiB and fall back when refused.)
 
 RUNNING_SCRATCH_CHILD = """
 import resource, sys
@@ -188,6 +189,19 @@ want_avg = np.array([r.sum() / kh for r in rows])[None, :, None]   # integer sum
 assert avg.shape == (1, 2, W) and (avg == want_avg).all(), (avg[:, :, 0], want_avg)
 assert (mx == np.array([r.max() for r in rows])[None, :, None]).all(), mx[:, :, 0]
 assert (lp == np.array([np.abs(r).sum() for r in rows])[None, :, None]).all(), lp[:, :, 0]
+
+# A large 3-D window pools the depth first into an intermediate of whole planes:
+# here 8 x 4096 x 4096 doubles, 1 GiB, which the cap refuses. The call must then
+# take the direct paths (a few taps per output) instead of failing.
+D = 65
+a3 = np.random.default_rng(6).integers(-1000, 1000, D).astype(np.float64)
+x3 = np.broadcast_to(a3[:, None, None], (1, D, 4096, 4096))
+wins = [a3[o * 8:o * 8 + 9] for o in range(8)]
+avg3 = pypool.avg_pool3d(x3, (9, 2, 2), (8, 64, 64))
+mx3 = pypool.max_pool3d(x3, (9, 2, 2), (8, 64, 64))
+assert avg3.shape == mx3.shape == (1, 8, 64, 64)
+assert (avg3 == np.array([w.sum() * 4 / 36 for w in wins])[None, :, None, None]).all()
+assert (mx3 == np.array([w.max() for w in wins])[None, :, None, None]).all()
 print("ok")
 """
 
