@@ -40,25 +40,11 @@ cdef void lane_row_sums(double* hs, double* terms, const real_t* row, const Stri
     """hs[o * V + c] = the taps of output column o's window in this input row,
     channel c, combined left to right (``terms`` holds the row's W * V terms)."""
     cdef int64_t W = xs.n[3], V = xs.n[4], OW = w.out[2], step = w.step[2] * V
-    cdef int64_t col, o, n, j
-    cdef const double* base
-    cdef double* out
+    cdef int64_t col, o
     for col in range(W):
         load_terms(terms + col * V, row + col * xs.s[3], xs.s[4], V, mode, p)
     for o in range(OW):
-        n = w.count[2][o]
-        base = terms + w.first[2][o] * V
-        out = hs + o * V
-        if n == 0:
-            fill(out, 0.0, V)
-        elif n == 1:
-            copy_lanes(out, base, V)
-        elif n == 2:
-            combine_to(out, base, base + step, V, is_max)
-        else:
-            combine3(out, base, base + step, base + 2 * step, V, is_max)
-            for j in range(3, n):
-                combine_into(out, base + j * step, V, is_max)
+        combine_taps(hs + o * V, terms + w.first[2][o] * V, step, w.count[2][o], V, is_max)
 
 
 cdef inline void finish_rows(float_out_t* y, int64_t ystride, double** rows, int64_t n,

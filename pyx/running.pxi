@@ -137,6 +137,23 @@ cdef inline void combine3(real_t* dst, const real_t* a, const real_t* b, const r
             dst[i] = (a[i] + b[i]) + c[i]
 
 
+cdef inline void combine_taps(real_t* out, const real_t* base, int64_t step, int64_t n,
+                              int64_t lanes, bint is_max) noexcept nogil:
+    """out = base[0] (+ or max) base[step] ... (n taps, in order) lane by lane; the
+    first two or three in one pass, then one more each; no taps give zeros."""
+    cdef int64_t j
+    if n == 0:
+        fill(out, <real_t>0, lanes)
+    elif n == 1:
+        copy_lanes(out, base, lanes)
+    elif n == 2:
+        combine_to(out, base, base + step, lanes, is_max)
+    else:
+        combine3(out, base, base + step, base + 2 * step, lanes, is_max)
+        for j in range(3, n):
+            combine_into(out, base + j * step, lanes, is_max)
+
+
 cdef void run_windows(real_t* z, real_t* scratch, int64_t lanes, int64_t first, int64_t s,
                       int64_t k, int64_t nout, bint running, bint is_max,
                       real_t* out) noexcept nogil:
@@ -170,18 +187,7 @@ cdef void run_windows(real_t* z, real_t* scratch, int64_t lanes, int64_t first, 
             return
     if not running:
         for o in range(nout):
-            a = first + o * s
-            if k == 1:
-                copy_lanes(out + o * lanes, z + a * lanes, lanes)
-                continue
-            # The first two or three positions in one pass (then one more each).
-            if k == 2:
-                combine_to(out + o * lanes, z + a * lanes, z + (a + 1) * lanes, lanes, is_max)
-            else:
-                combine3(out + o * lanes, z + a * lanes, z + (a + 1) * lanes,
-                         z + (a + 2) * lanes, lanes, is_max)
-            for j in range(3, k):
-                combine_into(out + o * lanes, z + (a + j) * lanes, lanes, is_max)
+            combine_taps(out + o * lanes, z + (first + o * s) * lanes, lanes, k, lanes, is_max)
         return
     while o < nout:
         b0 = a - a % k
