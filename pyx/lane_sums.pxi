@@ -39,12 +39,16 @@ cdef void lane_row_sums(double* hs, double* terms, const real_t* row, const Stri
                         const Windows* w, int mode, double p, bint is_max) noexcept nogil:
     """hs[o * V + c] = the taps of output column o's window in this input row,
     channel c, combined left to right (``terms`` holds the row's W * V terms)."""
-    cdef int64_t W = xs.n[3], V = xs.n[4], OW = w.out[2], step = w.step[2] * V
+    cdef int64_t W = xs.n[3], V = xs.n[4], OW = w.out[2], n
     cdef int64_t col, o
     for col in range(W):
         load_terms(terms + col * V, row + col * xs.s[3], xs.s[4], V, mode, p)
     for o in range(OW):
-        combine_taps(hs + o * V, terms + w.first[2][o] * V, step, w.count[2][o], V, is_max)
+        # The tap step in elements only when there are two taps (the dilation of a
+        # one-tap window may be huge, and its product with V overflow).
+        n = w.count[2][o]
+        combine_taps(hs + o * V, terms + w.first[2][o] * V, w.step[2] * V if n > 1 else 0,
+                     n, V, is_max)
 
 
 cdef inline void finish_rows(float_out_t* y, int64_t ystride, double** rows, int64_t n,
