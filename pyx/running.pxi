@@ -342,10 +342,6 @@ cdef inline const real_t* segment_row(const real_t* x, const Strided5* xs, const
     return x + sg.b * xs.s[0] + w.first[0][sg.od] * xs.s[1] + h * xs.s[2] + t.c_lo * xs.s[3]
 
 
-cdef extern from *:
-    void __builtin_prefetch(const void* addr, int rw, int locality) noexcept nogil
-
-
 cdef inline bint columns_contiguous(const Strided5* xs, const RunPlan* rp) noexcept nogil:
     """Is a row's run of columns (with all their channels) one contiguous block?"""
     return xs.s[3] == 1 if rp.V == 1 else (xs.s[4] == 1 and xs.s[3] == rp.V)
@@ -396,7 +392,7 @@ cdef void prefetch_task(const real_t* x, const Strided5* xs, const Strided5* ys,
     prefetcher does not run far enough ahead of this access pattern."""
     cdef RunTask t
     cdef Segment sg
-    cdef int64_t g = 0, v, b, nbytes
+    cdef int64_t g = 0, v, nbytes
     cdef const char* row
     if not columns_contiguous(xs, rp):
         return
@@ -407,8 +403,7 @@ cdef void prefetch_task(const real_t* x, const Strided5* xs, const Strided5* ys,
         for v in range(sg.v0, sg.v1):
             row = <const char*>segment_row(x, xs, w, &sg, &t, v)
             if row != NULL:
-                for b in range(0, nbytes, 64):
-                    __builtin_prefetch(row + b, 0, 2)
+                pypool_prefetch_bytes(row, nbytes)
         g += sg.n
 
 
