@@ -1290,6 +1290,53 @@ cdef int64_t lanes_max_registers(const real_t* x, const Strided5* xs, real_t* yr
                                 <float*>yrow + t.lane0)
 
 
+cdef enum:
+    LANE_PREFETCH_ROWS_MAX = 8
+    LANE_PREFETCH_BYTES_MAX = 262144   # at most this much of the next row ahead (L2 keeps it)
+
+cdef struct LanePrefetch:
+    const char* rows[LANE_PREFETCH_ROWS_MAX]   # the input rows the next task adds
+    int64_t nrows, nbytes, chunk                # nrows 0: no prefetch
+
+
+cdef void plan_lane_prefetch(LanePrefetch* lp, const real_t* x, const Strided5* xs,
+                             const Strided5* ys, const Windows* w, int64_t task) noexcept nogil:
+    """The lanes path (channels_last) asks, while it pools an output row, for the
+    input rows the next output row adds, a chunk per output column: its taps
+    hop between the window's rows, and the hardware prefetcher alone leaves
+    them waiting on memory (max 3x3 s2 p1 (32,112,112,64) float32, 1 thread:
+    12.0 -> 6.0 ms, with indices 19.0 -> 11 ms). Only whole contiguous
+    (W, channels) rows, and at most LANE_PREFETCH_BYTES_MAX of them."""
+    cdef LaneRow t
+    cdef int64_t jd, jh, jh0, nh
+    lp.nrows = 0
+    if (task + 1 >= lane_rows(ys) or not lanes_are_channels(ys) or xs.s[4] != 1
+            or xs.s[3] != xs.n[4] or ys.n[3] == 0):
+        return
+    t = decode_lane_row(xs, ys, ys, task + 1)
+    lp.nbytes = xs.n[3] * xs.n[4] * <int64_t>sizeof(real_t)
+    nh = w.count[1][t.oh]
+    jh0 = nh - w.stride[1] if w.sliding and w.step[1] == 1 and nh > w.stride[1] else 0
+    if (w.count[0][t.od] * (nh - jh0) > LANE_PREFETCH_ROWS_MAX
+            or w.count[0][t.od] * (nh - jh0) * lp.nbytes > LANE_PREFETCH_BYTES_MAX):
+        return
+    for jd in range(w.count[0][t.od]):
+        for jh in range(jh0, nh):
+            lp.rows[lp.nrows] = <const char*>(x + offset5(xs, t.b, w.first[0][t.od] + jd * w.step[0],
+                                                          w.first[1][t.oh] + jh * w.step[1], 0, 0))
+            lp.nrows += 1
+    lp.chunk = (((lp.nbytes + ys.n[3] - 1) // ys.n[3]) + 63) & ~(<int64_t>63)
+
+
+cdef inline void lane_prefetch_step(const LanePrefetch* lp, int64_t ow) noexcept nogil:
+    """Output column ow's share of the next row's prefetch."""
+    cdef int64_t i, off = ow * lp.chunk
+    if off >= lp.nbytes:
+        return
+    for i in range(lp.nrows):
+        pypool_prefetch_bytes(lp.rows[i] + off, min(lp.chunk, lp.nbytes - off))
+
+
 cdef void max_lane_row(const real_t* x, const Strided5* xs, real_t* y, const Strided5* ys,
                        int64_t* ind, const Strided5* js, const Windows* w,
                        int64_t task) noexcept nogil:
@@ -1306,7 +1353,10 @@ cdef void max_lane_row(const real_t* x, const Strided5* xs, real_t* y, const Str
     # int32 indices (masks as wide as float32 lanes) whenever the plane allows.
     cdef bint small_plane = xs.n[1] * H * W < INT32_MAX
     cdef int64_t done = 0
+    cdef LanePrefetch lp
+    plan_lane_prefetch(&lp, x, xs, ys, w, task)
     for ow in range(ys.n[3]):
+        lane_prefetch_step(&lp, ow)
         yrow = y + offset5(ys, t.b, od, oh, ow, 0)
         empty_window = w.count[0][od] * w.count[1][oh] * w.count[2][ow] == 0
         if ind == NULL and t.xl == 1 and t.yl == 1:

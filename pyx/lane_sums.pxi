@@ -35,13 +35,19 @@ cdef inline bint use_lane_sums(const Strided5* xs, const Strided5* ys, const Win
             <= LANE_SLOTS_BYTES // <int64_t>sizeof(double))
 
 
-cdef void lane_row_sums(double* hs, double* terms, const real_t* row, const Strided5* xs,
-                        const Windows* w, int mode, double p, bint is_max) noexcept nogil:
+cdef void lane_row_sums(double* hs, double* terms, const real_t* row, const real_t* ahead,
+                        const Strided5* xs, const Windows* w, int mode, double p,
+                        bint is_max) noexcept nogil:
     """hs[o * V + c] = the taps of output column o's window in this input row,
-    channel c, combined left to right (``terms`` holds the row's W * V terms)."""
+    channel c, combined left to right (``terms`` holds the row's W * V terms).
+    ``ahead`` (or NULL): a contiguous row to ask for meanwhile, column by column
+    (the next one loaded; the hardware prefetcher alone leaves these rows
+    waiting on memory)."""
     cdef int64_t W = xs.n[3], V = xs.n[4], OW = w.out[2], n
     cdef int64_t col, o
     for col in range(W):
+        if ahead != NULL:
+            pypool_prefetch_bytes(ahead + col * V, V * <int64_t>sizeof(real_t))
         load_terms(terms + col * V, row + col * xs.s[3], xs.s[4], V, mode, p)
     for o in range(OW):
         # The tap step in elements only when there are two taps (the dilation of a
@@ -91,7 +97,9 @@ cdef int lane_sum_rows(const real_t* x, const Strided5* xs, float_out_t* y, cons
     cdef double* rows[ROW_SLOTS_MAX]     # the window's rows of sums, in order
     cdef double* at[ROW_SLOTS_MAX]       # the same at one output column
     cdef double* hs
+    cdef const real_t* row
     cdef float_out_t* yrow
+    cdef bint contiguous = xs.s[4] == 1 and xs.s[3] == V
     # Slots of row sums, then an accumulator row, then one input row of terms.
     cdef double* scratch = <double*>malloc(
         <size_t>((nslots + 1) * row_len + xs.n[3] * V + 1) * sizeof(double))
@@ -112,7 +120,9 @@ cdef int lane_sum_rows(const real_t* x, const Strided5* xs, float_out_t* y, cons
             hs = scratch + slot * row_len
             tag = b * H + h
             if tags[slot] != tag:
-                lane_row_sums(hs, terms, x + b * xs.s[0] + h * xs.s[2], xs, w, mode, p, is_max)
+                row = x + b * xs.s[0] + h * xs.s[2]
+                lane_row_sums(hs, terms, row, row + xs.s[2] if contiguous and h + 1 < H else NULL,
+                              xs, w, mode, p, is_max)
                 tags[slot] = tag
             rows[jh] = hs
         yrow = y + offset5(ys, b, 0, oh, 0, 0)
