@@ -742,6 +742,42 @@ def test_max_values_keep_the_first_maximum_sign_of_zero(kernel, stride):
     np.testing.assert_array_equal(got[~nan].view(np.int32), expected[~nan].view(np.int32))
 
 
+@pytest.mark.parametrize("nd", [2, 3])
+@pytest.mark.parametrize("padding,ceil_mode,dilation", [(0, False, 1), (1, False, 1), (1, True, 1),
+                                                        (0, True, 2), (1, False, 2)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int16])
+def test_max_3_wide_stride_2_windows_over_several_rows(nd, padding, ceil_mode, dilation, dtype):
+    """Values of 3-wide stride-2 windows over 2 or more rows (max 3x3 s2, the
+    column-maxima path): equal to the reference with padding, ceil_mode
+    overhang, dilated rows, NaN and infinities, over row lengths around the
+    vector widths; and between +0 and -0 the column-major first zero (columns
+    are folded first, as on the general path: README, Max)."""
+    rng = np.random.default_rng(11)
+    kernel = (3,) * nd
+    dil = (dilation,) * (nd - 1) + (1,)   # dilated rows, unit column steps
+    for W in (7, 8, 17, 40):
+        shape = (2, 3) + (4, 9, W)[3 - nd:]
+        if dtype == np.int16:
+            x = rng.integers(-30000, 30000, shape).astype(np.int16)
+        else:
+            x = rng.standard_normal(shape).astype(dtype)
+            x.flat[rng.choice(x.size, 6, replace=False)] = [np.nan, np.inf, -np.inf, np.nan, 5.0, -5.0]
+        got = pypool.max_pool(x, kernel, 2, padding, dilation=dil, ceil_mode=ceil_mode)
+        expected, _ = ref_max_pool(x, kernel, (2,) * nd, (padding,) * nd, dil, ceil_mode)
+        nan = np.isnan(expected) if dtype != np.int16 else np.zeros(expected.shape, bool)
+        if dtype != np.int16:
+            assert (np.isnan(got) == nan).all(), W
+        np.testing.assert_array_equal(got[~nan], expected[~nan])
+    # Signs of zeros: the first maximum in column-major order (no padding: all taps inside).
+    x = rng.choice(np.array([-0.0, 0.0, -1.0], np.float32), (2, 3) + (5, 7, 19)[3 - nd:])
+    got = pypool.max_pool(x, kernel, 2)
+    win = np.lib.stride_tricks.sliding_window_view(x, kernel, axis=tuple(range(2, 2 + nd)))
+    win = win[(Ellipsis,) + (slice(None, None, 2),) * nd + (slice(None),) * nd]
+    rows_by_column = np.swapaxes(win.reshape(got.shape + (-1, 3)), -1, -2).reshape(got.shape + (-1,))
+    expected = np.take_along_axis(rows_by_column, (rows_by_column == 0).argmax(-1)[..., None], -1)[..., 0]
+    np.testing.assert_array_equal(got.view(np.int32), expected.view(np.int32))
+
+
 @pytest.mark.parametrize("layout,channels", [("channels_first", 3), ("channels_last", 3),
                                              ("channels_last", 37)])
 @pytest.mark.parametrize("kernel,stride", [(3, 2), (2, 1), (3, 1), (2, 2)])
