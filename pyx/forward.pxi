@@ -1381,7 +1381,7 @@ cdef void plan_lane_prefetch(LanePrefetch* lp, const real_t* x, const Strided5* 
     (W, channels) rows, and at most LANE_PREFETCH_BYTES_MAX of them."""
     cdef LaneRow t
     cdef int64_t jd, jh, jh0, nh
-    lp.nrows = 0
+    lp.nrows = lp.nbytes = lp.chunk = 0
     if (task + 1 >= lane_rows(ys) or not lanes_are_channels(ys) or xs.s[4] != 1
             or xs.s[3] != xs.n[4] or ys.n[3] == 0):
         return
@@ -1402,7 +1402,10 @@ cdef void plan_lane_prefetch(LanePrefetch* lp, const real_t* x, const Strided5* 
 
 cdef inline void lane_prefetch_step(const LanePrefetch* lp, int64_t ow) noexcept nogil:
     """Output column ow's share of the next row's prefetch."""
-    cdef int64_t i, off = ow * lp.chunk
+    cdef int64_t i, off
+    if lp.nrows == 0:
+        return
+    off = ow * lp.chunk
     if off >= lp.nbytes:
         return
     for i in range(lp.nrows):
