@@ -118,7 +118,7 @@ cdef int gather_plane_rows(const float_out_t* g, const Strided5* gs, float_out_t
     cdef int64_t D = ds.n[1], H = ds.n[2], W = ds.n[3], OW = gs.n[3]
     cdef int64_t kw = w.kernel[2], sw = w.stride[2], plen = ct.plen
     cdef int64_t r, b = r0 // (D * H), i_d = (r0 // H) % D, i_h = r0 % H
-    cdef int64_t a, e, od, oh, jw, lo, n, o
+    cdef int64_t a, e, od, oh, jw, lo, n, o, tag, gw_tag = -1
     cdef double* acc = <double*>malloc(<size_t>(sw * plen + 1) * sizeof(double))
     cdef double* gw = <double*>malloc(<size_t>(OW + 1) * sizeof(double))
     cdef double* dst
@@ -138,8 +138,12 @@ cdef int gather_plane_rows(const float_out_t* g, const Strided5* gs, float_out_t
             # below, written straight into the row.
             od = c.outs[0][c.offset[0][i_d]]
             oh = c.outs[1][c.offset[1][i_h]]
-            weighted_gradients(gw, g + offset5(gs, b, od, oh, 0, 0), gs, w, od, oh, use_divisor,
-                               divisor_override, recw)
+            # Both input rows of a window row take the same weighted gradients.
+            tag = (b * gs.n[1] + od) * gs.n[2] + oh
+            if tag != gw_tag:
+                weighted_gradients(gw, g + offset5(gs, b, od, oh, 0, 0), gs, w, od, oh,
+                                   use_divisor, divisor_override, recw)
+                gw_tag = tag
             drow = dx + offset5(ds, b, i_d, i_h, 0, 0)
             for o in range(OW):
                 drow[2 * o] = <float_out_t>(0.0 + gw[o])
@@ -148,6 +152,7 @@ cdef int gather_plane_rows(const float_out_t* g, const Strided5* gs, float_out_t
                 drow[o] = 0
             next_row(&b, &i_d, &i_h, D, H)
             continue
+        gw_tag = -1   # gw is overwritten below
         for o in range(sw * plen):
             acc[o] = 0.0
         for a in range(c.offset[0][i_d], c.offset[0][i_d + 1]):
