@@ -295,6 +295,20 @@ cdef inline bint taps_span_row(const ColumnTaps* ct, int64_t kw, int64_t OW) noe
     return True
 
 
+cdef inline void inside_outputs(const ColumnTaps* ct, int64_t kw, int64_t OW, int64_t* a,
+                                int64_t* b) noexcept nogil:
+    """[a, b): the outputs every kernel column reaches (no padding or overhang
+    to skip); a = b = OW when there are none."""
+    cdef int64_t jw
+    a[0] = 0
+    b[0] = OW
+    for jw in range(kw):
+        a[0] = ct.lo[jw] if ct.lo[jw] > a[0] else a[0]
+        b[0] = ct.hi[jw] if ct.hi[jw] < b[0] else b[0]
+    if a[0] >= b[0]:
+        a[0] = b[0] = OW
+
+
 cdef inline void next_row(int64_t* b, int64_t* od, int64_t* oh, int64_t OD, int64_t OH) noexcept nogil:
     """Advance (b, od, oh) to the next output row in row-major order."""
     oh[0] += 1
@@ -432,16 +446,12 @@ cdef void horizontal_max(real_t* best, const real_t* colv, const ColumnTaps* ct,
     As horizontal_row does for sums: the outputs whose windows lie inside the
     row take up to 3 columns in one fused loop, the edges tap by tap.
     """
-    cdef int64_t jw, o, lo, a = 0, b = OW
+    cdef int64_t jw, o, lo, a, b
     cdef real_t empty = lowest(<real_t>0)
     cdef const real_t* p0
     cdef const real_t* p1
     cdef const real_t* p2
-    for jw in range(kw):
-        a = ct.lo[jw] if ct.lo[jw] > a else a
-        b = ct.hi[jw] if ct.hi[jw] < b else b
-    if a >= b:
-        a = b = OW
+    inside_outputs(ct, kw, OW, &a, &b)
     edge_max(best, colv, ct, 0, a, kw)
     edge_max(best, colv, ct, b, OW, kw)
     if a >= b:
@@ -464,7 +474,7 @@ cdef void horizontal_max(real_t* best, const real_t* colv, const ColumnTaps* ct,
 
 
 cdef enum:
-    PREFETCH_BYTES_AHEAD = 8192   # how far ahead (in input bytes) pair_max_row's rows are asked for
+    PREFETCH_BYTES_AHEAD = 8192   # how far ahead (in input bytes) the pairs and column-maxima rows are asked for
     PREFETCH_ROWS_MAX = 32
 
 cdef extern from "_prefetch.h":
@@ -481,12 +491,20 @@ cdef inline int64_t pair_prefetch_distance(const Strided5* xs, const Windows* w,
     float32, max 2x2 s2: (32,64,112,112) 10.0 -> 3.6 ms, (16,64,160,160)
     8.9 -> 3.9 ms, 2x2x2 (8,32,32,64,64) 8.5 -> 4.4 ms; but shorter 2-D rows
     stream well alone, and there the prefetches cost time ((128,64,32,32)
-    1.5 -> 2.2 ms), as they do on the other plane paths (max 3x3, averages)."""
+    1.5 -> 2.2 ms), as they do on the other plane paths (max with indices,
+    averages)."""
     cdef int64_t row_bytes = xs.n[3] * itemsize
     cdef int64_t per_row = row_bytes * w.stride[1] * w.kernel[0]
     if xs.s[3] != 1 or per_row <= 0 or (w.kernel[0] == 1 and row_bytes <= 256):
         return 0
     return max(1, min(<int64_t>PREFETCH_ROWS_MAX, PREFETCH_BYTES_AHEAD // per_row))
+
+
+cdef inline int64_t first_new_row(const Windows* w, int64_t nh) noexcept nogil:
+    """The first of a window's nh rows (along height) that the window above it
+    does not read: its last stride rows when windows slide over unit-step rows,
+    else 0 (all)."""
+    return nh - w.stride[1] if w.sliding and w.step[1] == 1 and nh > w.stride[1] else 0
 
 
 cdef struct RowsAhead:
@@ -498,9 +516,8 @@ cdef inline void start_rows_ahead(RowsAhead* pa, int64_t ahead, int64_t r0, int6
                                   int64_t OH) noexcept nogil:
     """A prefetch cursor, ahead output rows ahead of rows r0, r0 + 1, ...
     (counted over batch, depth and height)."""
-    cdef int64_t r = r0
+    cdef int64_t r = r0 + ahead
     pa.ahead = ahead
-    r += pa.ahead
     pa.b = r // (OD * OH)
     pa.od = (r // OH) % OD
     pa.oh = r % OH
@@ -519,12 +536,21 @@ cdef inline void prefetch_rows_ahead(RowsAhead* pa, const real_t* x, const Strid
         return
     base = x + pa.b * xs.s[0]
     nh = w.count[1][pa.oh]
-    jh0 = nh - w.stride[1] if w.sliding and w.step[1] == 1 and nh > w.stride[1] else 0
+    jh0 = first_new_row(w, nh)
     for jd in range(w.count[0][pa.od]):
         for jh in range(jh0, nh):
             pypool_prefetch_bytes(base + (w.first[0][pa.od] + jd * w.step[0]) * xs.s[1]
                                   + (w.first[1][pa.oh] + jh * w.step[1]) * xs.s[2], nbytes)
     next_row(&pa.b, &pa.od, &pa.oh, OD, OH)
+
+
+cdef inline const real_t* window_row(const real_t* xb, const Strided5* xs, const Windows* w,
+                                     int64_t od, int64_t oh, int64_t j) noexcept nogil:
+    """Input row j (row-major over depth and height) of window (od, oh) of the
+    plane at xb."""
+    cdef int64_t nh = w.count[1][oh]
+    return (xb + (w.first[0][od] + (j // nh) * w.step[0]) * xs.s[1]
+            + (w.first[1][oh] + (j % nh) * w.step[1]) * xs.s[2])
 
 
 cdef void pair_max_row(const real_t* xb, const Strided5* xs, real_t* yrow, const Windows* w,
@@ -560,11 +586,9 @@ cdef void pair_max_row(const real_t* xb, const Strided5* xs, real_t* yrow, const
                                       max_nan(rd[2 * o], rd[2 * o + 1])))
         return
     for j in range(0, n, 2):
-        ra = (xb + (w.first[0][od] + (j // nh) * w.step[0]) * xs.s[1]
-              + (w.first[1][oh] + (j % nh) * w.step[1]) * xs.s[2])
+        ra = window_row(xb, xs, w, od, oh, j)
         if j + 1 < n:
-            rb = (xb + (w.first[0][od] + ((j + 1) // nh) * w.step[0]) * xs.s[1]
-                  + (w.first[1][oh] + ((j + 1) % nh) * w.step[1]) * xs.s[2])
+            rb = window_row(xb, xs, w, od, oh, j + 1)
             if j == 0:
                 for o in range(OW):
                     yrow[o] = max_nan(max_nan(ra[2 * o], ra[2 * o + 1]),
@@ -604,37 +628,24 @@ cdef void column_triples_row(real_t* yrow, real_t* colmax, const real_t* xb, con
     first, then taps left to right, the earlier kept on ties), without its
     stride-phase split. 1 thread, float32, out=: (32,64,112,112) pad 1
     5.9 -> 5.2 ms, (64,64,56,56) no padding 4.0 -> 2.9 ms."""
-    cdef int64_t nd = w.count[0][od], nh = w.count[1][oh], j, o, c, jw
-    cdef int64_t a = 0, b = OW
-    cdef const real_t* r0
-    cdef const real_t* r1
+    cdef int64_t n = w.count[0][od] * w.count[1][oh], j, o, c, a, b
+    cdef const real_t* r0 = window_row(xb, xs, w, od, oh, 0)
+    cdef const real_t* r1 = window_row(xb, xs, w, od, oh, 1)
     cdef const real_t* r2
     cdef const real_t* p
-    for j in range(nd * nh):
-        r0 = (xb + (w.first[0][od] + (j // nh) * w.step[0]) * xs.s[1]
-              + (w.first[1][oh] + (j % nh) * w.step[1]) * xs.s[2])
-        if j == 0 and nd * nh >= 3:
-            # The first three rows in one pass.
-            r1 = (xb + (w.first[0][od] + (1 // nh) * w.step[0]) * xs.s[1]
-                  + (w.first[1][oh] + (1 % nh) * w.step[1]) * xs.s[2])
-            r2 = (xb + (w.first[0][od] + (2 // nh) * w.step[0]) * xs.s[1]
-                  + (w.first[1][oh] + (2 % nh) * w.step[1]) * xs.s[2])
-            for c in range(W):
-                colmax[c] = max_nan(max_nan(r0[c], r1[c]), r2[c])
-        elif j == 0:
-            r1 = (xb + (w.first[0][od] + (1 // nh) * w.step[0]) * xs.s[1]
-                  + (w.first[1][oh] + (1 % nh) * w.step[1]) * xs.s[2])
-            for c in range(W):
-                colmax[c] = max_nan(r0[c], r1[c])
-        elif j >= 3:
-            for c in range(W):
-                colmax[c] = max_nan(colmax[c], r0[c])
-    # Outputs whose three columns all lie inside the row: [a, b).
-    for jw in range(3):
-        a = ct.lo[jw] if ct.lo[jw] > a else a
-        b = ct.hi[jw] if ct.hi[jw] < b else b
-    if a >= b:
-        a = b = OW
+    # The first two or three rows in one pass, then one more each.
+    if n >= 3:
+        r2 = window_row(xb, xs, w, od, oh, 2)
+        for c in range(W):
+            colmax[c] = max_nan(max_nan(r0[c], r1[c]), r2[c])
+    else:
+        for c in range(W):
+            colmax[c] = max_nan(r0[c], r1[c])
+    for j in range(3, n):
+        r0 = window_row(xb, xs, w, od, oh, j)
+        for c in range(W):
+            colmax[c] = max_nan(colmax[c], r0[c])
+    inside_outputs(ct, 3, OW, &a, &b)
     if b > a:
         p = colmax + ct.col[0] + 2 * (a - ct.lo[0])
         for o in range(b - a):
@@ -911,18 +922,14 @@ cdef void horizontal_row(double* hs, const real_t* row, real_t* phases, const Co
     wider kernels, take the taps one at a time.
     """
     cdef bint is_max = mode == ACC_MAXABS
-    cdef int64_t jw, o, lo, a = 0, b = OW
+    cdef int64_t jw, o, lo, a, b
     cdef const real_t* base
     cdef const real_t* p0
     cdef const real_t* p1
     cdef const real_t* p2
     if sw > 1:
         deinterleave(row, W, sw, ct.plen, phases)
-    for jw in range(kw):
-        a = ct.lo[jw] if ct.lo[jw] > a else a
-        b = ct.hi[jw] if ct.hi[jw] < b else b
-    if a >= b:
-        a = b = 0
+    inside_outputs(ct, kw, OW, &a, &b)
     if a > 0:
         edge_taps(hs, row, phases, ct, 0, a, kw, sw, mode, p)
     if b < OW:
@@ -1388,7 +1395,7 @@ cdef void plan_lane_prefetch(LanePrefetch* lp, const real_t* x, const Strided5* 
     t = decode_lane_row(xs, ys, ys, task + 1)
     lp.nbytes = xs.n[3] * xs.n[4] * <int64_t>sizeof(real_t)
     nh = w.count[1][t.oh]
-    jh0 = nh - w.stride[1] if w.sliding and w.step[1] == 1 and nh > w.stride[1] else 0
+    jh0 = first_new_row(w, nh)
     if (w.count[0][t.od] * (nh - jh0) > LANE_PREFETCH_ROWS_MAX
             or w.count[0][t.od] * (nh - jh0) * lp.nbytes > LANE_PREFETCH_BYTES_MAX):
         return
