@@ -32,6 +32,7 @@ def config():
     facts["processors"] = _native.num_procs()
     facts["machine"] = platform.machine()
     facts["cpu_has_avx2"] = _native.cpu_has_avx2()
+    facts["avx512_sums"] = _native.avx512_sums
     return facts
 
 
@@ -46,6 +47,7 @@ def show_config():
         f"  default threads: {c['default_threads']} (processors: {c['processors']})",
         f"  compiler:        {c['compiler']} {c['compiler_version']}",
         f"  kernels:         {c['variant']} build (CPU has AVX2: {c['cpu_has_avx2']})",
+        f"  AVX-512 sums:    {c['avx512_sums']} (global averages of float32)",
         f"  compile flags:   {c['compile_flags']}",
         f"  machine:         {c['machine']}",
     ]

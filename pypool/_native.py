@@ -22,6 +22,7 @@ if _kernels_base.cpu_has_avx2() and os.environ.get("PYPOOL_DISABLE_AVX2", "") in
 cpu_has_avx2 = _kernels_base.cpu_has_avx2
 axis_geometry = _module.axis_geometry
 build_config = _module.build_config
+avx512_sums = _module.AVX512_SUMS
 max_threads = _module.max_threads
 num_procs = _module.num_procs
 max_pool_forward = _module.max_pool_forward

@@ -26,10 +26,12 @@ static inline void pypool_prefetch_line(const void* p) {
 #endif
 }
 
-/* The cache lines of the nbytes at p. */
+/* Every cache line holding some of the nbytes at p (from p's line on, so a
+ * span that does not start on a line boundary gets its last line too). */
 static inline void pypool_prefetch_bytes(const void* p, int64_t nbytes) {
-    for (int64_t b = 0; b < nbytes; b += 64)
-        pypool_prefetch_line((const char*)p + b);
+    uintptr_t line = (uintptr_t)p & ~(uintptr_t)63, end = (uintptr_t)p + (uintptr_t)nbytes;
+    for (; nbytes > 0 && line < end; line += 64)
+        pypool_prefetch_line((const void*)line);
 }
 
 #endif

@@ -1573,11 +1573,20 @@ cdef inline double sum_contiguous(const real_t* p, int64_t n) noexcept nogil:
 
 cdef enum:
     PLANE_GROUP = 16   # channels_first planes per task of a global average
+    # The AVX-512 plane sums prefetch this many bytes ahead (measured best at
+    # 12-16 KiB), for inputs of more than PLANES_IN_CACHE elements (1 MiB of
+    # float32, an L2's worth; smaller ones ran 15% slower with prefetching).
+    PLANES_PREFETCH = 12288
+    PLANES_IN_CACHE = 262144
 
 
 cdef extern from "_sums.h":
     int pypool_sum_planes_f32(const float* p, int64_t stride, int64_t n, int64_t count,
                               double* sums) noexcept nogil
+    int64_t pypool_average_planes_f32(const float* p, int64_t stride, int64_t n, int64_t count,
+                                      double divisor, double recip, float* y,
+                                      int64_t ystride, int64_t prefetch_bytes) noexcept nogil
+    int pypool_sums_enable_avx512(int allow) noexcept nogil
 
 
 cdef inline void store_average(float_out_t* y, double acc, double divisor,
@@ -1601,11 +1610,19 @@ cdef void global_sum_planes(const real_t* x, const Strided5* xs, float_out_t* y,
     the product lies near a float rounding midpoint (then it could round
     differently from the quotient, and the plane divides; see _rounding.h).
     """
-    cdef int64_t b0 = group * PLANE_GROUP, b, j
+    cdef int64_t b0 = group * PLANE_GROUP, b, j, done
     cdef int64_t nb = xs.n[0] - b0 if xs.n[0] - b0 < PLANE_GROUP else PLANE_GROUP
     cdef double sums[PLANE_GROUP]
     cdef double acc
     cdef const real_t* p
+    if real_t is float and float_out_t is float and xs.s[3] == 1:
+        # AVX-512 CPUs: 8 planes at a time, divided and stored; the same results.
+        done = pypool_average_planes_f32(x + b0 * xs.s[0], xs.s[0], xs.n[3], nb, divisor,
+                                         recip, y + b0 * ys.s[0], ys.s[0],
+                                         PLANES_PREFETCH if xs.n[0] * xs.s[0] > PLANES_IN_CACHE
+                                         else 0)
+        b0 += done
+        nb -= done
     if real_t is float and xs.s[3] == 1:
         # Several planes side by side (AVX2 builds); the same sums as below.
         if pypool_sum_planes_f32(x + b0 * xs.s[0], xs.s[0], xs.n[3], nb, sums):

@@ -2,7 +2,9 @@
 
 pypool loads the AVX2 build on CPUs that have it; PYPOOL_DISABLE_AVX2=1 forces
 the baseline build. Both must round identically (no FMA contraction), so the
-results must match to the last bit for every op family.
+results must match to the last bit for every op family. The AVX2 build's
+AVX-512 global-average sums (on CPUs with AVX-512; PYPOOL_DISABLE_AVX512=1
+turns them off) must match too.
 """
 
 import os
@@ -49,6 +51,16 @@ COMPUTE = textwrap.dedent("""
     results["avg_int64_dil"] = pypool.avg_pool2d(xi, (2, 3), 1, 1, dilation=(1, 2))
     results["nhwc_max"] = pypool.max_pool2d(xl, 3, 2, 1, layout="channels_last", return_indices=True)[1]
     results["nhwc_avg"] = pypool.avg_pool2d(xl, 3, 1, 1, layout="channels_last")
+    # float32 global averages, which sum 8 planes at a time with AVX-512 where
+    # the CPU has it: enough planes to prefetch, planes apart, a strided result
+    gx = (rng.standard_normal((3, 301, 19, 17)) * 10.0 ** rng.integers(-3, 4, (3, 301, 1, 1)))
+    gx = gx.astype(np.float32)
+    gx[1, 5, 2, 3] = np.nan
+    gx[2, 9, 0, 0] = np.inf
+    results["gavg_many"] = pypool.global_avg_pool(gx)
+    results["gavg_every_other"] = pypool.global_avg_pool(gx[:, ::2])
+    strided = np.zeros((301, 3), np.float32).T
+    results["gavg_strided_out"] = np.ascontiguousarray(pypool.global_avg_pool(gx, out=strided))
     np.savez(sys.argv[1], **results)
 """)
 
@@ -59,17 +71,28 @@ def test_avx2_and_baseline_builds_agree_bit_for_bit(tmp_path):
     script = tmp_path / "compute.py"
     script.write_text(COMPUTE)
     files = {}
-    for label, env in (("avx2", {}), ("baseline", {"PYPOOL_DISABLE_AVX2": "1"})):
+    for label, env in (("avx2", {}), ("baseline", {"PYPOOL_DISABLE_AVX2": "1"}),
+                       ("avx2 without AVX-512", {"PYPOOL_DISABLE_AVX512": "1"})):
         out = tmp_path / f"{label}.npz"
         run = subprocess.run([sys.executable, str(script), str(out)], capture_output=True,
                              text=True, timeout=300, env={**os.environ, **env}, cwd=str(tmp_path))
         assert run.returncode == 0, run.stderr
         files[label] = np.load(out)
-    assert set(files["avx2"].files) == set(files["baseline"].files)
-    for key in files["avx2"].files:
-        a, b = files["avx2"][key], files["baseline"][key]
-        assert a.dtype == b.dtype and a.shape == b.shape, key
-        np.testing.assert_array_equal(a.view(np.uint8), b.view(np.uint8), err_msg=key)
+    for other in ("baseline", "avx2 without AVX-512"):
+        assert set(files["avx2"].files) == set(files[other].files)
+        for key in files["avx2"].files:
+            a, b = files["avx2"][key], files[other][key]
+            assert a.dtype == b.dtype and a.shape == b.shape, key
+            np.testing.assert_array_equal(a.view(np.uint8), b.view(np.uint8),
+                                          err_msg=f"{key}: avx2 vs {other}")
+
+
+def test_disable_avx512_keeps_the_sums_on_avx2(tmp_path):
+    code = "import pypool; print(pypool._config.config()['avx512_sums'])"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYPOOL_DISABLE_AVX512": "1"}, cwd=str(tmp_path))
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "False"
 
 
 def test_disable_avx2_selects_the_baseline_build(tmp_path):
