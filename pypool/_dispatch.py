@@ -16,11 +16,15 @@ from . import _native
 from ._args import result_array, view5, writable_view5
 
 
+_INT64 = np.dtype(np.int64)
+
+
 def kernel_input(arr):
     """The array the kernels read: bool as uint8, float16 widened (exactly) to float32."""
-    if arr.dtype == np.bool_:
+    dt = arr.dtype   # (kind and itemsize: cheaper than comparing dtypes, on every call)
+    if dt.kind == "b":
         return arr.view(np.uint8)
-    if arr.dtype == np.float16:
+    if dt.kind == "f" and dt.itemsize == 2:
         return arr.astype(np.float32)
     return arr
 
@@ -32,7 +36,9 @@ def kernel_target(result, kernel_dtype, lead, spatial, channels_last):
     ``result`` after the kernel ran.
     """
     direct = result
-    if result.dtype == np.bool_ and kernel_dtype == np.uint8:
+    if result.dtype == kernel_dtype and result.flags.c_contiguous:
+        return view5(result, lead, spatial, channels_last), None   # (fresh results)
+    if result.dtype.kind == "b" and kernel_dtype == np.uint8:
         direct = result.view(np.uint8)
     if direct.dtype == kernel_dtype:
         v = writable_view5(direct, lead, spatial, channels_last)
@@ -134,7 +140,7 @@ def run_max(arr, lead, spatial, out_spatial, channels_last, axes, values, indice
     if indices is None:
         i5, iscratch, want = None, None, False
     else:
-        i5, iscratch = kernel_target(indices, np.dtype(np.int64), lead, out_spatial, channels_last)
+        i5, iscratch = kernel_target(indices, _INT64, lead, out_spatial, channels_last)
         want = True
     kernel = _native.max_pool_forward_for.get(x5.dtype, _native.max_pool_forward)
     kernel(x5, y5, i5, want, axes, adaptive, nthreads)
