@@ -1052,6 +1052,9 @@ cdef inline void pair_average_row(float_out_t* yrow, const real_t* row0, const r
     """One output row of avg 2x2 stride 2 whose divisors are powers of two: the
     sums of the general path, times the exact reciprocals, in one pass."""
     cdef int64_t o
+    if real_t is float and float_out_t is float:
+        if pypool_pair_average_row_f32(yrow, row0, row1, rec_dh, recw, OW):
+            return    # (AVX-512: the same operations, 8 outputs at a time)
     for o in range(OW):
         yrow[o] = <float_out_t>((((<double>row0[2 * o] + <double>row0[2 * o + 1])
                                   + (<double>row1[2 * o] + <double>row1[2 * o + 1])) + 0.0)
@@ -1587,6 +1590,8 @@ cdef extern from "_sums.h":
                                       double divisor, double recip, float* y,
                                       int64_t ystride, int64_t prefetch_bytes) noexcept nogil
     int pypool_sums_enable_avx512(int allow) noexcept nogil
+    int pypool_pair_average_row_f32(float* y, const float* r0, const float* r1, double rec_dh,
+                                    const double* recw, int64_t n) noexcept nogil
 
 
 cdef inline void store_average(float_out_t* y, double acc, double divisor,

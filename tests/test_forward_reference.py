@@ -608,6 +608,34 @@ def test_avg_2x2_stride_2_adds_row_sums_in_row_major_order(shape, divisor_overri
                                   expected)
 
 
+@settings(max_examples=120, **COMMON)
+@given(out_rows=st.integers(1, 5), cols=st.integers(2, 41), planes=st.integers(1, 3),
+       strided=st.booleans(), specials=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_float32_avg_2x2_stride_2_rounds_the_float64_sum_once(out_rows, cols, planes, strided,
+                                                             specials, seed):
+    """float32 avg 2x2 s2 (8 outputs at a time on AVX-512 CPUs, the row's end
+    masked): ((x00 + x01) + (x10 + x11)) * 0.25 in float64, rounded once, for
+    every row width's leftover outputs; rows apart in memory; NaN, infinities
+    and the +0 of a sum of -0s."""
+    rng = np.random.default_rng(seed)
+    shape = (planes, 2, 2 * out_rows + int(rng.integers(0, 2)), cols)
+    x = (rng.standard_normal(shape) * 2.0 ** rng.integers(-30, 30, shape)).astype(np.float32)
+    if specials:
+        x.flat[rng.integers(0, x.size, 4)] = rng.choice([np.nan, np.inf, -np.inf, -0.0], 4)
+    if strided:
+        holder = np.empty(shape[:-2] + (2 * shape[-2], cols), np.float32)
+        holder[..., ::2, :] = x
+        x = holder[..., ::2, :]
+    q = x[..., :2 * out_rows, :cols // 2 * 2].astype(np.float64)
+    with np.errstate(invalid="ignore"):   # inf + -inf
+        total = ((q[..., 0::2, 0::2] + q[..., 0::2, 1::2])
+                 + (q[..., 1::2, 0::2] + q[..., 1::2, 1::2]))
+        expected = ((total + 0.0) * 0.25).astype(np.float32)
+    got = pypool.avg_pool2d(x, 2)
+    np.testing.assert_array_equal(got, expected)
+    assert not np.signbit(got[got == 0]).any()
+
+
 def _padded_window_sums(x, kh, kw, dil, pad):
     """Float64 window sums of the channels_first plane path, in its order: each
     input row's taps left to right, then the window's rows top to bottom (zeros

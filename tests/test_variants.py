@@ -58,6 +58,8 @@ COMPUTE = textwrap.dedent("""
     gx[1, 5, 2, 3] = np.nan
     gx[2, 9, 0, 0] = np.inf
     results["gavg_many"] = pypool.global_avg_pool(gx)
+    results["avg2_pairs"] = pypool.avg_pool2d(gx[..., :18, :], 2)       # rows of 8 outputs
+    results["avg2_pairs_end"] = pypool.avg_pool2d(gx[..., :18, :13], 2)  # 6: a masked end
     results["gavg_every_other"] = pypool.global_avg_pool(gx[:, ::2])
     strided = np.zeros((301, 3), np.float32).T
     results["gavg_strided_out"] = np.ascontiguousarray(pypool.global_avg_pool(gx, out=strided))
