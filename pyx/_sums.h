@@ -1,4 +1,5 @@
-/* Sums of small contiguous float32 planes in double (global average pooling).
+/* float32 loops bound by converting to double: global averages of small
+ * contiguous planes, and avg 2x2 stride 2 rows.
  *
  * Each plane is summed exactly as sum_contiguous (forward.pxi) does it: lane j
  * of 8 adds elements j, j+8, j+16, ...; the n % 8 leftover elements go to
@@ -6,11 +7,11 @@
  * advance together so their chains of dependent adds overlap (a 7x7 plane is
  * only 6 steps long). Returns 1 when it did the work (AVX2 builds), else 0.
  *
- * pypool_average_planes_f32 also divides and stores, 8 planes at a time, on
- * CPUs with AVX-512 (a function-level target, so the module's flags stay
- * AVX2): converting float to double is what bounds these sums, and one
- * 512-bit conversion does 8 where the AVX2 one does 4. Same order, same
- * results.
+ * On CPUs with AVX-512 (a function-level target, so the module's flags stay
+ * AVX2; chosen once at import, see pypool_sums_enable_avx512), the global
+ * averages go 8 planes at a time, divided and stored, and avg 2x2 rows 8
+ * outputs at a time: one 512-bit conversion does 8 where the AVX2 one does
+ * 4. The same operations in the same order, so the same results.
  */
 #ifndef PYPOOL_SUMS_H
 #define PYPOOL_SUMS_H
