@@ -237,6 +237,40 @@ static inline int pypool_pair_average_row_f32(float* y, const float* r0, const f
     return 0;
 }
 
+/* acc[c] += (double)row[c], c < n: one position of a channels_last global
+ * average (each channel adds its positions in order). AVX-512 CPUs convert 16
+ * per step and prefetch `ahead` floats further on (0: none); A/B
+ * (64,7,7,2048), 1 thread: 0.74 -> 0.57 ms with 12 KiB ahead, 0.72 without.
+ * Returns 1 when done (AVX-512), else 0. */
+#ifdef PYPOOL_SUMS_HAVE_AVX512
+PYPOOL_AVX512 static void pypool_add_row_avx512(double* acc, const float* row, int64_t n,
+                                                int64_t ahead) {
+    int64_t c = 0;
+    for (; c + 16 <= n; c += 16) {
+        if (ahead)
+            pypool_prefetch_line(row + c + ahead);
+        __m512 v = _mm512_loadu_ps(row + c);
+        __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+        __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+        _mm512_storeu_pd(acc + c, _mm512_add_pd(_mm512_loadu_pd(acc + c), lo));
+        _mm512_storeu_pd(acc + c + 8, _mm512_add_pd(_mm512_loadu_pd(acc + c + 8), hi));
+    }
+    for (; c < n; c++)
+        acc[c] = acc[c] + (double)row[c];
+}
+#endif
+
+static inline int pypool_add_row_f32(double* acc, const float* row, int64_t n, int64_t ahead) {
+#ifdef PYPOOL_SUMS_HAVE_AVX512
+    if (pypool_sums_avx512) {
+        pypool_add_row_avx512(acc, row, n, ahead);
+        return 1;
+    }
+#endif
+    (void)acc; (void)row; (void)n; (void)ahead;
+    return 0;
+}
+
 /* Turns the AVX-512 path on where the CPU (and OS) run it, unless disabled;
  * returns whether it is on. */
 static int pypool_sums_enable_avx512(int allow) {
@@ -273,6 +307,11 @@ static int pypool_sums_enable_avx512(int allow) {
 static inline int pypool_pair_average_row_f32(float* y, const float* r0, const float* r1,
                                               double rec_dh, const double* recw, int64_t n) {
     (void)y; (void)r0; (void)r1; (void)rec_dh; (void)recw; (void)n;
+    return 0;
+}
+
+static inline int pypool_add_row_f32(double* acc, const float* row, int64_t n, int64_t ahead) {
+    (void)acc; (void)row; (void)n; (void)ahead;
     return 0;
 }
 #endif

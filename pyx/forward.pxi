@@ -1576,9 +1576,10 @@ cdef inline double sum_contiguous(const real_t* p, int64_t n) noexcept nogil:
 
 cdef enum:
     PLANE_GROUP = 16   # channels_first planes per task of a global average
-    # The AVX-512 plane sums prefetch this many bytes ahead (measured best at
-    # 12-16 KiB), for inputs of more than PLANES_IN_CACHE elements (1 MiB of
-    # float32, an L2's worth; smaller ones ran 15% slower with prefetching).
+    # The AVX-512 global sums (both layouts) prefetch this many bytes ahead
+    # (measured best at 12-16 KiB), for inputs of more than PLANES_IN_CACHE
+    # elements (1 MiB of float32, an L2's worth; smaller ones ran up to 15%
+    # slower with prefetching).
     PLANES_PREFETCH = 12288
     PLANES_IN_CACHE = 262144
 
@@ -1590,6 +1591,7 @@ cdef extern from "_sums.h":
                                       double divisor, double recip, float* y,
                                       int64_t ystride, int64_t prefetch_bytes) noexcept nogil
     int pypool_sums_enable_avx512(int allow) noexcept nogil
+    int pypool_add_row_f32(double* acc, const float* row, int64_t n, int64_t ahead) noexcept nogil
     int pypool_pair_average_row_f32(float* y, const float* r0, const float* r1, double rec_dh,
                                     const double* recw, int64_t n) noexcept nogil
 
@@ -1678,8 +1680,14 @@ cdef int global_sum_channels(const real_t* x, const Strided5* xs, float_out_t* y
         return 1
     for c in range(nc):
         acc[c] = 0.0
+    # float32 on AVX-512 CPUs: pypool_add_row_f32, the same adds, prefetching.
+    cdef int64_t ahead = (PLANES_PREFETCH // <int64_t>sizeof(float)
+                          if xs.n[0] * xs.s[0] > PLANES_IN_CACHE else 0)
     for j in range(xs.n[3]):
-        if xs.s[4] == 1:
+        if real_t is float and xs.s[4] == 1 and pypool_add_row_f32(acc, row + j * xs.s[3], nc,
+                                                                   ahead):
+            pass
+        elif xs.s[4] == 1:
             accumulate(acc, row + j * xs.s[3], 1, nc, ACC_SUM, 0.0)
         else:
             accumulate(acc, row + j * xs.s[3], xs.s[4], nc, ACC_SUM, 0.0)

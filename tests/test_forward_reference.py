@@ -491,26 +491,32 @@ def test_global_avg_pool_matches_reference(data):
     assert_unchanged(x, snapshot, owner, owner_snapshot)
 
 
-@settings(max_examples=120, **COMMON)
+@settings(max_examples=160, **COMMON)
 @given(planes=st.integers(1, 40), rows=st.integers(1, 9), cols=st.integers(1, 9),
        step=st.integers(1, 3), strided_out=st.booleans(), specials=st.booleans(),
+       layout=st.sampled_from(["channels_first", "channels_last"]),
        seed=st.integers(0, 2**32 - 1))
 def test_global_avg_pool_of_many_float32_planes(planes, rows, cols, step, strided_out,
-                                                specials, seed):
-    """float32 global averages sum several planes side by side (8 at a time on
-    AVX-512 CPUs): every count of planes, every plane size's leftover lanes,
-    planes apart (a channel step) and a strided result; NaN and infinities
-    propagate."""
+                                                specials, layout, seed):
+    """float32 global averages on their AVX-512 loops (where the CPU has them):
+    channels_first sums 8 planes side by side, channels_last a position's
+    channels 16 at a time. Every count of planes or channels, every plane
+    size's leftover lanes, planes or channels apart (a step) and a strided
+    result; NaN and infinities propagate."""
     rng = np.random.default_rng(seed)
-    scale = 2.0 ** rng.integers(-20, 20, (2, planes * step, 1, 1))
-    x = (rng.standard_normal((2, planes * step, rows, cols)) * scale).astype(np.float32)
+    if layout == "channels_first":
+        shape, scale_shape = (2, planes * step, rows, cols), (2, planes * step, 1, 1)
+    else:
+        shape, scale_shape = (2, rows, cols, planes * step), (2, 1, 1, planes * step)
+    scale = 2.0 ** rng.integers(-20, 20, scale_shape)
+    x = (rng.standard_normal(shape) * scale).astype(np.float32)
     if specials:
         x.flat[rng.integers(0, x.size, 3)] = rng.choice([np.nan, np.inf, -np.inf], 3)
-    view = x[:, ::step]
+    view = x[:, ::step] if layout == "channels_first" else x[..., ::step]
     snapshot = x.copy()
-    ref64 = ref_global_avg_pool(view, dtype=np.float64)
+    ref64 = ref_global_avg_pool(view, layout, dtype=np.float64)
     out = np.zeros((planes, 2), np.float32).T if strided_out else None
-    got = pypool.global_avg_pool(view, out=out)
+    got = pypool.global_avg_pool(view, layout=layout, out=out)
     assert got is out or out is None
     assert_avg_matches(got, ref64, np.float32)
     np.testing.assert_array_equal(x, snapshot)

@@ -61,6 +61,8 @@ COMPUTE = textwrap.dedent("""
     results["avg2_pairs"] = pypool.avg_pool2d(gx[..., :18, :], 2)       # rows of 8 outputs
     results["avg2_pairs_end"] = pypool.avg_pool2d(gx[..., :18, :13], 2)  # 6: a masked end
     results["gavg_every_other"] = pypool.global_avg_pool(gx[:, ::2])
+    results["gavg_nhwc"] = pypool.global_avg_pool(np.ascontiguousarray(gx.transpose(0, 2, 3, 1)),
+                                                  layout="channels_last")
     strided = np.zeros((301, 3), np.float32).T
     results["gavg_strided_out"] = np.ascontiguousarray(pypool.global_avg_pool(gx, out=strided))
     np.savez(sys.argv[1], **results)
