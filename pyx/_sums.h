@@ -74,7 +74,7 @@ static inline int pypool_sum_planes_f32(const float* p, int64_t stride, int64_t 
     return 1;
 }
 
-/* Whether pypool_average_planes_f32 may use AVX-512; set once at import. */
+/* Whether the loops below may use AVX-512; set once at import. */
 static int pypool_sums_avx512 = 0;
 
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(PYPOOL_NO_AVX512)
@@ -86,6 +86,12 @@ PYPOOL_AVX512 static inline __m512d pypool_pair_sums(__m512d a, __m512d b) {
     const __m512i even = _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0);
     const __m512i odd = _mm512_set_epi64(15, 13, 11, 9, 7, 5, 3, 1);
     return _mm512_add_pd(_mm512_permutex2var_pd(a, even, b), _mm512_permutex2var_pd(a, odd, b));
+}
+
+/* The 16 floats of v widened to doubles: lo = elements 0-7, hi = 8-15. */
+PYPOOL_AVX512 static inline void pypool_widen16(__m512 v, __m512d* lo, __m512d* hi) {
+    *lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+    *hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
 }
 
 /* The 8 lanes of each of 8 planes -> the 8 plane sums, in pypool_fold_lanes' order. */
@@ -194,12 +200,9 @@ static inline int64_t pypool_average_planes_f32(const float* p, int64_t stride, 
 #ifdef PYPOOL_SUMS_HAVE_AVX512
 /* [a0+a1, a2+a3, ...] of the 16 floats at p (m of them read, the rest +0). */
 PYPOOL_AVX512 static inline __m512d pypool_adjacent_sums(const float* p, __mmask16 m) {
-    const __m512i even = _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0);
-    const __m512i odd = _mm512_set_epi64(15, 13, 11, 9, 7, 5, 3, 1);
-    __m512 v = m == 0xffff ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(m, p);
-    __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
-    __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
-    return _mm512_add_pd(_mm512_permutex2var_pd(lo, even, hi), _mm512_permutex2var_pd(lo, odd, hi));
+    __m512d lo, hi;
+    pypool_widen16(m == 0xffff ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(m, p), &lo, &hi);
+    return pypool_pair_sums(lo, hi);
 }
 
 PYPOOL_AVX512 static void pypool_pair_average_row_avx512(float* y, const float* r0,
@@ -214,13 +217,12 @@ PYPOOL_AVX512 static void pypool_pair_average_row_avx512(float* y, const float* 
         pypool_prefetch_line(r1 + 2 * o + PYPOOL_PAIR_ROWS_AHEAD);
         __m512d s = _mm512_add_pd(_mm512_add_pd(pypool_adjacent_sums(r0 + 2 * o, ins),
                                                 pypool_adjacent_sums(r1 + 2 * o, ins)), zero);
-        if (m == 8) {
-            __m512d q = _mm512_mul_pd(s, _mm512_mul_pd(dh, _mm512_loadu_pd(recw + o)));
-            _mm256_storeu_ps(y + o, _mm512_cvtpd_ps(q));
-        } else {
-            __m512d q = _mm512_mul_pd(s, _mm512_mul_pd(dh, _mm512_maskz_loadu_pd(outs, recw + o)));
-            _mm512_mask_storeu_ps(y + o, (__mmask16)outs, _mm512_castps256_ps512(_mm512_cvtpd_ps(q)));
-        }
+        __m512d rw = m == 8 ? _mm512_loadu_pd(recw + o) : _mm512_maskz_loadu_pd(outs, recw + o);
+        __m256 f = _mm512_cvtpd_ps(_mm512_mul_pd(s, _mm512_mul_pd(dh, rw)));
+        if (m == 8)
+            _mm256_storeu_ps(y + o, f);
+        else
+            _mm512_mask_storeu_ps(y + o, (__mmask16)outs, _mm512_castps256_ps512(f));
     }
 }
 #endif
@@ -249,9 +251,8 @@ PYPOOL_AVX512 static void pypool_add_row_avx512(double* acc, const float* row, i
     for (; c + 16 <= n; c += 16) {
         if (ahead)
             pypool_prefetch_line(row + c + ahead);
-        __m512 v = _mm512_loadu_ps(row + c);
-        __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
-        __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+        __m512d lo, hi;
+        pypool_widen16(_mm512_loadu_ps(row + c), &lo, &hi);
         _mm512_storeu_pd(acc + c, _mm512_add_pd(_mm512_loadu_pd(acc + c), lo));
         _mm512_storeu_pd(acc + c + 8, _mm512_add_pd(_mm512_loadu_pd(acc + c + 8), hi));
     }

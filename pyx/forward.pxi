@@ -1584,6 +1584,11 @@ cdef enum:
     PLANES_IN_CACHE = 262144
 
 
+cdef inline int64_t global_prefetch_bytes(const Strided5* xs) noexcept nogil:
+    """How far ahead the AVX-512 global sums prefetch this input (0: not at all)."""
+    return PLANES_PREFETCH if xs.n[0] * xs.s[0] > PLANES_IN_CACHE else 0
+
+
 cdef extern from "_sums.h":
     int pypool_sum_planes_f32(const float* p, int64_t stride, int64_t n, int64_t count,
                               double* sums) noexcept nogil
@@ -1626,8 +1631,7 @@ cdef void global_sum_planes(const real_t* x, const Strided5* xs, float_out_t* y,
         # AVX-512 CPUs: 8 planes at a time, divided and stored; the same results.
         done = pypool_average_planes_f32(x + b0 * xs.s[0], xs.s[0], xs.n[3], nb, divisor,
                                          recip, y + b0 * ys.s[0], ys.s[0],
-                                         PLANES_PREFETCH if xs.n[0] * xs.s[0] > PLANES_IN_CACHE
-                                         else 0)
+                                         global_prefetch_bytes(xs))
         b0 += done
         nb -= done
     if real_t is float and xs.s[3] == 1:
@@ -1681,8 +1685,7 @@ cdef int global_sum_channels(const real_t* x, const Strided5* xs, float_out_t* y
     for c in range(nc):
         acc[c] = 0.0
     # float32 on AVX-512 CPUs: pypool_add_row_f32, the same adds, prefetching.
-    cdef int64_t ahead = (PLANES_PREFETCH // <int64_t>sizeof(float)
-                          if xs.n[0] * xs.s[0] > PLANES_IN_CACHE else 0)
+    cdef int64_t ahead = global_prefetch_bytes(xs) // <int64_t>sizeof(float)
     for j in range(xs.n[3]):
         if real_t is float and xs.s[4] == 1 and pypool_add_row_f32(acc, row + j * xs.s[3], nc,
                                                                    ahead):
