@@ -30,6 +30,20 @@ typedef int64_t pypool_vdi __attribute__((vector_size(32)));
 #define PYPOOL_LOAD(VT, p) ({ VT v_; memcpy(&v_, (p), sizeof(VT)); v_; })
 #define PYPOOL_STORE(VT, p, v) do { VT v_ = (v); memcpy((p), &v_, sizeof(VT)); } while (0)
 
+/* max_nan on vectors: take v where v > m or v is NaN (ties and a NaN in m
+ * keep m). AVX builds: one MAXPS (exactly v > m ? v : m) and a NaN select, 3
+ * operations instead of the 4 of the portable form. */
+#ifdef __AVX__
+#include <immintrin.h>
+static inline pypool_vf pypool_vmax_f(pypool_vf m, pypool_vf v) {
+    __m256 r = _mm256_max_ps((__m256)v, (__m256)m);
+    return (pypool_vf)_mm256_blendv_ps(r, (__m256)v, _mm256_cmp_ps((__m256)v, (__m256)v, _CMP_UNORD_Q));
+}
+static inline pypool_vd pypool_vmax_d(pypool_vd m, pypool_vd v) {
+    __m256d r = _mm256_max_pd((__m256d)v, (__m256d)m);
+    return (pypool_vd)_mm256_blendv_pd(r, (__m256d)v, _mm256_cmp_pd((__m256d)v, (__m256d)v, _CMP_UNORD_Q));
+}
+#else
 static inline pypool_vf pypool_vmax_f(pypool_vf m, pypool_vf v) {
     pypool_vfi take = (v > m) | (v != v);
     return (pypool_vf)((take & (pypool_vfi)v) | (~take & (pypool_vfi)m));
@@ -38,24 +52,29 @@ static inline pypool_vd pypool_vmax_d(pypool_vd m, pypool_vd v) {
     pypool_vdi take = (v > m) | (v != v);
     return (pypool_vd)((take & (pypool_vdi)v) | (~take & (pypool_vdi)m));
 }
+#endif
 #define PYPOOL_VADD(m, v) ((m) + (v))
 
-/* One chunk of W vectors at lane offset l0. */
-#define PYPOOL_SWEEP_CHUNK(NAME, T, VT, W, OP)                                              \
-static void NAME(const T* z, int64_t lanes, int64_t l0, int64_t first, int64_t s,          \
-                 int64_t k, int64_t nout, T* scratch, T* out) {                             \
+/* One chunk of W vectors at lane offset l0. SRC(T) declares where positions
+ * come from and AT(u) is position u's first lane: one array of positions
+ * `lanes` apart (the scratch rows of run_windows), or an array of row
+ * pointers (the band path reading the input in place). Output o's lanes
+ * start at out + o * out_ld. */
+#define PYPOOL_SWEEP_CHUNK(NAME, T, VT, W, OP, SRC, AT)                                     \
+static void NAME(SRC(T), int64_t l0, int64_t first, int64_t s, int64_t k, int64_t nout,       \
+                 T* scratch, T* out, int64_t out_ld) {                                      \
     enum { VL = sizeof(VT) / sizeof(T) };                                                  \
     int64_t a = first, o = 0, b0, j, grown, i;                                             \
     VT acc[W], pre[W];                                                                     \
     while (o < nout) {                                                                     \
         b0 = a - a % k;                                                                    \
         for (i = 0; i < W; i++) {                                                          \
-            acc[i] = PYPOOL_LOAD(VT, z + (b0 + k - 1) * lanes + l0 + i * VL);              \
+            acc[i] = PYPOOL_LOAD(VT, AT(b0 + k - 1) + l0 + i * VL);                        \
             PYPOOL_STORE(VT, scratch + ((k - 1) * W + i) * VL, acc[i]);                    \
         }                                                                                  \
         for (j = k - 2; j >= a - b0; j--)                                                  \
             for (i = 0; i < W; i++) {                                                      \
-                acc[i] = OP(PYPOOL_LOAD(VT, z + (b0 + j) * lanes + l0 + i * VL), acc[i]);  \
+                acc[i] = OP(PYPOOL_LOAD(VT, AT(b0 + j) + l0 + i * VL), acc[i]);            \
                 PYPOOL_STORE(VT, scratch + (j * W + i) * VL, acc[i]);                      \
             }                                                                              \
         grown = 0;    /* pre holds the next block's positions [b0 + k, b0 + k + grown) */ \
@@ -63,20 +82,20 @@ static void NAME(const T* z, int64_t lanes, int64_t l0, int64_t first, int64_t s
             j = a - b0;                                                                    \
             if (j == 0) {                                                                  \
                 for (i = 0; i < W; i++)                                                    \
-                    PYPOOL_STORE(VT, out + o * lanes + l0 + i * VL,                        \
+                    PYPOOL_STORE(VT, out + o * out_ld + l0 + i * VL,                       \
                                  PYPOOL_LOAD(VT, scratch + i * VL));                       \
             } else {                                                                       \
                 if (grown == 0) {                                                          \
                     for (i = 0; i < W; i++)                                                \
-                        pre[i] = PYPOOL_LOAD(VT, z + (b0 + k) * lanes + l0 + i * VL);      \
+                        pre[i] = PYPOOL_LOAD(VT, AT(b0 + k) + l0 + i * VL);                \
                     grown = 1;                                                             \
                 }                                                                          \
                 for (; grown < j; grown++)                                                 \
                     for (i = 0; i < W; i++)                                                \
-                        pre[i] = OP(pre[i], PYPOOL_LOAD(VT, z + (b0 + k + grown) * lanes   \
-                                                            + l0 + i * VL));               \
+                        pre[i] = OP(pre[i], PYPOOL_LOAD(VT, AT(b0 + k + grown) + l0        \
+                                                            + i * VL));                    \
                 for (i = 0; i < W; i++)                                                    \
-                    PYPOOL_STORE(VT, out + o * lanes + l0 + i * VL,                        \
+                    PYPOOL_STORE(VT, out + o * out_ld + l0 + i * VL,                       \
                                  OP(PYPOOL_LOAD(VT, scratch + (j * W + i) * VL), pre[i])); \
             }                                                                              \
             o++;                                                                           \
@@ -85,21 +104,121 @@ static void NAME(const T* z, int64_t lanes, int64_t l0, int64_t first, int64_t s
     }                                                                                      \
 }
 
+#define PYPOOL_SRC_LANES(T) const T* z, int64_t lanes
+#define PYPOOL_AT_LANES(u) (z + (u) * lanes)
+#define PYPOOL_SRC_ROWS(T) const T** rows
+#define PYPOOL_AT_ROWS(u) (rows[u])
+
+/* Positions `lanes` apart in z; lanes a multiple of the vector width. */
 #define PYPOOL_SWEEP(NAME, T, VT, OP)                                                       \
-PYPOOL_SWEEP_CHUNK(NAME##_4, T, VT, 4, OP)                                                  \
-PYPOOL_SWEEP_CHUNK(NAME##_1, T, VT, 1, OP)                                                  \
+PYPOOL_SWEEP_CHUNK(NAME##_4, T, VT, 4, OP, PYPOOL_SRC_LANES, PYPOOL_AT_LANES)                   \
+PYPOOL_SWEEP_CHUNK(NAME##_1, T, VT, 1, OP, PYPOOL_SRC_LANES, PYPOOL_AT_LANES)                   \
 static void NAME(const T* z, int64_t lanes, int64_t first, int64_t s, int64_t k,           \
                  int64_t nout, T* scratch, T* out) {                                        \
     enum { VL = sizeof(VT) / sizeof(T) };                                                  \
     int64_t l0 = 0;                                                                        \
     for (; l0 + 4 * VL <= lanes; l0 += 4 * VL)                                             \
-        NAME##_4(z, lanes, l0, first, s, k, nout, scratch, out);                           \
+        NAME##_4(z, lanes, l0, first, s, k, nout, scratch, out, lanes);                    \
     for (; l0 + VL <= lanes; l0 += VL)                                                     \
-        NAME##_1(z, lanes, l0, first, s, k, nout, scratch, out);                           \
+        NAME##_1(z, lanes, l0, first, s, k, nout, scratch, out, lanes);                    \
 }
+
+/* Positions at row pointers; any lanes >= the vector width: the last chunk
+ * overlaps the one before it (the same lanes computed twice, the same bits)
+ * instead of running past the row. */
+#define PYPOOL_SWEEP_ROWS(NAME, T, VT, OP)                                                  \
+PYPOOL_SWEEP_CHUNK(NAME##_4, T, VT, 4, OP, PYPOOL_SRC_ROWS, PYPOOL_AT_ROWS)                     \
+PYPOOL_SWEEP_CHUNK(NAME##_1, T, VT, 1, OP, PYPOOL_SRC_ROWS, PYPOOL_AT_ROWS)                     \
+static void NAME(const T** rows, int64_t lanes, int64_t first, int64_t s, int64_t k, \
+                 int64_t nout, T* scratch, T* out, int64_t out_ld) {                        \
+    enum { VL = sizeof(VT) / sizeof(T) };                                                  \
+    int64_t l0 = 0;                                                                        \
+    for (; l0 + 4 * VL <= lanes; l0 += 4 * VL)                                             \
+        NAME##_4(rows, l0, first, s, k, nout, scratch, out, out_ld);                       \
+    for (; l0 + VL <= lanes; l0 += VL)                                                     \
+        NAME##_1(rows, l0, first, s, k, nout, scratch, out, out_ld);                       \
+    if (l0 < lanes)                                                                        \
+        NAME##_1(rows, lanes - VL, first, s, k, nout, scratch, out, out_ld);               \
+}
+
+/* out[o * out_ld + l] = rows[first + o*s] op ... op rows[first + o*s + k - 1]
+ * lane by lane (direct windows, in order), lanes >= the vector width. */
+#define PYPOOL_ROWS_DIRECT(NAME, T, VT, OP)                                                 \
+static void NAME(const T** rows, int64_t lanes, int64_t first, int64_t s, int64_t k, \
+                 int64_t nout, T* out, int64_t out_ld) {                                    \
+    enum { VL = sizeof(VT) / sizeof(T) };                                                  \
+    int64_t o, j, l0, l;                                                                   \
+    for (o = 0; o < nout; o++) {                                                           \
+        const T** r = rows + first + o * s;                                          \
+        for (l0 = 0; l0 < lanes; l0 += VL) {                                               \
+            l = l0 + VL <= lanes ? l0 : lanes - VL;                                        \
+            VT acc = PYPOOL_LOAD(VT, r[0] + l);                                            \
+            for (j = 1; j < k; j++)                                                        \
+                acc = OP(acc, PYPOOL_LOAD(VT, r[j] + l));                                  \
+            PYPOOL_STORE(VT, out + o * out_ld + l, acc);                                   \
+        }                                                                                  \
+    }                                                                                      \
+}
+
+/* Windows along rows by doubling: level p holds the combination of
+ * positions [i, i + p); level 2p combines level p at i and i + p, and the
+ * k-wide window combines level p at i and i + k - p (overlapping: fine for a
+ * max, whose ties keep the earlier operand, so the result is the window's
+ * first maximum, as a left-to-right scan gives). About log2(k) vector
+ * operations per output, no transpose.
+ *
+ * Row r of the nrows rows starts at src + r * ld and must hold
+ * first + (nout - 1) * s + k values, with a vector of readable slack after the
+ * last row; b1 and b2 hold as much as src. out[r * out_ld + o] = the window
+ * at first + o*s of row r, o < nout. Each level runs over all rows as one
+ * array (positions whose window crosses into the next row are computed but
+ * never used), so a level's loads read stores made long before: on one
+ * short row at a time, the unaligned loads of the level just stored waited
+ * on store forwarding. */
+#define PYPOOL_ROWS_DOUBLING(NAME, T, VT, OP, SOP)                                          \
+static void NAME(const T* src, int64_t ld, int64_t nrows, int64_t first, int64_t s,        \
+                 int64_t k, int64_t nout, T* b1, T* b2, T* out, int64_t out_ld) {           \
+    enum { VL = sizeof(VT) / sizeof(T) };                                                  \
+    int64_t n = (nout - 1) * s + k, p = 1, i, o, r, row;                                   \
+    const T* cur = src + first;                                                            \
+    const T* at;                                                                           \
+    T* dst = b1;                                                                           \
+    T* y;                                                                                  \
+    while (2 * p <= k) {                                                                   \
+        int64_t total = (nrows - 1) * ld + n - 2 * p + 1;                                  \
+        for (i = 0; i < total; i += VL)                                                    \
+            PYPOOL_STORE(VT, dst + i, OP(PYPOOL_LOAD(VT, cur + i),                          \
+                                         PYPOOL_LOAD(VT, cur + i + p)));                   \
+        cur = dst;                                                                         \
+        dst = dst == b1 ? b2 : b1;                                                         \
+        p *= 2;                                                                            \
+    }                                                                                      \
+    r = k - p;                                                                             \
+    for (row = 0; row < nrows; row++) {                                                    \
+        at = cur + row * ld;                                                               \
+        y = out + row * out_ld;                                                            \
+        o = 0;                                                                             \
+        if (s == 1)                                                                        \
+            for (; o + VL <= nout; o += VL)                                                \
+                PYPOOL_STORE(VT, y + o, r ? OP(PYPOOL_LOAD(VT, at + o),                     \
+                                               PYPOOL_LOAD(VT, at + o + r))                \
+                                          : PYPOOL_LOAD(VT, at + o));                      \
+        for (; o < nout; o++)                                                              \
+            y[o] = r ? SOP(at[o * s], at[o * s + r]) : at[o * s];                          \
+    }                                                                                      \
+}
+
+static inline float pypool_smax_f(float m, float v) { return v != v ? v : (v > m ? v : m); }
+static inline double pypool_smax_d(double m, double v) { return v != v ? v : (v > m ? v : m); }
 
 PYPOOL_SWEEP(pypool_sweep_max_f32, float, pypool_vf, pypool_vmax_f)
 PYPOOL_SWEEP(pypool_sweep_max_f64, double, pypool_vd, pypool_vmax_d)
 PYPOOL_SWEEP(pypool_sweep_sum_f64, double, pypool_vd, PYPOOL_VADD)
+PYPOOL_SWEEP_ROWS(pypool_rows_running_max_f32, float, pypool_vf, pypool_vmax_f)
+PYPOOL_SWEEP_ROWS(pypool_rows_running_max_f64, double, pypool_vd, pypool_vmax_d)
+PYPOOL_ROWS_DIRECT(pypool_rows_direct_max_f32, float, pypool_vf, pypool_vmax_f)
+PYPOOL_ROWS_DIRECT(pypool_rows_direct_max_f64, double, pypool_vd, pypool_vmax_d)
+PYPOOL_ROWS_DOUBLING(pypool_rows_doubling_max_f32, float, pypool_vf, pypool_vmax_f, pypool_smax_f)
+PYPOOL_ROWS_DOUBLING(pypool_rows_doubling_max_f64, double, pypool_vd, pypool_vmax_d, pypool_smax_d)
 
 #endif

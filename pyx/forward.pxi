@@ -43,7 +43,7 @@
 # futex system calls, about a microsecond that every small call would pay.
 
 from libc.math cimport INFINITY, fabs, frexp, pow, sqrt
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy
 from libc.stdint cimport int32_t
 from libc.stdint cimport INT8_MIN, INT16_MIN, INT32_MAX, INT32_MIN, INT64_MIN

@@ -262,3 +262,68 @@ def test_3d_large_windows_pool_the_depth_first(layout, kernel, stride, padding, 
             got = pypool.avg_pool(finite, *args, divisor_override=d, layout=layout,
                                   dtype=np.float64)
             np.testing.assert_array_equal(got.view(np.int64), (total / d).view(np.int64))
+
+
+def _column_major_first_max(x, kernel, stride, padding, ceil_mode, out_shape):
+    """Max of each 2-D window taken column by column (the first maximum in
+    column-major order, down to the sign of a zero), NaN where the window
+    holds one; padding taps are -inf."""
+    (pt, pb), (pl, pr) = padding
+    oh, ow = out_shape[-2:]
+    # pad far enough for ceil_mode's last windows too
+    need_h = max(0, (oh - 1) * stride[0] + kernel[0] - (x.shape[-2] + pt + pb))
+    need_w = max(0, (ow - 1) * stride[1] + kernel[1] - (x.shape[-1] + pl + pr))
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pt, pb + need_h), (pl, pr + need_w)),
+                constant_values=-np.inf)
+    win = np.lib.stride_tricks.sliding_window_view(xp, kernel, axis=(2, 3))
+    win = win[:, :, ::stride[0], ::stride[1]][:, :, :oh, :ow]
+    taps = np.swapaxes(win, -1, -2).reshape(win.shape[:4] + (-1,))   # column-major order
+    first = np.argmax(taps == taps.max(axis=-1, keepdims=True), axis=-1)
+    expected = np.take_along_axis(taps, first[..., None], -1)[..., 0]
+    expected[np.isnan(taps).any(axis=-1)] = np.nan
+    return expected.astype(x.dtype)
+
+
+@settings(max_examples=250, **COMMON)
+@given(data=st.data())
+def test_large_channels_first_max_rows_then_columns(data):
+    """channels_first float max with a large window (the band path: input rows
+    read in place, columns pooled by doubling): rows narrower and wider than a
+    vector and than a task's strip of 128 outputs, windows up to 40 columns
+    (past the doubling's 32), column strides 1-3, every padding, ceil_mode,
+    strided inputs and results. Values equal, bit for bit, the column-major
+    first maximum (a zero's sign included); NaN wherever a window holds one;
+    results identical for 1 and 3 threads."""
+    dtype = data.draw(st.sampled_from([np.float32, np.float64]))
+    sh, sw = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3))
+    kh, kw = data.draw(st.integers(1, 15)), data.draw(st.integers(1, 40))
+    if not (kh >= 2 * sh + 3 or kw >= 2 * sw + 3):
+        kw = 2 * sw + 3 + data.draw(st.integers(0, 30))
+    H = data.draw(st.integers(max(1, kh - 4), kh + 40))
+    W = data.draw(st.sampled_from([1, 5, 7, 8, 9, 17, 31, 64, 140, 300]))
+    ph = data.draw(st.integers(0, kh // 2)), data.draw(st.integers(0, kh // 2))
+    pw = data.draw(st.integers(0, kw // 2)), data.draw(st.integers(0, kw // 2))
+    ceil_mode = data.draw(st.booleans())
+    args = ((kh, kw), (sh, sw), (ph, pw), 1, ceil_mode)
+    shape = (data.draw(st.integers(1, 2)), data.draw(st.integers(1, 3)), H, W)
+    try:
+        out_shape = pypool.pooled_shape(shape, *args)
+    except ValueError:
+        return
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    pool = np.array([-0.0, 0.0, -1.0, 1.0, 2.0, np.nan, np.inf, -np.inf], dtype)
+    x = rng.choice(pool, shape, p=[0.3, 0.3, 0.1, 0.1, 0.1, 0.02, 0.04, 0.04])
+    if data.draw(st.booleans()):
+        x = x[..., ::-1] if data.draw(st.booleans()) else np.repeat(x, 2, axis=-1)[..., ::2]
+    expected = _column_major_first_max(x, (kh, kw), (sh, sw), (ph, pw), ceil_mode,
+                                       out_shape)
+    out = None
+    if data.draw(st.booleans()):
+        out = np.zeros(out_shape[:-1] + (2 * out_shape[-1],), dtype)[..., ::2]
+    got = pypool.max_pool2d(x, *args, out=out, num_threads=1)
+    nan = np.isnan(expected)
+    assert (np.isnan(got) == nan).all()
+    bits = np.uint32 if dtype == np.float32 else np.uint64
+    np.testing.assert_array_equal(got[~nan].view(bits), expected[~nan].view(bits))
+    np.testing.assert_array_equal(pypool.max_pool2d(x, *args, num_threads=3).view(bits),
+                                  got.view(bits))
