@@ -21,6 +21,7 @@
 
 #include <stdint.h>
 #include <string.h>
+#include "_sums.h"    /* pypool_sums_avx512: the AVX-512 switch */
 
 typedef float pypool_vf __attribute__((vector_size(32)));
 typedef int32_t pypool_vfi __attribute__((vector_size(32)));
@@ -218,7 +219,65 @@ PYPOOL_SWEEP_ROWS(pypool_rows_running_max_f32, float, pypool_vf, pypool_vmax_f)
 PYPOOL_SWEEP_ROWS(pypool_rows_running_max_f64, double, pypool_vd, pypool_vmax_d)
 PYPOOL_ROWS_DIRECT(pypool_rows_direct_max_f32, float, pypool_vf, pypool_vmax_f)
 PYPOOL_ROWS_DIRECT(pypool_rows_direct_max_f64, double, pypool_vd, pypool_vmax_d)
-PYPOOL_ROWS_DOUBLING(pypool_rows_doubling_max_f32, float, pypool_vf, pypool_vmax_f, pypool_smax_f)
+PYPOOL_ROWS_DOUBLING(pypool_rows_doubling_max_f32_v8, float, pypool_vf, pypool_vmax_f, pypool_smax_f)
 PYPOOL_ROWS_DOUBLING(pypool_rows_doubling_max_f64, double, pypool_vd, pypool_vmax_d, pypool_smax_d)
+
+/* float32 doubling on CPUs with AVX-512: the same operations on 16 lanes. */
+#ifdef PYPOOL_SUMS_HAVE_AVX512
+PYPOOL_AVX512 static inline __m512 pypool_vmax16(__m512 m, __m512 v) {
+    return _mm512_mask_mov_ps(_mm512_max_ps(v, m), _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), v);
+}
+
+PYPOOL_AVX512 static void pypool_rows_doubling_max_f32_v16(
+        const float* src, int64_t ld, int64_t nrows, int64_t first, int64_t s, int64_t k,
+        int64_t nout, float* b1, float* b2, float* out, int64_t out_ld) {
+    int64_t n = (nout - 1) * s + k, p = 1, i, o, r, row;
+    const float* cur = src + first;
+    const float* at;
+    float* dst = b1;
+    float* y;
+    __m512 v;
+    while (2 * p <= k) {
+        int64_t total = (nrows - 1) * ld + n - 2 * p + 1;
+        for (i = 0; i < total; i += 16)
+            _mm512_storeu_ps(dst + i, pypool_vmax16(_mm512_loadu_ps(cur + i),
+                                                    _mm512_loadu_ps(cur + i + p)));
+        cur = dst;
+        dst = dst == b1 ? b2 : b1;
+        p *= 2;
+    }
+    r = k - p;
+    for (row = 0; row < nrows; row++) {
+        at = cur + row * ld;
+        y = out + row * out_ld;
+        if (s != 1) {
+            for (o = 0; o < nout; o++)
+                y[o] = r ? pypool_smax_f(at[o * s], at[o * s + r]) : at[o * s];
+            continue;
+        }
+        for (o = 0; o < nout; o += 16) {
+            v = _mm512_loadu_ps(at + o);
+            if (r)
+                v = pypool_vmax16(v, _mm512_loadu_ps(at + o + r));
+            if (o + 16 <= nout)
+                _mm512_storeu_ps(y + o, v);
+            else
+                _mm512_mask_storeu_ps(y + o, (__mmask16)((1u << (nout - o)) - 1), v);
+        }
+    }
+}
+#endif
+
+static void pypool_rows_doubling_max_f32(const float* src, int64_t ld, int64_t nrows,
+                                         int64_t first, int64_t s, int64_t k, int64_t nout,
+                                         float* b1, float* b2, float* out, int64_t out_ld) {
+#ifdef PYPOOL_SUMS_HAVE_AVX512
+    if (pypool_sums_avx512) {
+        pypool_rows_doubling_max_f32_v16(src, ld, nrows, first, s, k, nout, b1, b2, out, out_ld);
+        return;
+    }
+#endif
+    pypool_rows_doubling_max_f32_v8(src, ld, nrows, first, s, k, nout, b1, b2, out, out_ld);
+}
 
 #endif

@@ -13,7 +13,8 @@
 # for each output row of a task (vectors along the columns), then, a group
 # of COLUMN_BYTES of lines at a time, the result is transposed, a column pass
 # combines the kernel columns (vectors along the group's lines) and the
-# outputs are transposed back. Both passes pick running or direct windows
+# outputs are transposed back. (channels_first float max goes by bands
+# instead, without copies or transposes: see band_max_task.) Both passes pick running or direct windows
 # per axis, so a large kernel on one axis only is fine too. Tasks and groups
 # are small so that a pass's working set stays in L1/L2 (A/B on this
 # machine: 64-line tasks without groups were 25% slower for float32 max and
@@ -405,35 +406,25 @@ cdef void load_row_terms(double* dst, const real_t* row, const Strided5* xs, con
     fill(dst + (t.lead + t.ninside) * V, 0.0, t.width - (t.lead + t.ninside) * V)
 
 
-cdef void prefetch_task(const real_t* x, const Strided5* xs, const char* y, const Strided5* ys,
-                        int64_t y_itemsize, const Windows* w, const RunPlan* rp,
-                        int64_t task) noexcept nogil:
-    """Ask for a task's input rows, and its result rows, ahead of time, so that
-    neither loading nor storing them waits on memory: a task touches its rows
-    once, and the hardware prefetcher does not run far enough ahead of this
-    access pattern. (Stores that miss fill the store buffer: A/B, max 13x13,
-    1 thread: 2.9 -> ... ms with the result rows prefetched.)"""
+cdef void prefetch_task(const real_t* x, const Strided5* xs, const Strided5* ys,
+                        const Windows* w, const RunPlan* rp, int64_t task) noexcept nogil:
+    """Ask for a task's input rows ahead of time (into L2), so that loading them
+    does not wait on memory: a task reads its rows once, and the hardware
+    prefetcher does not run far enough ahead of this access pattern."""
     cdef RunTask t
     cdef Segment sg
-    cdef int64_t g = 0, v, i, nbytes, out_bytes
+    cdef int64_t g = 0, v, nbytes
     cdef const char* row
     if not columns_contiguous(xs, rp):
         return
     plan_task(&t, xs, ys, w, rp, task)
     nbytes = t.ninside * rp.V * <int64_t>sizeof(real_t)
-    out_bytes = t.nout * rp.V * y_itemsize
-    if not (ys.s[3] == rp.V and (rp.V == 1 or ys.s[4] == 1)):
-        out_bytes = 0    # the result's columns are not one span
     while g < t.nl:
         segment_at(&sg, &t, ys, w, rp, g)
         for v in range(sg.v0, sg.v1):
             row = <const char*>segment_row(x, xs, w, &sg, &t, v)
             if row != NULL:
                 pypool_prefetch_bytes(row, nbytes)
-        if out_bytes > 0:
-            for i in range(sg.n):
-                pypool_prefetch_bytes(y + offset5(ys, sg.b, sg.od, sg.oh + i, t.ow0, 0) * y_itemsize,
-                                      out_bytes)
         g += sg.n
 
 
@@ -497,7 +488,8 @@ cdef void column_pass(real_t* za, real_t* zb, real_t* zc, real_t* zd, const RunT
 # so ties between +0 and -0 resolve the same way (the column-major first).
 
 cdef enum:
-    BAND_MAX_KW = 32    # wider windows: log2(kw) doublings cost more than transposing
+    BAND_MAX_KW = 64    # wider: log2(kw) doublings cost more than transposing (1 thread, 13 rows
+                        # by 33 / 63 columns: 3.4 / 3.7 ms; transposing 33 / 65: 3.9 / 4.3 ms)
 
 
 cdef inline bint use_bands(const Strided5* xs, const Windows* w, const RunPlan* rp,
@@ -768,7 +760,7 @@ cdef int running_max_tasks(const real_t* x, const Strided5* xs, real_t* y, const
         bs = &bands
     for task in range(t0, t1):
         if task + 1 < t1:
-            prefetch_task(x, xs, <const char*>y, ys, sizeof(real_t), w, rp, task + 1)
+            prefetch_task(x, xs, ys, w, rp, task + 1)
         running_max_task(x, xs, y, ys, w, rp, task, za, za + rp.scratch, za + 2 * rp.scratch,
                          za + 3 * rp.scratch, bs)
     if bs != NULL:
@@ -788,7 +780,7 @@ cdef int running_reduce_tasks(const real_t* x, const Strided5* xs, float_out_t* 
         return 1
     for task in range(t0, t1):
         if task + 1 < t1:
-            prefetch_task(x, xs, <const char*>y, ys, sizeof(float_out_t), w, rp, task + 1)
+            prefetch_task(x, xs, ys, w, rp, task + 1)
         running_reduce_task(x, xs, y, ys, w, rp, mode, p, divisor_override, recw, task, za,
                             za + rp.scratch, za + 2 * rp.scratch, za + 3 * rp.scratch)
     free(za)

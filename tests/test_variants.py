@@ -63,6 +63,13 @@ COMPUTE = textwrap.dedent("""
     results["gavg_every_other"] = pypool.global_avg_pool(gx[:, ::2])
     results["gavg_nhwc"] = pypool.global_avg_pool(np.ascontiguousarray(gx.transpose(0, 2, 3, 1)),
                                                   layout="channels_last")
+    # large channels_first max windows (the band path: doubling along rows, with
+    # AVX-512 where the CPU has it), zeros of both signs and NaN
+    bx = rng.choice(np.array([-0.0, 0.0, 1.0, -2.0, np.nan], np.float32), (2, 3, 29, 53),
+                    p=[0.35, 0.35, 0.1, 0.15, 0.05])
+    results["band_max"] = pypool.max_pool2d(bx, (7, 13), 1, (3, 6))
+    results["band_max_f64"] = pypool.max_pool2d(bx.astype(np.float64), (9, 21), (2, 1), 4)
+    results["band_max_s2"] = pypool.max_pool2d(bx, 11, 2, 5, ceil_mode=True)
     strided = np.zeros((301, 3), np.float32).T
     results["gavg_strided_out"] = np.ascontiguousarray(pypool.global_avg_pool(gx, out=strided))
     np.savez(sys.argv[1], **results)
