@@ -494,6 +494,9 @@ cdef enum:
 
 cdef inline bint use_bands(const Strided5* xs, const Windows* w, const RunPlan* rp,
                            size_t itemsize) noexcept nogil:
+    """Column stride 2 computes every position's window and keeps every other
+    one, and still beats transposing (1 thread, (8,128,64,64) float32, stride
+    (1, 2): 13x13 3.1 -> 2.5 ms, 13x7 2.8 -> 2.3 ms)."""
     return (rp.V == 1 and (itemsize == 4 or itemsize == 8) and xs.s[3] == 1
             and w.kernel[2] <= BAND_MAX_KW and w.stride[2] <= 2)
 
