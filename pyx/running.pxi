@@ -13,9 +13,10 @@
 # for each output row of a task (vectors along the columns), then, a group
 # of COLUMN_BYTES of lines at a time, the result is transposed, a column pass
 # combines the kernel columns (vectors along the group's lines) and the
-# outputs are transposed back. (channels_first float max goes by bands
-# instead, without copies or transposes: see band_max_task.) Both passes pick running or direct windows
-# per axis, so a large kernel on one axis only is fine too. Tasks and groups
+# outputs are transposed back (channels_first float max goes by bands
+# instead, without copies or transposes: see band_max_task). Both passes
+# pick running or direct windows per axis, so a large kernel on one axis
+# only is fine too. Tasks and groups
 # are small so that a pass's working set stays in L1/L2 (A/B on this
 # machine: 64-line tasks without groups were 25% slower for float32 max and
 # 80% for float64 sums; with groups, sums gain from 64 lines, max does not),
@@ -482,8 +483,8 @@ cdef void column_pass(real_t* za, real_t* zb, real_t* zc, real_t* zd, const RunT
 # Bands: channels_first float and double max without copies or transposes.
 # The row pass reads the input rows in place (a table of row pointers, one
 # row of the identity standing for padding rows) and writes each output
-# row's column maxima into one scratch row; the column pass then pools that
-# row by doubling (_running.h), about log2(kw) vector operations per output,
+# row's column maxima into a scratch row; the column pass then pools those
+# rows by doubling (_running.h), about log2(kw) vector operations per output,
 # straight into the result. Rows first, then columns, as on the path above,
 # so ties between +0 and -0 resolve the same way (the column-major first).
 
@@ -494,9 +495,11 @@ cdef enum:
 
 cdef inline bint use_bands(const Strided5* xs, const Windows* w, const RunPlan* rp,
                            size_t itemsize) noexcept nogil:
-    """Column stride 2 computes every position's window and keeps every other
-    one, and still beats transposing (1 thread, (8,128,64,64) float32, stride
-    (1, 2): 13x13 3.1 -> 2.5 ms, 13x7 2.8 -> 2.3 ms)."""
+    """Does a running max take the band path? Contiguous columns (rows are read
+    in place), float or double, at most BAND_MAX_KW columns and a column
+    stride of at most 2: stride 2 computes every position's window and keeps
+    every other one, and still beats transposing (1 thread, (8,128,64,64)
+    float32, stride (1, 2): 13x13 3.1 -> 2.5 ms, 13x7 2.8 -> 2.3 ms)."""
     return (rp.V == 1 and (itemsize == 4 or itemsize == 8) and xs.s[3] == 1
             and w.kernel[2] <= BAND_MAX_KW and w.stride[2] <= 2)
 
@@ -519,7 +522,7 @@ cdef int band_alloc(BandScratch* bs, const Windows* w, const RunPlan* rp,
     pass's vector loads read a little past what a row uses). 1 on no memory."""
     cdef int64_t nrows = (rp.lines - 1) * w.stride[1] + 2 * w.kernel[1]
     cdef int64_t width = whole_vectors((rp.strip - 1) * w.stride[2] + 2 * w.kernel[2]) + 16
-    cdef int64_t sweep = 4 * 8 * w.kernel[1]
+    cdef int64_t sweep = 4 * 8 * w.kernel[1]   # 4 vectors of up to 8 lanes per block row
     cdef int64_t rows_size = (rp.lines + 1) * width   # a segment's rows and a row of slack
     cdef size_t nbytes = (<size_t>(nrows * sizeof(void*))
                           + <size_t>(sweep + width + 4 * rows_size) * itemsize)

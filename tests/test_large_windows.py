@@ -326,6 +326,13 @@ def test_large_channels_first_max_rows_then_columns(data):
     nan = np.isnan(expected)
     assert (np.isnan(got) == nan).all()
     bits = np.uint32 if dtype == np.float32 else np.uint64
-    np.testing.assert_array_equal(got[~nan].view(bits), expected[~nan].view(bits))
+    # Zero signs are pinned where the running path runs: a large axis with more
+    # than one output (a single window takes the direct paths, whose ties are
+    # row-major first; README, Max).
+    running = ((kh >= 2 * sh + 3 and out_shape[2] > 1) or (kw >= 2 * sw + 3 and out_shape[3] > 1))
+    if running:
+        np.testing.assert_array_equal(got[~nan].view(bits), expected[~nan].view(bits))
+    else:
+        np.testing.assert_array_equal(got[~nan], expected[~nan])
     np.testing.assert_array_equal(pypool.max_pool2d(x, *args, num_threads=3).view(bits),
                                   got.view(bits))
