@@ -1104,6 +1104,29 @@ cdef inline void vertical_rows(double* acc, double** rows, int64_t n, int64_t OW
         combine_into(acc, rows[j], OW, is_max)
 
 
+cdef extern from "_avg3_plane.h":
+    int pypool_avg3_plane_f32(const float* x, int64_t xrow, int64_t H, int64_t W, float* y,
+                              int64_t yrow, int64_t OH, int64_t OW, int64_t ph, int64_t pw,
+                              int64_t oh0, int64_t oh1, double div_d, const double* divh,
+                              const double* divw) noexcept nogil
+
+
+cdef inline bint avg3_plane_applies(const Strided5* xs, const Strided5* ys,
+                                    const Windows* w) noexcept nogil:
+    """Whether pypool_avg3_plane_f32 (_avg3_plane.h) can take these output rows: a 2-D
+    3x3 stride-1 window without dilation, padding 0 or 1, contiguous rows, and at
+    least two input rows (so every window adds two or three rows, as the
+    general path's fused loops do)."""
+    cdef int a
+    if not w.sliding or xs.n[1] != 1 or ys.n[1] != 1 or w.kernel[0] != 1 or w.pad_begin[0] != 0:
+        return False
+    for a in range(1, 3):
+        if (w.kernel[a] != 3 or w.stride[a] != 1 or w.step[a] != 1 or w.pad_begin[a] < 0
+                or w.pad_begin[a] > 1 or ys.n[a + 1] != xs.n[a + 1] + 2 * w.pad_begin[a] - 2):
+            return False
+    return xs.n[2] >= 2 and xs.s[3] == 1 and ys.s[3] == 1
+
+
 cdef int reduce_plane_rows(const real_t* x, const Strided5* xs, float_out_t* y,
                            const Strided5* ys, const Windows* w, const ColumnTaps* ct,
                            int mode, double p, int64_t divisor_override, const double* recw,
@@ -1118,6 +1141,24 @@ cdef int reduce_plane_rows(const real_t* x, const Strided5* xs, float_out_t* y,
     """
     cdef int64_t OD = ys.n[1], OH = ys.n[2], OW = ys.n[3], H = xs.n[2], W = xs.n[3]
     cdef int64_t kw = w.kernel[2], sw = w.stride[2], plen = ct.plen
+    cdef int64_t plane, end
+    if (real_t is float and float_out_t is float and mode == ACC_SUM and divisor_override <= 0
+            and avg3_plane_applies(xs, ys, w)):
+        # avg 3x3 stride 1 of float32 on AVX-512 CPUs: whole runs of a plane's rows
+        # per call (the same sums; see _avg3_plane.h). What it does not take (no
+        # AVX-512) falls through to the loop below.
+        while r0 < r1:
+            plane = r0 // OH
+            end = min(r1, (plane + 1) * OH)
+            if not pypool_avg3_plane_f32(x + plane * xs.s[0], xs.s[2], H, W,
+                                         y + plane * ys.s[0], ys.s[2], OH, OW, w.pad_begin[1],
+                                         w.pad_begin[2], r0 - plane * OH, end - plane * OH,
+                                         w.divisor[0][0],
+                                         w.divisor[1], w.divisor[2]):
+                break
+            r0 = end
+        if r0 == r1:
+            return 0
     # Slots: (d mod ext_d, h mod ext_h) with the window's extents rounded up to
     # powers of two (masks, not divisions, on this per-row path).
     cdef int64_t ext_d = pow2_at_least((w.kernel[0] - 1) * w.step[0] + 1)

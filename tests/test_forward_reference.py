@@ -698,6 +698,57 @@ def test_stride_1_average_is_the_exact_quotient(kernel, dilation, padding, count
     np.testing.assert_array_equal(got.view(np.int64), expected.view(np.int64))
 
 
+@settings(max_examples=200, **COMMON)
+@given(planes=st.integers(1, 3), rows=st.integers(2, 12), cols=st.integers(1, 70),
+       pad=st.tuples(st.integers(0, 1), st.integers(0, 1)), count_include_pad=st.booleans(),
+       view=st.sampled_from(["contiguous", "rows apart", "reversed rows", "planes apart"]),
+       use_out=st.booleans(), threads=st.sampled_from([1, 2, 3]),
+       seed=st.integers(0, 2**32 - 1))
+def test_float32_avg_3x3_stride_1_is_the_documented_sum_rounded_once(
+        planes, rows, cols, pad, count_include_pad, view, use_out, threads, seed):
+    """float32 avg 3x3 stride 1 on the plane path (its own kernel on AVX-512 CPUs:
+    whole runs of a plane's rows, a ring of row sums, 8 outputs per step, the
+    row's end masked): the float64 sums in the documented order (each row's taps left to right,
+    then the rows top to bottom), plus 0.0, divided once, rounded to float32,
+    bit for bit. Inputs mix +-2**50..2**70 with ordinary values, so another
+    order of the adds (columns first, or b + c before a) loses or keeps the
+    small terms and shows in float32 too; NaN and infinities; sums of -0 give +0."""
+    rows = max(rows, 3 - 2 * pad[0])    # the window must fit the padded input
+    cols = max(cols, 6 - 2 * pad[1])    # output rows of 4 or more: the plane path
+    rng = np.random.default_rng(seed)
+    shape = (planes, 2, rows, cols)
+    x = rng.standard_normal(shape)
+    big = rng.random(shape) < 0.25
+    x[big] = rng.choice([-1.0, 1.0], big.sum()) * 2.0 ** rng.integers(50, 71, big.sum())
+    x = x.astype(np.float32)
+    special = rng.random(shape) < 0.02
+    x[special] = rng.choice([np.nan, np.inf, -np.inf, -0.0], special.sum())
+    if view == "rows apart":
+        holder = np.zeros(shape[:-2] + (2 * rows, cols + 3), np.float32)
+        holder[..., ::2, 1:cols + 1] = x
+        x = holder[..., ::2, 1:cols + 1]
+    elif view == "reversed rows":
+        x = np.ascontiguousarray(x[..., ::-1, :])[..., ::-1, :]
+    elif view == "planes apart":
+        x = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    snapshot = x.copy()
+    with np.errstate(invalid="ignore"):    # inf + -inf
+        z = np.pad(x.astype(np.float64), [(0, 0), (0, 0), (pad[0], pad[0]), (pad[1], pad[1])])
+        OH, OW = z.shape[-2] - 2, z.shape[-1] - 2
+        hs = (z[..., :, 0:OW] + z[..., :, 1:OW + 1]) + z[..., :, 2:OW + 2]
+        total = (hs[..., 0:OH, :] + hs[..., 1:OH + 1, :]) + hs[..., 2:OH + 2, :]
+        if count_include_pad:
+            divisor = 9.0
+        else:
+            divisor = np.outer(_tap_counts(rows, 3, 1, pad[0]), _tap_counts(cols, 3, 1, pad[1]))
+        expected = ((total + 0.0) / divisor).astype(np.float32)
+    out = np.full(expected.shape, 7.0, np.float32) if use_out else None
+    got = pypool.avg_pool2d(x, 3, 1, pad, count_include_pad=count_include_pad, out=out,
+                            num_threads=threads)
+    np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
+    np.testing.assert_array_equal(x, snapshot)
+
+
 @pytest.mark.parametrize("kernel,stride,padding", [(3, 1, 1), ((2, 3), 1, (1, 0)), (3, 2, 1),
                                                     ((3, 1), (2, 1), 0), (2, 2, 0), (4, 1, 1)])
 @pytest.mark.parametrize("count_include_pad", [True, False])

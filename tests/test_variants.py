@@ -71,6 +71,13 @@ COMPUTE = textwrap.dedent("""
     results["band_max_f64"] = pypool.max_pool2d(bx.astype(np.float64), (9, 21), (2, 1), 4)
     wide = np.concatenate([bx, bx[..., ::-1]], axis=-1)    # 106 columns: 64-lane blocks too
     results["band_max_s2"] = pypool.max_pool2d(wide, 11, 2, 5, ceil_mode=True)
+    # float32 avg 3x3 stride 1 (its own kernel with AVX-512): terms of 2**60 among
+    # ordinary ones make any other order of the adds show; reversed rows; padding
+    # on one axis only
+    mx = x.copy()
+    mx[:, :, ::3, ::2] *= np.float32(2.0 ** 60)
+    results["avg3_plane"] = pypool.avg_pool2d(mx[:, :, ::-1, :], 3, 1, 0)
+    results["avg3_plane_pad_rows"] = pypool.avg_pool2d(mx, 3, 1, (1, 0), count_include_pad=False)
     strided = np.zeros((301, 3), np.float32).T
     results["gavg_strided_out"] = np.ascontiguousarray(pypool.global_avg_pool(gx, out=strided))
     np.savez(sys.argv[1], **results)

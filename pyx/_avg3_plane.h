@@ -1,0 +1,156 @@
+/* 3x3 stride-1 averages of float32 planes (channels_first, contiguous rows)
+ * on AVX-512 CPUs: rows [oh0, oh1) of one plane in one call.
+ *
+ * The same sums, in the same order, as reduce_plane_rows (forward.pxi): each
+ * input row's horizontal sums (x[c-1] + x[c]) + x[c+1] in double over a
+ * zero-padded copy, kept in a ring of three rows while later output rows need
+ * them; an output row adds its window's rows top to bottom, adds +0.0 and
+ * divides by divisor_row[oh] * divisor_col[o]. A row or column missing from
+ * a window is a row or column of zeros here, which changes at most the sign
+ * of a zero sum, and the +0.0 makes every zero sum +0 either way.
+ *
+ * Why a kernel of its own: the general path spends more on choosing and
+ * bookkeeping rows than on the arithmetic when rows are short (56 columns:
+ * 0.62 ns per output in cache, this one 0.40). It needs AVX-512 to pay: a
+ * 512-bit conversion or divide does 8 where AVX2's does 4.
+ *
+ * pypool_avg3_plane_f32 returns 1 when it did the rows, 0 when the caller's
+ * path must (no AVX-512, the switch in _sums.h off, or scratch not allocated).
+ */
+#ifndef PYPOOL_AVG3_PLANE_H
+#define PYPOOL_AVG3_PLANE_H
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include "_sums.h"    /* pypool_sums_avx512: the AVX-512 switch */
+#include "_prefetch.h"
+
+/* How far ahead of the row being copied the input is asked for (bytes): the
+ * hardware prefetcher alone left the copies waiting on memory (1 thread,
+ * (32,128,56,56): 6.4-6.9 ms without, 5.5 with 2 or 8 KiB). */
+#define PYPOOL_AVG3_AHEAD 4096
+
+#if defined(__AVX2__) && defined(PYPOOL_SUMS_HAVE_AVX512)
+#define PYPOOL_AVG3_HAVE_AVX512 1
+
+/* (pf[o] + pf[o + 1]) + pf[o + 2] for 8 outputs, in double. */
+PYPOOL_AVX512 static inline __m512d pypool_avg3_taps(const float* pf) {
+    return _mm512_add_pd(_mm512_add_pd(_mm512_cvtps_pd(_mm256_loadu_ps(pf)),
+                                       _mm512_cvtps_pd(_mm256_loadu_ps(pf + 1))),
+                         _mm512_cvtps_pd(_mm256_loadu_ps(pf + 2)));
+}
+
+/* Horizontal sums of the padded row pf into hs, n outputs (whole vectors:
+ * hs and pf have room past n). */
+PYPOOL_AVX512 static void pypool_avg3_sum_row(double* hs, const float* pf, int64_t n) {
+    for (int64_t o = 0; o < n; o += 8)
+        _mm512_storeu_pd(hs + o, pypool_avg3_taps(pf + o));
+}
+
+/* One output row: y[o] = (float)((((a[o] + b[o]) + c[o]) + 0.0) / (dh * dw[o])),
+ * where c is the horizontal sums of pf (stored to c as well) when pf is
+ * given. dw has room past n (whole vectors are read); y is written only below n. */
+PYPOOL_AVX512 static void pypool_avg3_out_row(float* y, const double* a, const double* b,
+                                              double* c, const float* pf, double dh,
+                                              const double* dw, int64_t n) {
+    __m512d vdh = _mm512_set1_pd(dh), zero = _mm512_setzero_pd();
+    for (int64_t o = 0; o < n; o += 8) {
+        __m512d h;
+        if (pf != NULL) {
+            h = pypool_avg3_taps(pf + o);
+            _mm512_storeu_pd(c + o, h);
+        } else {
+            h = _mm512_loadu_pd(c + o);
+        }
+        __m512d s = _mm512_add_pd(_mm512_add_pd(_mm512_loadu_pd(a + o), _mm512_loadu_pd(b + o)), h);
+        __m512d d = _mm512_mul_pd(vdh, _mm512_loadu_pd(dw + o));
+        /* Plain stores for whole vectors: masked ones are slower even unmasked. */
+        if (n - o >= 8) {
+            _mm256_storeu_ps(y + o, _mm512_cvtpd_ps(_mm512_div_pd(_mm512_add_pd(s, zero), d)));
+        } else {
+            __mmask8 k = (__mmask8)((1u << (n - o)) - 1);
+            __m256 f = _mm512_cvtpd_ps(_mm512_maskz_div_pd(k, _mm512_add_pd(s, zero), d));
+            _mm512_mask_storeu_ps(y + o, (__mmask16)k, _mm512_castps256_ps512(f));
+        }
+    }
+}
+
+PYPOOL_AVX512 static int pypool_avg3_plane_avx512(const float* x, int64_t xrow, int64_t H,
+                                                  int64_t W, float* y, int64_t yrow,
+                                                  int64_t OH, int64_t OW, int64_t ph, int64_t pw,
+                                                  int64_t oh0, int64_t oh1, double div_d,
+                                                  const double* divh, const double* divw) {
+    /* Scratch: 3 ring rows and a zero row of L doubles, the column divisors
+       (L, padded with ones), and two padded rows of floats. */
+    int64_t L = (OW + 7) / 8 * 8 + 8, plen = OW + 2 + 16;
+    double* ring = (double*)calloc((size_t)(5 * L) * sizeof(double)
+                                   + (size_t)(2 * plen) * sizeof(float), 1);
+    if (ring == NULL)
+        return 0;
+    double* zero = ring + 3 * L;
+    double* dw = ring + 4 * L;
+    float* pbuf = (float*)(ring + 5 * L);
+    for (int64_t o = 0; o < L; o++)
+        dw[o] = o < OW ? divw[o] : 1.0;
+    /* Input row h padded: pf[pw + c] = x[h][c] in buffer h % 2; the zeros
+       around stay zero. Columns past OW + 1 - pw are never read by whole
+       outputs. A row is copied one row before it is read: read at once, the
+       loads that straddle the copy's stores wait for them to retire (a third
+       of the time, measured). */
+    int64_t ncopy = W < OW + 2 - pw ? W : OW + 2 - pw;
+#define PYPOOL_AVG3_PADDED(h) (pbuf + ((h) & 1) * plen)
+#define PYPOOL_AVG3_LOAD(h) \
+    memcpy(PYPOOL_AVG3_PADDED(h) + pw, x + (h) * xrow, (size_t)ncopy * sizeof(float))
+#define PYPOOL_AVG3_SLOT(h) (ring + ((h) % 3) * L)
+    /* Prime the ring with the first output row's window rows but the last,
+       and copy that last row. */
+    int64_t top = oh0 - ph;
+    for (int64_t h = top < 0 ? 0 : top; h < top + 2 && h < H; h++) {
+        PYPOOL_AVG3_LOAD(h);
+        pypool_avg3_sum_row(PYPOOL_AVG3_SLOT(h), PYPOOL_AVG3_PADDED(h), OW);
+    }
+    if (top + 2 < H)
+        PYPOOL_AVG3_LOAD(top + 2);
+    for (int64_t oh = oh0; oh < oh1; oh++) {
+        int64_t h0 = oh - ph, hn = h0 + 2;    /* the window's rows h0 .. hn */
+        const double* a = h0 >= 0 && h0 < H ? PYPOOL_AVG3_SLOT(h0) : zero;
+        const double* b = h0 + 1 >= 0 && h0 + 1 < H ? PYPOOL_AVG3_SLOT(h0 + 1) : zero;
+        double dh = div_d * divh[oh];
+        if (hn + 1 < H && oh + 1 < oh1)
+            PYPOOL_AVG3_LOAD(hn + 1);    /* the next output row's new row */
+        /* (Integer arithmetic: past the plane's last row this is the next plane's,
+           or nothing at all; a prefetch never faults.) */
+        uintptr_t ahead = (uintptr_t)x + (uintptr_t)(hn * xrow * (int64_t)sizeof(float));
+        pypool_prefetch_bytes((const void*)(ahead + PYPOOL_AVG3_AHEAD),
+                              ncopy * (int64_t)sizeof(float));
+        if (hn < H)
+            pypool_avg3_out_row(y + oh * yrow, a, b, PYPOOL_AVG3_SLOT(hn),
+                                PYPOOL_AVG3_PADDED(hn), dh, dw, OW);
+        else
+            pypool_avg3_out_row(y + oh * yrow, a, b, zero, NULL, dh, dw, OW);
+    }
+#undef PYPOOL_AVG3_LOAD
+#undef PYPOOL_AVG3_PADDED
+#undef PYPOOL_AVG3_SLOT
+    free(ring);
+    (void)OH;
+    return 1;
+}
+#endif
+
+static inline int pypool_avg3_plane_f32(const float* x, int64_t xrow, int64_t H, int64_t W,
+                                        float* y, int64_t yrow, int64_t OH, int64_t OW,
+                                        int64_t ph, int64_t pw, int64_t oh0, int64_t oh1,
+                                        double div_d, const double* divh, const double* divw) {
+#ifdef PYPOOL_AVG3_HAVE_AVX512
+    if (pypool_sums_avx512)
+        return pypool_avg3_plane_avx512(x, xrow, H, W, y, yrow, OH, OW, ph, pw, oh0, oh1, div_d,
+                                        divh, divw);
+#endif
+    (void)x; (void)xrow; (void)H; (void)W; (void)y; (void)yrow; (void)OH; (void)OW; (void)ph;
+    (void)pw; (void)oh0; (void)oh1; (void)div_d; (void)divh; (void)divw;
+    return 0;
+}
+
+#endif
