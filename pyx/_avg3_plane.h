@@ -1,5 +1,6 @@
-/* 3x3 stride-1 averages of float32 planes (channels_first, contiguous rows)
- * on AVX-512 CPUs: rows [oh0, oh1) of one plane in one call.
+/* 3x3 stride-1 averages of float32 inputs on AVX-512 CPUs: rows [oh0, oh1)
+ * of one channels_first plane (contiguous rows) or of one channels_last batch
+ * item (contiguous positions) in one call.
  *
  * The same sums, in the same order, as reduce_plane_rows (forward.pxi): each
  * input row's horizontal sums (x[c-1] + x[c]) + x[c+1] in double over a
@@ -137,6 +138,121 @@ PYPOOL_AVX512 static int pypool_avg3_plane_avx512(const float* x, int64_t xrow, 
     (void)OH;
     return 1;
 }
+
+/* channels_last: one float8 of tap p (NULL: a padding column, zeros) at
+ * channel c, widened. */
+PYPOOL_AVX512 static inline __m512d pypool_avg3_lane_load(const float* p, int64_t c, __mmask8 k) {
+    if (p == NULL)
+        return _mm512_setzero_pd();
+    return _mm512_cvtps_pd(k == 0xff ? _mm256_loadu_ps(p + c)
+                                     : _mm512_castps512_ps256(_mm512_maskz_loadu_ps((__mmask16)k, p + c)));
+}
+
+PYPOOL_AVX512 static inline __m512d pypool_avg3_lane_taps(const float* l, const float* m,
+                                                          const float* r, int64_t c, __mmask8 k) {
+    return _mm512_add_pd(_mm512_add_pd(pypool_avg3_lane_load(l, c, k),
+                                       pypool_avg3_lane_load(m, c, k)),
+                         pypool_avg3_lane_load(r, c, k));
+}
+
+/* Plain loads and stores for whole vectors (masked ones are slower even with
+ * every lane set), masked ones for the channels' end. */
+PYPOOL_AVX512 static inline __m512d pypool_avg3_load8(const double* p, __mmask8 k) {
+    return k == 0xff ? _mm512_loadu_pd(p) : _mm512_maskz_loadu_pd(k, p);
+}
+
+PYPOOL_AVX512 static inline void pypool_avg3_store8(double* p, __mmask8 k, __m512d v) {
+    if (k == 0xff)
+        _mm512_storeu_pd(p, v);
+    else
+        _mm512_mask_storeu_pd(p, k, v);
+}
+
+/* Output column o's window taps in input row xr (V channels per column):
+   columns o - pw .. o - pw + 2, NULL where outside [0, W). */
+#define PYPOOL_AVG3_LANE_TAP(xr, o, t) \
+    ((o) - pw + (t) >= 0 && (o) - pw + (t) < W ? (xr) + ((o) - pw + (t)) * V : NULL)
+
+/* Horizontal sums of input row xr into hs (OW * V doubles). */
+PYPOOL_AVX512 static void pypool_avg3_lane_sum_row(double* hs, const float* xr, int64_t W,
+                                                   int64_t V, int64_t OW, int64_t pw) {
+    for (int64_t o = 0; o < OW; o++) {
+        const float* l = PYPOOL_AVG3_LANE_TAP(xr, o, 0);
+        const float* m = PYPOOL_AVG3_LANE_TAP(xr, o, 1);
+        const float* r = PYPOOL_AVG3_LANE_TAP(xr, o, 2);
+        for (int64_t c = 0; c < V; c += 8) {
+            __mmask8 k = V - c >= 8 ? (__mmask8)0xff : (__mmask8)((1u << (V - c)) - 1);
+            pypool_avg3_store8(hs + o * V + c, k, pypool_avg3_lane_taps(l, m, r, c, k));
+        }
+    }
+}
+
+/* One output row, channels_last: y[o * V + c] = (float)((((a + b) + h) + 0.0) /
+   (dh * divw[o])) with h the new row xr's horizontal sums (stored to hn), or
+   the zero row's when xr is NULL. ahead: the row after, asked for column by
+   column (or NULL). */
+PYPOOL_AVX512 static void pypool_avg3_lane_out_row(float* y, const double* a, const double* b,
+                                                   double* hn, const float* xr,
+                                                   const float* ahead, int64_t W, int64_t V,
+                                                   int64_t OW, int64_t pw, double dh,
+                                                   const double* divw) {
+    __m512d zero = _mm512_setzero_pd();
+    for (int64_t o = 0; o < OW; o++) {
+        const float* l = xr ? PYPOOL_AVG3_LANE_TAP(xr, o, 0) : NULL;
+        const float* m = xr ? PYPOOL_AVG3_LANE_TAP(xr, o, 1) : NULL;
+        const float* r = xr ? PYPOOL_AVG3_LANE_TAP(xr, o, 2) : NULL;
+        if (ahead != NULL && o < W)
+            pypool_prefetch_bytes(ahead + o * V, V * (int64_t)sizeof(float));
+        __m512d d = _mm512_set1_pd(dh * divw[o]);
+        int64_t at = o * V;
+        for (int64_t c = 0; c < V; c += 8) {
+            __mmask8 k = V - c >= 8 ? (__mmask8)0xff : (__mmask8)((1u << (V - c)) - 1);
+            __m512d h;
+            if (xr != NULL) {
+                h = pypool_avg3_lane_taps(l, m, r, c, k);
+                pypool_avg3_store8(hn + at + c, k, h);
+            } else {
+                h = zero;
+            }
+            __m512d s = _mm512_add_pd(_mm512_add_pd(pypool_avg3_load8(a + at + c, k),
+                                                    pypool_avg3_load8(b + at + c, k)), h);
+            __m256 f = _mm512_cvtpd_ps(_mm512_maskz_div_pd(k, _mm512_add_pd(s, zero), d));
+            if (k == 0xff)
+                _mm256_storeu_ps(y + at + c, f);
+            else
+                _mm512_mask_storeu_ps(y + at + c, (__mmask16)k, _mm512_castps256_ps512(f));
+        }
+    }
+}
+#undef PYPOOL_AVG3_LANE_TAP
+
+PYPOOL_AVX512 static int pypool_avg3_lanes_avx512(const float* x, int64_t xrow, int64_t H,
+                                                  int64_t W, int64_t V, float* y, int64_t yrow,
+                                                  int64_t OW, int64_t ph, int64_t pw, int64_t oh0,
+                                                  int64_t oh1, double div_d, const double* divh,
+                                                  const double* divw) {
+    int64_t L = OW * V + 8;
+    double* ring = (double*)calloc((size_t)(4 * L), sizeof(double));
+    if (ring == NULL)
+        return 0;
+    double* zero = ring + 3 * L;
+#define PYPOOL_AVG3_SLOT(h) (ring + ((h) % 3) * L)
+    int64_t top = oh0 - ph;
+    for (int64_t h = top < 0 ? 0 : top; h < top + 2 && h < H; h++)
+        pypool_avg3_lane_sum_row(PYPOOL_AVG3_SLOT(h), x + h * xrow, W, V, OW, pw);
+    for (int64_t oh = oh0; oh < oh1; oh++) {
+        int64_t h0 = oh - ph, hn = h0 + 2;
+        const double* a = h0 >= 0 ? PYPOOL_AVG3_SLOT(h0) : zero;
+        const double* b = PYPOOL_AVG3_SLOT(h0 + 1);
+        const float* xr = hn < H ? x + hn * xrow : NULL;
+        const float* ahead = hn + 1 < H && oh + 1 < oh1 ? x + (hn + 1) * xrow : NULL;
+        pypool_avg3_lane_out_row(y + oh * yrow, a, b, hn < H ? PYPOOL_AVG3_SLOT(hn) : zero, xr,
+                                 ahead, W, V, OW, pw, div_d * divh[oh], divw);
+    }
+#undef PYPOOL_AVG3_SLOT
+    free(ring);
+    return 1;
+}
 #endif
 
 static inline int pypool_avg3_plane_f32(const float* x, int64_t xrow, int64_t H, int64_t W,
@@ -149,6 +265,23 @@ static inline int pypool_avg3_plane_f32(const float* x, int64_t xrow, int64_t H,
                                         divh, divw);
 #endif
     (void)x; (void)xrow; (void)H; (void)W; (void)y; (void)yrow; (void)OH; (void)OW; (void)ph;
+    (void)pw; (void)oh0; (void)oh1; (void)div_d; (void)divh; (void)divw;
+    return 0;
+}
+
+/* channels_last rows [oh0, oh1) of one batch item: x and y point at its
+ * first row; positions are contiguous (V channels each, rows xrow / yrow
+ * apart). The same sums in the same order as lane_sum_rows (lane_sums.pxi). */
+static inline int pypool_avg3_lanes_f32(const float* x, int64_t xrow, int64_t H, int64_t W,
+                                        int64_t V, float* y, int64_t yrow, int64_t OW,
+                                        int64_t ph, int64_t pw, int64_t oh0, int64_t oh1,
+                                        double div_d, const double* divh, const double* divw) {
+#ifdef PYPOOL_AVG3_HAVE_AVX512
+    if (pypool_sums_avx512)
+        return pypool_avg3_lanes_avx512(x, xrow, H, W, V, y, yrow, OW, ph, pw, oh0, oh1, div_d,
+                                        divh, divw);
+#endif
+    (void)x; (void)xrow; (void)H; (void)W; (void)V; (void)y; (void)yrow; (void)OW; (void)ph;
     (void)pw; (void)oh0; (void)oh1; (void)div_d; (void)divh; (void)divw;
     return 0;
 }

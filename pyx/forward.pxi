@@ -1109,14 +1109,18 @@ cdef extern from "_avg3_plane.h":
                               int64_t yrow, int64_t OH, int64_t OW, int64_t ph, int64_t pw,
                               int64_t oh0, int64_t oh1, double div_d, const double* divh,
                               const double* divw) noexcept nogil
+    int pypool_avg3_lanes_f32(const float* x, int64_t xrow, int64_t H, int64_t W, int64_t V,
+                              float* y, int64_t yrow, int64_t OW, int64_t ph, int64_t pw,
+                              int64_t oh0, int64_t oh1, double div_d, const double* divh,
+                              const double* divw) noexcept nogil
 
 
-cdef inline bint avg3_plane_applies(const Strided5* xs, const Strided5* ys,
-                                    const Windows* w) noexcept nogil:
-    """Whether pypool_avg3_plane_f32 (_avg3_plane.h) can take these output rows: a 2-D
-    3x3 stride-1 window without dilation, padding 0 or 1, contiguous rows, and at
-    least two input rows (so every window adds two or three rows, as the
-    general path's fused loops do)."""
+cdef inline bint avg3_applies(const Strided5* xs, const Strided5* ys,
+                              const Windows* w) noexcept nogil:
+    """Whether the avg 3x3 kernels (_avg3_plane.h) can take these output rows, as
+    far as the geometry goes: a 2-D 3x3 stride-1 window without dilation,
+    padding 0 or 1, and at least two input rows (so every window adds two or
+    three rows, as the general paths do). Callers check the memory layout."""
     cdef int a
     if not w.sliding or xs.n[1] != 1 or ys.n[1] != 1 or w.kernel[0] != 1 or w.pad_begin[0] != 0:
         return False
@@ -1124,7 +1128,7 @@ cdef inline bint avg3_plane_applies(const Strided5* xs, const Strided5* ys,
         if (w.kernel[a] != 3 or w.stride[a] != 1 or w.step[a] != 1 or w.pad_begin[a] < 0
                 or w.pad_begin[a] > 1 or ys.n[a + 1] != xs.n[a + 1] + 2 * w.pad_begin[a] - 2):
             return False
-    return xs.n[2] >= 2 and xs.s[3] == 1 and ys.s[3] == 1
+    return xs.n[2] >= 2
 
 
 cdef int reduce_plane_rows(const real_t* x, const Strided5* xs, float_out_t* y,
@@ -1143,7 +1147,7 @@ cdef int reduce_plane_rows(const real_t* x, const Strided5* xs, float_out_t* y,
     cdef int64_t kw = w.kernel[2], sw = w.stride[2], plen = ct.plen
     cdef int64_t plane, end
     if (real_t is float and float_out_t is float and mode == ACC_SUM and divisor_override <= 0
-            and avg3_plane_applies(xs, ys, w)):
+            and xs.s[3] == 1 and ys.s[3] == 1 and avg3_applies(xs, ys, w)):
         # avg 3x3 stride 1 of float32 on AVX-512 CPUs: whole runs of a plane's rows
         # per call (the same sums; see _avg3_plane.h). What it does not take (no
         # AVX-512) falls through to the loop below.

@@ -698,40 +698,36 @@ def test_stride_1_average_is_the_exact_quotient(kernel, dilation, padding, count
     np.testing.assert_array_equal(got.view(np.int64), expected.view(np.int64))
 
 
-@settings(max_examples=200, **COMMON)
-@given(planes=st.integers(1, 3), rows=st.integers(2, 12), cols=st.integers(1, 70),
+@settings(max_examples=300, **COMMON)
+@given(layout=st.sampled_from(LAYOUTS), planes=st.integers(1, 3), channels=st.integers(2, 19),
+       rows=st.integers(2, 12), cols=st.integers(1, 70),
        pad=st.tuples(st.integers(0, 1), st.integers(0, 1)), count_include_pad=st.booleans(),
        view=st.sampled_from(["contiguous", "rows apart", "reversed rows", "planes apart"]),
        use_out=st.booleans(), threads=st.sampled_from([1, 2, 3]),
        seed=st.integers(0, 2**32 - 1))
 def test_float32_avg_3x3_stride_1_is_the_documented_sum_rounded_once(
-        planes, rows, cols, pad, count_include_pad, view, use_out, threads, seed):
-    """float32 avg 3x3 stride 1 on the plane path (its own kernel on AVX-512 CPUs:
-    whole runs of a plane's rows, a ring of row sums, 8 outputs per step, the
-    row's end masked): the float64 sums in the documented order (each row's taps left to right,
-    then the rows top to bottom), plus 0.0, divided once, rounded to float32,
-    bit for bit. Inputs mix +-2**50..2**70 with ordinary values, so another
-    order of the adds (columns first, or b + c before a) loses or keeps the
-    small terms and shows in float32 too; NaN and infinities; sums of -0 give +0."""
+        layout, planes, channels, rows, cols, pad, count_include_pad, view, use_out, threads,
+        seed):
+    """float32 avg 3x3 stride 1, channels_first on the plane path and
+    channels_last (their own kernels on AVX-512 CPUs: whole runs of rows, a
+    ring of row sums, 8 outputs or channels per step, the row's or the
+    channels' end masked): the float64 sums in the documented order (each
+    row's taps left to right, then the rows top to bottom), plus 0.0, divided
+    once, rounded to float32, bit for bit. Inputs mix +-2**50..2**70 with
+    ordinary values, so another order of the adds (columns first, or b + c
+    before a) loses or keeps the small terms and shows in float32 too; NaN
+    and infinities; sums of -0 give +0. Views keep each layout's rows
+    contiguous (what the kernels take) but move rows and planes apart."""
     rows = max(rows, 3 - 2 * pad[0])    # the window must fit the padded input
     cols = max(cols, 6 - 2 * pad[1])    # output rows of 4 or more: the plane path
     rng = np.random.default_rng(seed)
-    shape = (planes, 2, rows, cols)
+    shape = (planes, channels, rows, cols)
     x = rng.standard_normal(shape)
     big = rng.random(shape) < 0.25
     x[big] = rng.choice([-1.0, 1.0], big.sum()) * 2.0 ** rng.integers(50, 71, big.sum())
     x = x.astype(np.float32)
     special = rng.random(shape) < 0.02
     x[special] = rng.choice([np.nan, np.inf, -np.inf, -0.0], special.sum())
-    if view == "rows apart":
-        holder = np.zeros(shape[:-2] + (2 * rows, cols + 3), np.float32)
-        holder[..., ::2, 1:cols + 1] = x
-        x = holder[..., ::2, 1:cols + 1]
-    elif view == "reversed rows":
-        x = np.ascontiguousarray(x[..., ::-1, :])[..., ::-1, :]
-    elif view == "planes apart":
-        x = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
-    snapshot = x.copy()
     with np.errstate(invalid="ignore"):    # inf + -inf
         z = np.pad(x.astype(np.float64), [(0, 0), (0, 0), (pad[0], pad[0]), (pad[1], pad[1])])
         OH, OW = z.shape[-2] - 2, z.shape[-1] - 2
@@ -742,10 +738,28 @@ def test_float32_avg_3x3_stride_1_is_the_documented_sum_rounded_once(
         else:
             divisor = np.outer(_tap_counts(rows, 3, 1, pad[0]), _tap_counts(cols, 3, 1, pad[1]))
         expected = ((total + 0.0) / divisor).astype(np.float32)
+    # The input in its layout: (N, C, H, W) or (N, H, W, C), contiguous; then
+    # the view, on the row axis (2 or 1) and the batch axis.
+    hax = 2 if layout == "channels_first" else 1
+    if layout == "channels_last":
+        x, expected = np.ascontiguousarray(np.moveaxis(x, 1, -1)), np.moveaxis(expected, 1, -1)
+    if view == "rows apart":
+        holder = np.zeros(x.shape[:hax] + (2 * rows,) + x.shape[hax + 1:], np.float32)
+        np.moveaxis(holder, hax, 0)[::2] = np.moveaxis(x, hax, 0)
+        x = np.moveaxis(np.moveaxis(holder, hax, 0)[::2], 0, hax)
+    elif view == "reversed rows":
+        x = np.flip(np.ascontiguousarray(np.flip(x, hax)), hax)
+    elif view == "planes apart":
+        x = np.ascontiguousarray(x.swapaxes(0, 1)).swapaxes(0, 1)
+    snapshot = x.copy()
     out = np.full(expected.shape, 7.0, np.float32) if use_out else None
     got = pypool.avg_pool2d(x, 3, 1, pad, count_include_pad=count_include_pad, out=out,
-                            num_threads=threads)
-    np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
+                            num_threads=threads, layout=layout)
+    # Bit for bit, except a NaN's sign and payload (inf + -inf makes one, and
+    # NumPy and the CPU may pick different ones).
+    nan = np.isnan(expected)
+    np.testing.assert_array_equal(np.isnan(got), nan)
+    np.testing.assert_array_equal(got.view(np.uint32)[~nan], expected.view(np.uint32)[~nan])
     np.testing.assert_array_equal(x, snapshot)
 
 

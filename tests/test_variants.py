@@ -78,6 +78,9 @@ COMPUTE = textwrap.dedent("""
     mx[:, :, ::3, ::2] *= np.float32(2.0 ** 60)
     results["avg3_plane"] = pypool.avg_pool2d(mx[:, :, ::-1, :], 3, 1, 0)
     results["avg3_plane_pad_rows"] = pypool.avg_pool2d(mx, 3, 1, (1, 0), count_include_pad=False)
+    mxl = np.ascontiguousarray(mx.transpose(0, 2, 3, 1))    # 5 channels: the masked end
+    results["avg3_lanes"] = pypool.avg_pool2d(mxl, 3, 1, (0, 1), count_include_pad=False,
+                                              layout="channels_last")
     strided = np.zeros((301, 3), np.float32).T
     results["gavg_strided_out"] = np.ascontiguousarray(pypool.global_avg_pool(gx, out=strided))
     np.savez(sys.argv[1], **results)
