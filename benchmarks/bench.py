@@ -8,7 +8,9 @@ Usage (from the repository root, with pypool installed):
 For every case and thread count the suite times, in one run:
   * pypool (median of --repeat calls), returning a fresh array and with out=,
   * the roofline: a parallel copy (same thread count) of as many bytes as the
-    case reads plus writes — a pass can take no less than that,
+    case reads plus writes — a pass can take no less than that; its samples
+    alternate with those of pypool's out= call, so both medians see the
+    same moments of the machine,
   * PyTorch CPU with torch.set_num_threads(n), when torch is installed,
   * a plain-NumPy implementation (sliding_window_view), single-threaded.
 It prints and records ratios (time / roofline, peer time / pypool time), never
@@ -55,18 +57,37 @@ def median_time(fn, repeat, warmup=1, inner=1):
     return statistics.median(samples)
 
 
+def paired_median_times(fn_a, fn_b, repeat, warmup=1):
+    """Medians of fn_a's and fn_b's wall times, sampled alternately (a, b, a, b,
+    ...), so that both see the same moments of a shared machine: the
+    memory bandwidth a copy gets here varied by 2x between runs."""
+    for _ in range(warmup):
+        fn_a()
+        fn_b()
+    a, b = [], []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn_a()
+        t1 = time.perf_counter()
+        fn_b()
+        t2 = time.perf_counter()
+        a.append(t1 - t0)
+        b.append(t2 - t1)
+    return statistics.median(a), statistics.median(b)
+
+
 _COPY_BUFFERS = {}
 
 
-def roofline_time(nbytes, threads, repeat):
-    """Time of a parallel copy moving ``nbytes`` in total (nbytes/2 read, nbytes/2 written)."""
+def roofline_copy(nbytes, threads):
+    """A parallel copy moving ``nbytes`` in total (nbytes/2 read, nbytes/2 written)."""
     half = max(1, int(nbytes // 2))
     if half not in _COPY_BUFFERS:
         _COPY_BUFFERS.clear()
         src = np.ones(half, np.uint8)
         _COPY_BUFFERS[half] = (src, np.empty_like(src))
     src, dst = _COPY_BUFFERS[half]
-    return median_time(lambda: _native.parallel_copy(src, dst, threads), repeat)
+    return lambda: _native.parallel_copy(src, dst, threads)
 
 
 # ----------------------------------------------------------------------------- NumPy peers
@@ -258,8 +279,8 @@ def run_suite(threads, repeat, quick, only=None):
             # The roofline copy writes into memory it already owns; so does
             # pypool with out= (a fresh result also pays the OS for new pages).
             out = _empty_like_result(case.run(data, threads))
-            t_out = median_time(lambda: case.run(data, threads, out=out), reps)
-            t_roof = roofline_time(case.nbytes(data), threads, reps)
+            t_out, t_roof = paired_median_times(lambda: case.run(data, threads, out=out),
+                                                roofline_copy(case.nbytes(data), threads), reps)
             row["out_ms"] = t_out * 1e3
             row["roofline_ms"] = t_roof * 1e3
             row["x_roofline"] = t_out / t_roof
@@ -387,7 +408,9 @@ def main(argv=None):
             f.write("# pypool benchmark results\n\n")
             f.write("Written by `python benchmarks/bench.py`. Times are medians; the roofline is a\n"
                     "parallel copy of the case's bytes (read + written) with the same thread\n"
-                    "count, measured in the same run. Ratios, not bare times, are what to compare.\n"
+                    "count, measured in the same run, its samples alternating with those of\n"
+                    "`pypool out=` (the copy's speed on this shared machine varied 2x between\n"
+                    "runs). Ratios, not bare times, are what to compare.\n"
                     "`pypool ms` returns a fresh array, as torch and NumPy do (the peers' ratios use\n"
                     "it); `pypool out= ms` writes into a preallocated result, as the roofline copy\n"
                     "does, and is what the roofline ratio uses. The gap between the two is the\n"
