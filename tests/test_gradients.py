@@ -312,3 +312,35 @@ def test_max_backward_of_a_large_gradient(dtype, offset):
               g.reshape(planes, -1).astype(np.float64))
     assert got is out
     np.testing.assert_array_equal(got, ref.reshape(shape).astype(dtype))
+
+
+@settings(max_examples=examples(200), **SETTINGS)
+@given(planes=st.integers(1, 3), rows=st.integers(2, 13), cols=st.integers(2, 60),
+       strided=st.booleans(), threads=st.sampled_from([1, 2, 3]),
+       seed=st.integers(0, 2**32 - 1))
+def test_float32_avg_2x2_stride_2_backward_rounds_once(planes, rows, cols, strided, threads,
+                                                       seed):
+    """float32 avg 2x2 s2 backward (the plane path's pairs loop): each input
+    element is 0.0 + g * 0.25 in float64 rounded once to float32, bit for bit, over gradients from 2**-150 to 2**100 (so
+    products underflow: -tiny * 0.25 rounds to -0.0, only a -0.0 gradient
+    gives +0.0), NaN and infinities; the rows and columns no window reads
+    are +0.0."""
+    rng = np.random.default_rng(seed)
+    oh, ow = rows // 2, cols // 2
+    g = rng.standard_normal((planes, 3, oh, ow)) * 2.0 ** rng.integers(-150, 100, (planes, 3, oh, ow))
+    g = g.astype(np.float32)
+    special = rng.random(g.shape) < 0.05
+    g[special] = rng.choice([np.nan, np.inf, -np.inf, -0.0], special.sum())
+    if strided:
+        holder = np.zeros((planes, 3, 2 * oh, ow + 2), np.float32)
+        holder[:, :, ::2, 1:ow + 1] = g
+        g = holder[:, :, ::2, 1:ow + 1]
+    expected = np.zeros((planes, 3, rows, cols), np.float32)
+    quarter = (0.0 + g.astype(np.float64) * 0.25).astype(np.float32)
+    for a in range(2):
+        for b in range(2):
+            expected[:, :, a:2 * oh:2, b:2 * ow:2] = quarter
+    got = pypool.avg_pool_backward(g, expected.shape, (2, 2), (2, 2), num_threads=threads)
+    nan = np.isnan(expected)
+    np.testing.assert_array_equal(np.isnan(got), nan)
+    np.testing.assert_array_equal(got.view(np.uint32)[~nan], expected.view(np.uint32)[~nan])
