@@ -1106,7 +1106,7 @@ cdef inline void vertical_rows(double* acc, double** rows, int64_t n, int64_t OW
 
 cdef extern from "_avg3_plane.h":
     int pypool_avg3_plane_f32(const float* x, int64_t xrow, int64_t H, int64_t W, float* y,
-                              int64_t yrow, int64_t OH, int64_t OW, int64_t ph, int64_t pw,
+                              int64_t yrow, int64_t OW, int64_t ph, int64_t pw,
                               int64_t oh0, int64_t oh1, double div_d, const double* divh,
                               const double* divw) noexcept nogil
     int pypool_avg3_lanes_f32(const float* x, int64_t xrow, int64_t H, int64_t W, int64_t V,
@@ -1155,10 +1155,9 @@ cdef int reduce_plane_rows(const real_t* x, const Strided5* xs, float_out_t* y,
             plane = r0 // OH
             end = min(r1, (plane + 1) * OH)
             if not pypool_avg3_plane_f32(x + plane * xs.s[0], xs.s[2], H, W,
-                                         y + plane * ys.s[0], ys.s[2], OH, OW, w.pad_begin[1],
+                                         y + plane * ys.s[0], ys.s[2], OW, w.pad_begin[1],
                                          w.pad_begin[2], r0 - plane * OH, end - plane * OH,
-                                         w.divisor[0][0],
-                                         w.divisor[1], w.divisor[2]):
+                                         w.divisor[0][0], w.divisor[1], w.divisor[2]):
                 break
             r0 = end
         if r0 == r1:
