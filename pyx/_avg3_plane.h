@@ -17,8 +17,10 @@
  * 56 columns: 0.64 ns per output in cache, this kernel 0.37). They need
  * AVX-512 to pay: a 512-bit conversion or divide does 8 where AVX2's does 4.
  *
- * Both return 1 when they did the rows, 0 when the caller's path must (no
- * AVX-512, the switch in _sums.h off, or scratch not allocated).
+ * Both take a task's output rows, across planes (batch items), allocate
+ * their scratch once, and return 1 when they did them all, 0 when they did
+ * none and the caller's path must (no AVX-512, the switch in _sums.h off, or
+ * scratch not allocated).
  */
 #ifndef PYPOOL_AVG3_PLANE_H
 #define PYPOOL_AVG3_PLANE_H
@@ -79,23 +81,22 @@ PYPOOL_AVX512 static void pypool_avg3_out_row(float* y, const double* a, const d
     }
 }
 
-PYPOOL_AVX512 static int pypool_avg3_plane_avx512(const float* x, int64_t xrow, int64_t H,
-                                                  int64_t W, float* y, int64_t yrow,
-                                                  int64_t OW, int64_t ph, int64_t pw,
-                                                  int64_t oh0, int64_t oh1, double div_d,
-                                                  const double* divh, const double* divw) {
-    /* Scratch: 3 ring rows and a zero row of L doubles, the column divisors
-       (L, padded with ones), and two padded rows of floats. */
-    int64_t L = (OW + 7) / 8 * 8 + 8, plen = OW + 2 + 16;
-    double* ring = (double*)calloc((size_t)(5 * L) * sizeof(double)
-                                   + (size_t)(2 * plen) * sizeof(float), 1);
-    if (ring == NULL)
-        return 0;
+/* Scratch of the channels_first kernel: 3 ring rows and a zero row of L
+ * doubles, the column divisors (L, padded with ones), and two padded rows of
+ * floats (the zeros around a copied row stay zero). */
+#define PYPOOL_AVG3_PLANE_L(OW) (((OW) + 7) / 8 * 8 + 8)
+#define PYPOOL_AVG3_PLANE_PLEN(OW) ((OW) + 2 + 16)
+
+/* Rows [oh0, oh1) of one plane. */
+PYPOOL_AVX512 static void pypool_avg3_plane_rows(double* ring, const float* x, int64_t xrow,
+                                                 int64_t H, int64_t W, float* y, int64_t yrow,
+                                                 int64_t OW, int64_t ph, int64_t pw,
+                                                 int64_t oh0, int64_t oh1, double div_d,
+                                                 const double* divh) {
+    int64_t L = PYPOOL_AVG3_PLANE_L(OW), plen = PYPOOL_AVG3_PLANE_PLEN(OW);
     double* zero = ring + 3 * L;
     double* dw = ring + 4 * L;
     float* pbuf = (float*)(ring + 5 * L);
-    for (int64_t o = 0; o < L; o++)
-        dw[o] = o < OW ? divw[o] : 1.0;
     /* Input row h padded: pf[pw + c] = x[h][c] in buffer h % 2; the zeros
        around stay zero. Columns past OW + 1 - pw are never read by whole
        outputs. A row is copied one row before it is read: read at once, the
@@ -117,8 +118,8 @@ PYPOOL_AVX512 static int pypool_avg3_plane_avx512(const float* x, int64_t xrow, 
         PYPOOL_AVG3_LOAD(top + 2);
     for (int64_t oh = oh0; oh < oh1; oh++) {
         int64_t h0 = oh - ph, hn = h0 + 2;    /* the window's rows h0 .. hn */
-        const double* a = h0 >= 0 && h0 < H ? PYPOOL_AVG3_SLOT(h0) : zero;
-        const double* b = h0 + 1 >= 0 && h0 + 1 < H ? PYPOOL_AVG3_SLOT(h0 + 1) : zero;
+        const double* a = h0 >= 0 ? PYPOOL_AVG3_SLOT(h0) : zero;
+        const double* b = PYPOOL_AVG3_SLOT(h0 + 1);    /* (within [0, H) for padding <= 1) */
         double dh = div_d * divh[oh];
         if (hn + 1 < H && oh + 1 < oh1)
             PYPOOL_AVG3_LOAD(hn + 1);    /* the next output row's new row */
@@ -136,6 +137,30 @@ PYPOOL_AVX512 static int pypool_avg3_plane_avx512(const float* x, int64_t xrow, 
 #undef PYPOOL_AVG3_LOAD
 #undef PYPOOL_AVG3_PADDED
 #undef PYPOOL_AVG3_SLOT
+}
+
+/* Output rows [r0, r1) counted over planes of OH rows, planes xplane /
+ * yplane apart; 0 (nothing done) when the scratch cannot be allocated. */
+PYPOOL_AVX512 static int pypool_avg3_plane_avx512(const float* x, int64_t xplane, int64_t xrow,
+                                                  int64_t H, int64_t W, float* y,
+                                                  int64_t yplane, int64_t yrow, int64_t OH,
+                                                  int64_t OW, int64_t ph, int64_t pw,
+                                                  int64_t r0, int64_t r1, double div_d,
+                                                  const double* divh, const double* divw) {
+    int64_t L = PYPOOL_AVG3_PLANE_L(OW), plen = PYPOOL_AVG3_PLANE_PLEN(OW);
+    double* ring = (double*)calloc((size_t)(5 * L) * sizeof(double)
+                                   + (size_t)(2 * plen) * sizeof(float), 1);
+    if (ring == NULL)
+        return 0;
+    double* dw = ring + 4 * L;
+    for (int64_t o = 0; o < L; o++)
+        dw[o] = o < OW ? divw[o] : 1.0;
+    while (r0 < r1) {
+        int64_t plane = r0 / OH, end = r1 < (plane + 1) * OH ? r1 : (plane + 1) * OH;
+        pypool_avg3_plane_rows(ring, x + plane * xplane, xrow, H, W, y + plane * yplane, yrow,
+                               OW, ph, pw, r0 - plane * OH, end - plane * OH, div_d, divh);
+        r0 = end;
+    }
     free(ring);
     return 1;
 }
@@ -154,6 +179,11 @@ PYPOOL_AVX512 static inline __m512d pypool_avg3_lane_taps(const float* l, const 
     return _mm512_add_pd(_mm512_add_pd(pypool_avg3_lane_load(l, c, k),
                                        pypool_avg3_lane_load(m, c, k)),
                          pypool_avg3_lane_load(r, c, k));
+}
+
+/* The lanes of channels [c, V) among the next 8. */
+PYPOOL_AVX512 static inline __mmask8 pypool_avg3_lanes_from(int64_t c, int64_t V) {
+    return V - c >= 8 ? (__mmask8)0xff : (__mmask8)((1u << (V - c)) - 1);
 }
 
 /* Plain loads and stores for whole vectors (masked ones are slower even with
@@ -182,7 +212,7 @@ PYPOOL_AVX512 static void pypool_avg3_lane_sum_row(double* hs, const float* xr, 
         const float* m = PYPOOL_AVG3_LANE_TAP(xr, o, 1);
         const float* r = PYPOOL_AVG3_LANE_TAP(xr, o, 2);
         for (int64_t c = 0; c < V; c += 8) {
-            __mmask8 k = V - c >= 8 ? (__mmask8)0xff : (__mmask8)((1u << (V - c)) - 1);
+            __mmask8 k = pypool_avg3_lanes_from(c, V);
             pypool_avg3_store8(hs + o * V + c, k, pypool_avg3_lane_taps(l, m, r, c, k));
         }
     }
@@ -207,7 +237,7 @@ PYPOOL_AVX512 static void pypool_avg3_lane_out_row(float* y, const double* a, co
         __m512d d = _mm512_set1_pd(dh * divw[o]);
         int64_t at = o * V;
         for (int64_t c = 0; c < V; c += 8) {
-            __mmask8 k = V - c >= 8 ? (__mmask8)0xff : (__mmask8)((1u << (V - c)) - 1);
+            __mmask8 k = pypool_avg3_lanes_from(c, V);
             __m512d h;
             if (xr != NULL) {
                 h = pypool_avg3_lane_taps(l, m, r, c, k);
@@ -227,15 +257,15 @@ PYPOOL_AVX512 static void pypool_avg3_lane_out_row(float* y, const double* a, co
 }
 #undef PYPOOL_AVG3_LANE_TAP
 
-PYPOOL_AVX512 static int pypool_avg3_lanes_avx512(const float* x, int64_t xrow, int64_t H,
-                                                  int64_t W, int64_t V, float* y, int64_t yrow,
-                                                  int64_t OW, int64_t ph, int64_t pw, int64_t oh0,
-                                                  int64_t oh1, double div_d, const double* divh,
-                                                  const double* divw) {
+/* Rows [oh0, oh1) of one batch item, ring: 3 rows and a zero row of
+ * OW * V + 8 doubles. */
+PYPOOL_AVX512 static void pypool_avg3_lanes_rows(double* ring, const float* x, int64_t xrow,
+                                                 int64_t H, int64_t W, int64_t V, float* y,
+                                                 int64_t yrow, int64_t OW, int64_t ph,
+                                                 int64_t pw, int64_t oh0, int64_t oh1,
+                                                 double div_d, const double* divh,
+                                                 const double* divw) {
     int64_t L = OW * V + 8;
-    double* ring = (double*)calloc((size_t)(4 * L), sizeof(double));
-    if (ring == NULL)
-        return 0;
     double* zero = ring + 3 * L;
 #define PYPOOL_AVG3_SLOT(h) (ring + ((h) % 3) * L)
     int64_t top = oh0 - ph;
@@ -251,39 +281,64 @@ PYPOOL_AVX512 static int pypool_avg3_lanes_avx512(const float* x, int64_t xrow, 
                                  ahead, W, V, OW, pw, div_d * divh[oh], divw);
     }
 #undef PYPOOL_AVG3_SLOT
+}
+
+/* Output rows [r0, r1) counted over batch items of OH rows, items xitem /
+ * yitem apart; 0 (nothing done) when the scratch cannot be allocated. */
+PYPOOL_AVX512 static int pypool_avg3_lanes_avx512(const float* x, int64_t xitem, int64_t xrow,
+                                                  int64_t H, int64_t W, int64_t V, float* y,
+                                                  int64_t yitem, int64_t yrow, int64_t OH,
+                                                  int64_t OW, int64_t ph, int64_t pw,
+                                                  int64_t r0, int64_t r1, double div_d,
+                                                  const double* divh, const double* divw) {
+    double* ring = (double*)calloc((size_t)(4 * (OW * V + 8)), sizeof(double));
+    if (ring == NULL)
+        return 0;
+    while (r0 < r1) {
+        int64_t b = r0 / OH, end = r1 < (b + 1) * OH ? r1 : (b + 1) * OH;
+        pypool_avg3_lanes_rows(ring, x + b * xitem, xrow, H, W, V, y + b * yitem, yrow, OW, ph,
+                               pw, r0 - b * OH, end - b * OH, div_d, divh, divw);
+        r0 = end;
+    }
     free(ring);
     return 1;
 }
 #endif
 
-static inline int pypool_avg3_plane_f32(const float* x, int64_t xrow, int64_t H, int64_t W,
-                                        float* y, int64_t yrow, int64_t OW,
-                                        int64_t ph, int64_t pw, int64_t oh0, int64_t oh1,
-                                        double div_d, const double* divh, const double* divw) {
+/* channels_first: output rows [r0, r1) over planes (x and y point at the
+ * first plane; rows contiguous). */
+static inline int pypool_avg3_plane_f32(const float* x, int64_t xplane, int64_t xrow, int64_t H,
+                                        int64_t W, float* y, int64_t yplane, int64_t yrow,
+                                        int64_t OH, int64_t OW, int64_t ph, int64_t pw,
+                                        int64_t r0, int64_t r1, double div_d,
+                                        const double* divh, const double* divw) {
 #ifdef PYPOOL_AVG3_HAVE_AVX512
     if (pypool_sums_avx512)
-        return pypool_avg3_plane_avx512(x, xrow, H, W, y, yrow, OW, ph, pw, oh0, oh1, div_d,
-                                        divh, divw);
+        return pypool_avg3_plane_avx512(x, xplane, xrow, H, W, y, yplane, yrow, OH, OW, ph, pw,
+                                        r0, r1, div_d, divh, divw);
 #endif
-    (void)x; (void)xrow; (void)H; (void)W; (void)y; (void)yrow; (void)OW; (void)ph; (void)pw;
-    (void)oh0; (void)oh1; (void)div_d; (void)divh; (void)divw;
+    (void)x; (void)xplane; (void)xrow; (void)H; (void)W; (void)y; (void)yplane; (void)yrow;
+    (void)OH; (void)OW; (void)ph; (void)pw; (void)r0; (void)r1; (void)div_d; (void)divh;
+    (void)divw;
     return 0;
 }
 
-/* channels_last rows [oh0, oh1) of one batch item: x and y point at its
- * first row; positions are contiguous (V channels each, rows xrow / yrow
- * apart). The same sums in the same order as lane_sum_rows (lane_sums.pxi). */
-static inline int pypool_avg3_lanes_f32(const float* x, int64_t xrow, int64_t H, int64_t W,
-                                        int64_t V, float* y, int64_t yrow, int64_t OW,
-                                        int64_t ph, int64_t pw, int64_t oh0, int64_t oh1,
-                                        double div_d, const double* divh, const double* divw) {
+/* channels_last: output rows [r0, r1) over batch items (x and y point at the
+ * first item; positions contiguous, V channels each). The same sums in the
+ * same order as lane_sum_rows (lane_sums.pxi). */
+static inline int pypool_avg3_lanes_f32(const float* x, int64_t xitem, int64_t xrow, int64_t H,
+                                        int64_t W, int64_t V, float* y, int64_t yitem,
+                                        int64_t yrow, int64_t OH, int64_t OW, int64_t ph,
+                                        int64_t pw, int64_t r0, int64_t r1, double div_d,
+                                        const double* divh, const double* divw) {
 #ifdef PYPOOL_AVG3_HAVE_AVX512
     if (pypool_sums_avx512)
-        return pypool_avg3_lanes_avx512(x, xrow, H, W, V, y, yrow, OW, ph, pw, oh0, oh1, div_d,
-                                        divh, divw);
+        return pypool_avg3_lanes_avx512(x, xitem, xrow, H, W, V, y, yitem, yrow, OH, OW, ph, pw,
+                                        r0, r1, div_d, divh, divw);
 #endif
-    (void)x; (void)xrow; (void)H; (void)W; (void)V; (void)y; (void)yrow; (void)OW; (void)ph;
-    (void)pw; (void)oh0; (void)oh1; (void)div_d; (void)divh; (void)divw;
+    (void)x; (void)xitem; (void)xrow; (void)H; (void)W; (void)V; (void)y; (void)yitem;
+    (void)yrow; (void)OH; (void)OW; (void)ph; (void)pw; (void)r0; (void)r1; (void)div_d;
+    (void)divh; (void)divw;
     return 0;
 }
 

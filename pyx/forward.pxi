@@ -1105,14 +1105,14 @@ cdef inline void vertical_rows(double* acc, double** rows, int64_t n, int64_t OW
 
 
 cdef extern from "_avg3_plane.h":
-    int pypool_avg3_plane_f32(const float* x, int64_t xrow, int64_t H, int64_t W, float* y,
-                              int64_t yrow, int64_t OW, int64_t ph, int64_t pw,
-                              int64_t oh0, int64_t oh1, double div_d, const double* divh,
-                              const double* divw) noexcept nogil
-    int pypool_avg3_lanes_f32(const float* x, int64_t xrow, int64_t H, int64_t W, int64_t V,
-                              float* y, int64_t yrow, int64_t OW, int64_t ph, int64_t pw,
-                              int64_t oh0, int64_t oh1, double div_d, const double* divh,
-                              const double* divw) noexcept nogil
+    int pypool_avg3_plane_f32(const float* x, int64_t xplane, int64_t xrow, int64_t H,
+                              int64_t W, float* y, int64_t yplane, int64_t yrow, int64_t OH,
+                              int64_t OW, int64_t ph, int64_t pw, int64_t r0, int64_t r1,
+                              double div_d, const double* divh, const double* divw) noexcept nogil
+    int pypool_avg3_lanes_f32(const float* x, int64_t xitem, int64_t xrow, int64_t H, int64_t W,
+                              int64_t V, float* y, int64_t yitem, int64_t yrow, int64_t OH,
+                              int64_t OW, int64_t ph, int64_t pw, int64_t r0, int64_t r1,
+                              double div_d, const double* divh, const double* divw) noexcept nogil
 
 
 cdef inline bint avg3_applies(const Strided5* xs, const Strided5* ys,
@@ -1145,22 +1145,13 @@ cdef int reduce_plane_rows(const real_t* x, const Strided5* xs, float_out_t* y,
     """
     cdef int64_t OD = ys.n[1], OH = ys.n[2], OW = ys.n[3], H = xs.n[2], W = xs.n[3]
     cdef int64_t kw = w.kernel[2], sw = w.stride[2], plen = ct.plen
-    cdef int64_t plane, end
     if (real_t is float and float_out_t is float and mode == ACC_SUM and divisor_override <= 0
             and xs.s[3] == 1 and ys.s[3] == 1 and avg3_applies(xs, ys, w)):
-        # avg 3x3 stride 1 of float32 on AVX-512 CPUs: whole runs of a plane's rows
-        # per call (the same sums; see _avg3_plane.h). What it does not take (no
-        # AVX-512) falls through to the loop below.
-        while r0 < r1:
-            plane = r0 // OH
-            end = min(r1, (plane + 1) * OH)
-            if not pypool_avg3_plane_f32(x + plane * xs.s[0], xs.s[2], H, W,
-                                         y + plane * ys.s[0], ys.s[2], OW, w.pad_begin[1],
-                                         w.pad_begin[2], r0 - plane * OH, end - plane * OH,
-                                         w.divisor[0][0], w.divisor[1], w.divisor[2]):
-                break
-            r0 = end
-        if r0 == r1:
+        # avg 3x3 stride 1 of float32 on AVX-512 CPUs: the same sums, by a kernel of
+        # its own (_avg3_plane.h); without AVX-512 the loop below does them.
+        if pypool_avg3_plane_f32(x, xs.s[0], xs.s[2], H, W, y, ys.s[0], ys.s[2], OH, OW,
+                                 w.pad_begin[1], w.pad_begin[2], r0, r1, w.divisor[0][0],
+                                 w.divisor[1], w.divisor[2]):
             return 0
     # Slots: (d mod ext_d, h mod ext_h) with the window's extents rounded up to
     # powers of two (masks, not divisions, on this per-row path).

@@ -100,24 +100,14 @@ cdef int lane_sum_rows(const real_t* x, const Strided5* xs, float_out_t* y, cons
     cdef const real_t* row
     cdef float_out_t* yrow
     cdef bint contiguous = xs.s[4] == 1 and xs.s[3] == V
-    cdef int64_t end
     if (real_t is float and float_out_t is float and mode == ACC_SUM and divisor_override <= 0
             and contiguous and ys.s[4] == 1 and ys.s[3] == V and avg3_applies(xs, ys, w)):
-        # avg 3x3 stride 1 of float32 on AVX-512 CPUs: whole runs of rows per call
-        # (the same sums; see _avg3_plane.h). What it does not take (no AVX-512)
-        # falls through to the loop below.
-        while r0 < r1:
-            b = r0 // OH
-            end = min(r1, (b + 1) * OH)
-            if not pypool_avg3_lanes_f32(x + b * xs.s[0], xs.s[2], H, xs.n[3], V,
-                                         y + b * ys.s[0], ys.s[2], OW, w.pad_begin[1],
-                                         w.pad_begin[2], r0 - b * OH, end - b * OH,
-                                         w.divisor[0][0], w.divisor[1], w.divisor[2]):
-                break
-            r0 = end
-        if r0 == r1:
+        # avg 3x3 stride 1 of float32 on AVX-512 CPUs: the same sums, by a kernel of
+        # its own (_avg3_plane.h); without AVX-512 the loop below does them.
+        if pypool_avg3_lanes_f32(x, xs.s[0], xs.s[2], H, xs.n[3], V, y, ys.s[0], ys.s[2], OH,
+                                 OW, w.pad_begin[1], w.pad_begin[2], r0, r1, w.divisor[0][0],
+                                 w.divisor[1], w.divisor[2]):
             return 0
-        b, oh = r0 // OH, r0 % OH
     # Slots of row sums, then an accumulator row, then one input row of terms.
     cdef double* scratch = <double*>malloc(
         <size_t>((nslots + 1) * row_len + xs.n[3] * V + 1) * sizeof(double))
