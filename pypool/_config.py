@@ -47,7 +47,7 @@ def show_config():
         f"  default threads: {c['default_threads']} (processors: {c['processors']})",
         f"  compiler:        {c['compiler']} {c['compiler_version']}",
         f"  kernels:         {c['variant']} build (CPU has AVX2: {c['cpu_has_avx2']})",
-        f"  AVX-512 sums:    {c['avx512_sums']} (float32 global, 2x2 and 3x3 averages, large-window max)",
+        f"  AVX-512 sums:    {c['avx512_sums']} (float32 global, 2x2 and 3x3 averages, large-window max, max with indices)",
         f"  compile flags:   {c['compile_flags']}",
         f"  machine:         {c['machine']}",
     ]

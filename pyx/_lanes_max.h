@@ -17,6 +17,7 @@
 #ifdef __AVX2__
 #include <immintrin.h>
 #include <math.h>
+#include "_sums.h"    /* pypool_sums_avx512: the AVX-512 switch */
 
 static inline __m256 pypool_max_nan8(__m256 m, __m256 v) {
     __m256 r = _mm256_max_ps(v, m);    /* v > m ? v : m (m on NaN or tie) */
@@ -49,13 +50,102 @@ static inline int64_t pypool_lanes_max_f32(const float* base, const int64_t* off
     }
     return l;
 }
+#ifdef PYPOOL_SUMS_HAVE_AVX512
+/* 32 lanes (or the first n) from p: two vectors, masked when n < 32. */
+PYPOOL_AVX512 static inline void pypool_lanes_load32(const float* p, int64_t n, __m512* v0,
+                                                     __m512* v1) {
+    if (n >= 32) {
+        *v0 = _mm512_loadu_ps(p);
+        *v1 = _mm512_loadu_ps(p + 16);
+    } else {
+        *v0 = _mm512_maskz_loadu_ps(n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1), p);
+        *v1 = _mm512_maskz_loadu_ps(n <= 16 ? (__mmask16)0 : (__mmask16)((1u << (n - 16)) - 1),
+                                    p + 16);
+    }
+}
+
+/* Stores a lane block's 16 maxima and their indices (int32 lanes widened). */
+PYPOOL_AVX512 static inline void pypool_lanes_store16(float* out, int64_t* where, __m512 a,
+                                                      __m512i i, int64_t n) {
+    __m512i lo = _mm512_cvtepi32_epi64(_mm512_castsi512_si256(i));
+    __m512i hi = _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(i, 1));
+    if (n >= 16) {
+        _mm512_storeu_ps(out, a);
+        _mm512_storeu_si512(where, lo);
+        _mm512_storeu_si512(where + 8, hi);
+    } else if (n > 0) {
+        __mmask16 k = (__mmask16)((1u << n) - 1);
+        _mm512_mask_storeu_ps(out, k, a);
+        _mm512_mask_storeu_epi64(where, (__mmask8)k, lo);
+        _mm512_mask_storeu_epi64(where + 8, (__mmask8)(k >> 8), hi);
+    }
+}
+
+/* pypool_lanes_max_idx_f32 on AVX-512, every lane (returns nl). Per block of
+ * 32 lanes the taps are first taken by "greater" alone, with an integer max
+ * of the magnitudes' bits on the side (a NaN's are above infinity's); a
+ * block that saw a NaN is redone with the NaN rule, whose compare chain
+ * (is the maximum so far NaN?) made the AVX2 loop latency-bound. */
+PYPOOL_AVX512 static int64_t pypool_lanes_max_idx_avx512(const float* base,
+                                                        const int64_t* offsets,
+                                                        const int32_t* flats, int64_t ntaps,
+                                                        int64_t nl, float* out, int64_t* where) {
+    const __m512i no_sign = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
+    for (int64_t l = 0; l < nl; l += 32) {
+        int64_t n = nl - l < 32 ? nl - l : 32;
+        __m512 a0, a1, v0, v1;
+        pypool_lanes_load32(base + offsets[0] + l, n, &a0, &a1);
+        __m512i i0 = _mm512_set1_epi32(flats[0]), i1 = i0;
+        __m512i m0 = _mm512_and_si512(_mm512_castps_si512(a0), no_sign);
+        __m512i m1 = _mm512_and_si512(_mm512_castps_si512(a1), no_sign);
+        for (int64_t t = 1; t < ntaps; t++) {
+            pypool_lanes_load32(base + offsets[t] + l, n, &v0, &v1);
+            __m512i f = _mm512_set1_epi32(flats[t]);
+            m0 = _mm512_max_epi32(m0, _mm512_and_si512(_mm512_castps_si512(v0), no_sign));
+            m1 = _mm512_max_epi32(m1, _mm512_and_si512(_mm512_castps_si512(v1), no_sign));
+            __mmask16 k0 = _mm512_cmp_ps_mask(v0, a0, _CMP_GT_OQ);
+            __mmask16 k1 = _mm512_cmp_ps_mask(v1, a1, _CMP_GT_OQ);
+            a0 = _mm512_mask_mov_ps(a0, k0, v0);
+            a1 = _mm512_mask_mov_ps(a1, k1, v1);
+            i0 = _mm512_mask_mov_epi32(i0, k0, f);
+            i1 = _mm512_mask_mov_epi32(i1, k1, f);
+        }
+        if (_mm512_cmp_epi32_mask(_mm512_max_epi32(m0, m1), inf, _MM_CMPINT_GT)) {
+            /* a NaN: taken when the maximum so far is not NaN */
+            pypool_lanes_load32(base + offsets[0] + l, n, &a0, &a1);
+            i0 = i1 = _mm512_set1_epi32(flats[0]);
+            for (int64_t t = 1; t < ntaps; t++) {
+                pypool_lanes_load32(base + offsets[t] + l, n, &v0, &v1);
+                __m512i f = _mm512_set1_epi32(flats[t]);
+                __mmask16 k0 = _mm512_mask_cmp_ps_mask(_mm512_cmp_ps_mask(a0, a0, _CMP_ORD_Q),
+                                                       v0, a0, _CMP_NLE_UQ);
+                __mmask16 k1 = _mm512_mask_cmp_ps_mask(_mm512_cmp_ps_mask(a1, a1, _CMP_ORD_Q),
+                                                       v1, a1, _CMP_NLE_UQ);
+                a0 = _mm512_mask_mov_ps(a0, k0, v0);
+                a1 = _mm512_mask_mov_ps(a1, k1, v1);
+                i0 = _mm512_mask_mov_epi32(i0, k0, f);
+                i1 = _mm512_mask_mov_epi32(i1, k1, f);
+            }
+        }
+        pypool_lanes_store16(out + l, where + l, a0, i0, n);
+        pypool_lanes_store16(out + l + 16, where + l + 16, a1, i1, n - 16);
+    }
+    return nl;
+}
+#endif
+
 /* The same with indices: where[] gets, per lane, flats[t] of the first tap
  * holding the maximum (the first NaN once there is one), as fold_phase's
- * tags do; lanes whose taps all equal -inf get flats[0]. ntaps >= 1. */
+ * tags do; lanes whose taps all equal -inf get flats[0]. ntaps >= 1. On
+ * AVX-512 CPUs every lane, else whole blocks of 16. */
 static inline int64_t pypool_lanes_max_idx_f32(const float* base, const int64_t* offsets,
                                                const int32_t* flats, int64_t ntaps, int64_t nl,
                                                float* out, int64_t* where) {
     int64_t l = 0, t;
+#ifdef PYPOOL_SUMS_HAVE_AVX512
+    if (pypool_sums_avx512)
+        return pypool_lanes_max_idx_avx512(base, offsets, flats, ntaps, nl, out, where);
+#endif
     const __m256 lowest = _mm256_set1_ps(-INFINITY);
     for (; l + 16 <= nl; l += 16) {
         __m256 a0 = lowest, a1 = lowest;

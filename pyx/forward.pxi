@@ -654,6 +654,25 @@ cdef void column_triples_row(real_t* yrow, real_t* colmax, const real_t* xb, con
     triple_edges(yrow, colmax, ct, b, OW)
 
 
+cdef extern from "_argmax_plane.h":
+    int pypool_argmax_plane_f32(const float* x, int64_t xplane, int64_t xrow, int64_t H,
+                                int64_t W, float* y, int64_t yplane, int64_t yrow, int64_t* ind,
+                                int64_t iplane, int64_t irow, int64_t OH, int64_t OW, int64_t kw,
+                                int64_t sh, int64_t sw, int64_t pw, const int64_t* first_h,
+                                const int64_t* count_h, const int64_t* first_w,
+                                const int64_t* count_w, int64_t r0, int64_t r1) noexcept nogil
+
+
+cdef inline bint argmax_applies(const Strided5* xs, const Strided5* ys, const Strided5* js,
+                                const Windows* w) noexcept nogil:
+    """Whether the max-with-indices kernel (_argmax_plane.h) can take these
+    output rows of the plane path: 2-D windows without dilation, a column
+    stride of 1 or 2, contiguous output and index rows."""
+    return (w.sliding and xs.n[1] == 1 and ys.n[1] == 1 and w.kernel[0] == 1
+            and w.step[1] == 1 and w.step[2] == 1 and (w.stride[2] == 1 or w.stride[2] == 2)
+            and ys.s[3] == 1 and js.s[3] == 1)
+
+
 cdef int max_plane_rows(const real_t* x, const Strided5* xs, real_t* y, const Strided5* ys,
                         int64_t* ind, const Strided5* js, const Windows* w,
                         const ColumnTaps* ct, int64_t r0, int64_t r1) noexcept nogil:
@@ -675,6 +694,13 @@ cdef int max_plane_rows(const real_t* x, const Strided5* xs, real_t* y, const St
     cdef real_t* dst
     cdef int64_t* irow
     cdef real_t empty = lowest(<real_t>0)
+    if real_t is float and ind != NULL and argmax_applies(xs, ys, js, w):
+        # float32 with indices on AVX-512 CPUs: the same rule, by a kernel of its
+        # own (_argmax_plane.h); without AVX-512 the loop below does them.
+        if pypool_argmax_plane_f32(x, xs.s[0], xs.s[2], H, W, y, ys.s[0], ys.s[2], ind, js.s[0],
+                                   js.s[2], OH, OW, kw, w.stride[1], sw, w.pad_begin[2],
+                                   w.first[1], w.count[1], w.first[2], w.count[2], r0, r1):
+            return 0
     cdef real_t* accv = <real_t*>malloc(<size_t>(OW + 1) * sizeof(real_t))
     cdef real_t* colv = <real_t*>malloc(<size_t>(sw * plen + 1) * sizeof(real_t))
     cdef int32_t* acci = NULL

@@ -763,6 +763,80 @@ def test_float32_avg_3x3_stride_1_is_the_documented_sum_rounded_once(
     np.testing.assert_array_equal(x, snapshot)
 
 
+@settings(max_examples=250, **COMMON)
+@given(layout=st.sampled_from(LAYOUTS), planes=st.integers(1, 3), channels=st.integers(1, 40),
+       rows=st.integers(1, 10), cols=st.integers(4, 75),
+       kernel=st.tuples(st.integers(1, 4), st.integers(1, 5)),
+       stride=st.tuples(st.integers(1, 3), st.integers(1, 2)), pad_share=st.tuples(
+           st.floats(0, 1), st.floats(0, 1)), ceil_mode=st.booleans(),
+       values=st.sampled_from(["ties", "zeros", "nan", "infinities", "all -inf"]),
+       view=st.sampled_from(["contiguous", "rows apart", "reversed rows", "planes apart"]),
+       use_out=st.booleans(), threads=st.sampled_from([1, 2, 3]),
+       seed=st.integers(0, 2**32 - 1))
+def test_float32_max_with_indices_is_the_row_major_first_maximum(
+        layout, planes, channels, rows, cols, kernel, stride, pad_share, ceil_mode, values, view,
+        use_out, threads, seed):
+    """float32 max pooling with indices, with the kernels of AVX-512 CPUs in
+    mind: channels_first with contiguous rows (16 outputs per step, each
+    window row reduced on its own and the rows then taken in order, the edges
+    tap by tap) and channels_last with contiguous channels (32 channels per
+    step); both take "greater" alone and redo a step that saw a NaN with the
+    NaN rule. Values bit for bit and indices as the reference's, which walks
+    every window's taps in row-major order. Few distinct values make ties
+    everywhere (between rows, columns, +0 and -0); NaN must win at its first
+    place; a window of -inf points at its first tap. Widths up to 75 and
+    channels up to 40 cover every 16-output and 32-channel tail."""
+    if layout == "channels_first":
+        channels = min(channels, 4)    # planes; the channels' count matters for channels_last
+    else:
+        rows, cols = min(rows, 6), min(cols, 12)    # the oracle loops over positions
+    kh, kw = kernel
+    rows, cols = max(rows, kh), max(cols, kw)
+    pad = tuple(int(share * (k // 2)) for share, k in zip(pad_share, kernel))
+    rng = np.random.default_rng(seed)
+    shape = (planes, channels, rows, cols)
+    if values == "ties":
+        x = rng.integers(-2, 3, shape).astype(np.float32)
+    elif values == "zeros":
+        x = rng.choice(np.array([0.0, -0.0, -1.0], np.float32), shape)
+    elif values == "nan":
+        x = rng.integers(-2, 3, shape).astype(np.float32)
+        x[rng.random(shape) < 0.05] = np.nan
+        x[rng.random(shape) < 0.02] = -np.float32(np.nan)
+    elif values == "infinities":
+        x = rng.choice(np.array([np.inf, -np.inf, 1.0, -1.0], np.float32), shape)
+    else:
+        x = np.full(shape, -np.inf, np.float32)
+    expected, expected_idx = ref_max_pool(x, kernel, stride, pad, ceil_mode=ceil_mode)
+    # The input in its layout, contiguous; then the view, on the row axis (2
+    # or 1) and the batch axis (each layout's rows or channels stay contiguous).
+    hax = 2 if layout == "channels_first" else 1
+    if layout == "channels_last":
+        x = np.ascontiguousarray(np.moveaxis(x, 1, -1))
+        expected, expected_idx = np.moveaxis(expected, 1, -1), np.moveaxis(expected_idx, 1, -1)
+    if view == "rows apart":
+        holder = np.zeros(x.shape[:hax] + (2 * rows,) + x.shape[hax + 1:], np.float32)
+        np.moveaxis(holder, hax, 0)[::2] = np.moveaxis(x, hax, 0)
+        x = np.moveaxis(np.moveaxis(holder, hax, 0)[::2], 0, hax)
+    elif view == "reversed rows":
+        x = np.flip(np.ascontiguousarray(np.flip(x, hax)), hax)
+    elif view == "planes apart":
+        x = np.ascontiguousarray(x.swapaxes(0, 1)).swapaxes(0, 1)
+    snapshot = x.copy()
+    out = None
+    if use_out:
+        out = (np.full(expected.shape, 7.0, np.float32), np.full(expected.shape, 7, np.int64))
+    got, got_idx = pypool.max_pool2d(x, kernel, stride, pad, ceil_mode=ceil_mode, layout=layout,
+                                     return_indices=True, out=out, num_threads=threads)
+    np.testing.assert_array_equal(got_idx, expected_idx)
+    # Bit for bit (a zero's sign included), except a NaN's sign and payload,
+    # which the README does not promise (some paths give another NaN's).
+    nan = np.isnan(expected)
+    np.testing.assert_array_equal(np.isnan(got), nan)
+    np.testing.assert_array_equal(got.view(np.uint32)[~nan], expected.view(np.uint32)[~nan])
+    np.testing.assert_array_equal(snapshot, x)
+
+
 @pytest.mark.parametrize("kernel,stride,padding", [(3, 1, 1), ((2, 3), 1, (1, 0)), (3, 2, 1),
                                                     ((3, 1), (2, 1), 0), (2, 2, 0), (4, 1, 1)])
 @pytest.mark.parametrize("count_include_pad", [True, False])

@@ -81,6 +81,12 @@ COMPUTE = textwrap.dedent("""
     mxl = np.ascontiguousarray(mx.transpose(0, 2, 3, 1))    # 5 channels: the masked end
     results["avg3_lanes"] = pypool.avg_pool2d(mxl, 3, 1, (0, 1), count_include_pad=False,
                                               layout="channels_last")
+    # float32 max with indices (its own kernel with AVX-512): ties of both zeros
+    # and NaN, stride 1 and 2, rows of several 16-output steps and a tail
+    v, i = pypool.max_pool2d(bx, (2, 5), 1, (1, 2), return_indices=True)
+    results["argmax_s1"], results["argmax_s1_idx"] = v, i
+    v, i = pypool.max_pool2d(wide, (3, 4), (2, 2), (1, 2), return_indices=True, ceil_mode=True)
+    results["argmax_s2"], results["argmax_s2_idx"] = v, i
     strided = np.zeros((301, 3), np.float32).T
     results["gavg_strided_out"] = np.ascontiguousarray(pypool.global_avg_pool(gx, out=strided))
     np.savez(sys.argv[1], **results)
