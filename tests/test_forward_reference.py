@@ -698,6 +698,25 @@ def test_stride_1_average_is_the_exact_quotient(kernel, dilation, padding, count
     np.testing.assert_array_equal(got.view(np.int64), expected.view(np.int64))
 
 
+def _in_layout_as_view(x, layout, view):
+    """(N, C, H, W) x in its layout, (N, C, H, W) or (N, H, W, C), as a view
+    that keeps the layout's rows (channels_first) or positions (channels_last)
+    contiguous, the kernels' condition, but moves rows or planes apart: rows
+    apart, reversed rows, planes apart (or contiguous)."""
+    hax = 2 if layout == "channels_first" else 1    # the row axis
+    if layout == "channels_last":
+        x = np.ascontiguousarray(np.moveaxis(x, 1, -1))
+    if view == "rows apart":
+        holder = np.zeros(x.shape[:hax] + (2 * x.shape[hax],) + x.shape[hax + 1:], x.dtype)
+        np.moveaxis(holder, hax, 0)[::2] = np.moveaxis(x, hax, 0)
+        x = np.moveaxis(np.moveaxis(holder, hax, 0)[::2], 0, hax)
+    elif view == "reversed rows":
+        x = np.flip(np.ascontiguousarray(np.flip(x, hax)), hax)
+    elif view == "planes apart":
+        x = np.ascontiguousarray(x.swapaxes(0, 1)).swapaxes(0, 1)
+    return x
+
+
 @settings(max_examples=300, **COMMON)
 @given(layout=st.sampled_from(LAYOUTS), planes=st.integers(1, 3), channels=st.integers(2, 19),
        rows=st.integers(2, 12), cols=st.integers(1, 70),
@@ -738,19 +757,9 @@ def test_float32_avg_3x3_stride_1_is_the_documented_sum_rounded_once(
         else:
             divisor = np.outer(_tap_counts(rows, 3, 1, pad[0]), _tap_counts(cols, 3, 1, pad[1]))
         expected = ((total + 0.0) / divisor).astype(np.float32)
-    # The input in its layout: (N, C, H, W) or (N, H, W, C), contiguous; then
-    # the view, on the row axis (2 or 1) and the batch axis.
-    hax = 2 if layout == "channels_first" else 1
+    x = _in_layout_as_view(x, layout, view)
     if layout == "channels_last":
-        x, expected = np.ascontiguousarray(np.moveaxis(x, 1, -1)), np.moveaxis(expected, 1, -1)
-    if view == "rows apart":
-        holder = np.zeros(x.shape[:hax] + (2 * rows,) + x.shape[hax + 1:], np.float32)
-        np.moveaxis(holder, hax, 0)[::2] = np.moveaxis(x, hax, 0)
-        x = np.moveaxis(np.moveaxis(holder, hax, 0)[::2], 0, hax)
-    elif view == "reversed rows":
-        x = np.flip(np.ascontiguousarray(np.flip(x, hax)), hax)
-    elif view == "planes apart":
-        x = np.ascontiguousarray(x.swapaxes(0, 1)).swapaxes(0, 1)
+        expected = np.moveaxis(expected, 1, -1)
     snapshot = x.copy()
     out = np.full(expected.shape, 7.0, np.float32) if use_out else None
     got = pypool.avg_pool2d(x, 3, 1, pad, count_include_pad=count_include_pad, out=out,
@@ -808,20 +817,9 @@ def test_float32_max_with_indices_is_the_row_major_first_maximum(
     else:
         x = np.full(shape, -np.inf, np.float32)
     expected, expected_idx = ref_max_pool(x, kernel, stride, pad, ceil_mode=ceil_mode)
-    # The input in its layout, contiguous; then the view, on the row axis (2
-    # or 1) and the batch axis (each layout's rows or channels stay contiguous).
-    hax = 2 if layout == "channels_first" else 1
+    x = _in_layout_as_view(x, layout, view)
     if layout == "channels_last":
-        x = np.ascontiguousarray(np.moveaxis(x, 1, -1))
         expected, expected_idx = np.moveaxis(expected, 1, -1), np.moveaxis(expected_idx, 1, -1)
-    if view == "rows apart":
-        holder = np.zeros(x.shape[:hax] + (2 * rows,) + x.shape[hax + 1:], np.float32)
-        np.moveaxis(holder, hax, 0)[::2] = np.moveaxis(x, hax, 0)
-        x = np.moveaxis(np.moveaxis(holder, hax, 0)[::2], 0, hax)
-    elif view == "reversed rows":
-        x = np.flip(np.ascontiguousarray(np.flip(x, hax)), hax)
-    elif view == "planes apart":
-        x = np.ascontiguousarray(x.swapaxes(0, 1)).swapaxes(0, 1)
     snapshot = x.copy()
     out = None
     if use_out:
