@@ -36,6 +36,9 @@
 /* How far ahead of the rows being read the input is asked for (bytes). */
 #define PYPOOL_ARGMAX_AHEAD 4096
 
+#if defined(__AVX2__) && defined(PYPOOL_SUMS_HAVE_AVX512)
+#define PYPOOL_ARGMAX_HAVE_AVX512 1
+
 /* One output tap by tap: rows [h0, h0 + nh), columns [c0, c0 + nc) of the plane. */
 static inline void pypool_argmax_one(const float* plane, int64_t xrow, int64_t W, int64_t h0,
                                      int64_t nh, int64_t c0, int64_t nc, float* value,
@@ -53,9 +56,6 @@ static inline void pypool_argmax_one(const float* plane, int64_t xrow, int64_t W
     *value = best;
     *index = at;
 }
-
-#if defined(__AVX2__) && defined(PYPOOL_SUMS_HAVE_AVX512)
-#define PYPOOL_ARGMAX_HAVE_AVX512 1
 
 /* The lowest n bits. */
 static inline __mmask16 pypool_argmax_bits(int64_t n) {
