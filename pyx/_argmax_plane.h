@@ -279,8 +279,7 @@ PYPOOL_ARGMAX_ROWS(pypool_argmax_rows_any, kw, sw)
  * of output o first_w[o] + [0, count_w[o]) (in bounds), the regular form
  * o * sw - pw + [0, kw) where that is inside the row. Planes below 2**31
  * elements (offsets in int32 lanes). */
-static inline int pypool_argmax_plane_f32(const float* x, int64_t xplane, int64_t xrow, int64_t H,
-                                          int64_t W, float* y, int64_t yplane, int64_t yrow,
+static inline int pypool_argmax_plane_f32(const float* x, int64_t xplane, int64_t xrow, int64_t W, float* y, int64_t yplane, int64_t yrow,
                                           int64_t* ind, int64_t iplane, int64_t irow, int64_t OH,
                                           int64_t OW, int64_t kw, int64_t sh, int64_t sw,
                                           int64_t pw, const int64_t* first_h,
@@ -303,7 +302,7 @@ static inline int pypool_argmax_plane_f32(const float* x, int64_t xplane, int64_
         return 1;
     }
 #endif
-    (void)x; (void)xplane; (void)xrow; (void)H; (void)W; (void)y; (void)yplane; (void)yrow;
+    (void)x; (void)xplane; (void)xrow; (void)W; (void)y; (void)yplane; (void)yrow;
     (void)ind; (void)iplane; (void)irow; (void)OH; (void)OW; (void)kw; (void)sh; (void)sw;
     (void)pw; (void)first_h; (void)count_h; (void)first_w; (void)count_w; (void)r0; (void)r1;
     return 0;

@@ -81,52 +81,61 @@ PYPOOL_AVX512 static inline void pypool_lanes_store16(float* out, int64_t* where
     }
 }
 
+/* Lanes [l, l + n) (n <= 32) of every tap into a0/a1 (maxima) and i0/i1
+ * (their taps' flats), in tap order. nan_rule 0: "greater" alone; returns
+ * the largest magnitude's bits seen (above infinity's when a tap was NaN).
+ * nan_rule 1: a tap is taken when greater, or NaN while the maximum so far
+ * is not. */
+PYPOOL_AVX512 static inline __attribute__((always_inline)) __m512i pypool_lanes_argmax32(
+        const float* base, const int64_t* offsets, const int32_t* flats, int64_t ntaps,
+        int64_t l, int64_t n, int nan_rule, __m512* a0, __m512* a1, __m512i* i0, __m512i* i1) {
+    const __m512i no_sign = _mm512_set1_epi32(0x7fffffff);
+    __m512 v0, v1;
+    pypool_lanes_load32(base + offsets[0] + l, n, a0, a1);
+    *i0 = *i1 = _mm512_set1_epi32(flats[0]);
+    __m512i m0 = _mm512_and_si512(_mm512_castps_si512(*a0), no_sign);
+    __m512i m1 = _mm512_and_si512(_mm512_castps_si512(*a1), no_sign);
+    for (int64_t t = 1; t < ntaps; t++) {
+        pypool_lanes_load32(base + offsets[t] + l, n, &v0, &v1);
+        __m512i f = _mm512_set1_epi32(flats[t]);
+        __mmask16 k0, k1;
+        if (nan_rule) {
+            k0 = _mm512_mask_cmp_ps_mask(_mm512_cmp_ps_mask(*a0, *a0, _CMP_ORD_Q), v0, *a0,
+                                         _CMP_NLE_UQ);
+            k1 = _mm512_mask_cmp_ps_mask(_mm512_cmp_ps_mask(*a1, *a1, _CMP_ORD_Q), v1, *a1,
+                                         _CMP_NLE_UQ);
+        } else {
+            m0 = _mm512_max_epi32(m0, _mm512_and_si512(_mm512_castps_si512(v0), no_sign));
+            m1 = _mm512_max_epi32(m1, _mm512_and_si512(_mm512_castps_si512(v1), no_sign));
+            k0 = _mm512_cmp_ps_mask(v0, *a0, _CMP_GT_OQ);
+            k1 = _mm512_cmp_ps_mask(v1, *a1, _CMP_GT_OQ);
+        }
+        *a0 = _mm512_mask_mov_ps(*a0, k0, v0);
+        *a1 = _mm512_mask_mov_ps(*a1, k1, v1);
+        *i0 = _mm512_mask_mov_epi32(*i0, k0, f);
+        *i1 = _mm512_mask_mov_epi32(*i1, k1, f);
+    }
+    return _mm512_max_epi32(m0, m1);
+}
+
 /* pypool_lanes_max_idx_f32 on AVX-512, every lane (returns nl). Per block of
- * 32 lanes the taps are first taken by "greater" alone, with an integer max
- * of the magnitudes' bits on the side (a NaN's are above infinity's); a
- * block that saw a NaN is redone with the NaN rule, whose compare chain
- * (is the maximum so far NaN?) made the AVX2 loop latency-bound. */
+ * 32 lanes the taps are first taken by "greater" alone, with the magnitudes
+ * on the side; a block that saw a NaN is redone with the NaN rule, whose
+ * compare chain (is the maximum so far NaN?) made the AVX2 loop
+ * latency-bound. */
 PYPOOL_AVX512 static int64_t pypool_lanes_max_idx_avx512(const float* base,
                                                         const int64_t* offsets,
                                                         const int32_t* flats, int64_t ntaps,
                                                         int64_t nl, float* out, int64_t* where) {
-    const __m512i no_sign = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
+    const __m512i inf = _mm512_set1_epi32(0x7f800000);
     for (int64_t l = 0; l < nl; l += 32) {
         int64_t n = nl - l < 32 ? nl - l : 32;
-        __m512 a0, a1, v0, v1;
-        pypool_lanes_load32(base + offsets[0] + l, n, &a0, &a1);
-        __m512i i0 = _mm512_set1_epi32(flats[0]), i1 = i0;
-        __m512i m0 = _mm512_and_si512(_mm512_castps_si512(a0), no_sign);
-        __m512i m1 = _mm512_and_si512(_mm512_castps_si512(a1), no_sign);
-        for (int64_t t = 1; t < ntaps; t++) {
-            pypool_lanes_load32(base + offsets[t] + l, n, &v0, &v1);
-            __m512i f = _mm512_set1_epi32(flats[t]);
-            m0 = _mm512_max_epi32(m0, _mm512_and_si512(_mm512_castps_si512(v0), no_sign));
-            m1 = _mm512_max_epi32(m1, _mm512_and_si512(_mm512_castps_si512(v1), no_sign));
-            __mmask16 k0 = _mm512_cmp_ps_mask(v0, a0, _CMP_GT_OQ);
-            __mmask16 k1 = _mm512_cmp_ps_mask(v1, a1, _CMP_GT_OQ);
-            a0 = _mm512_mask_mov_ps(a0, k0, v0);
-            a1 = _mm512_mask_mov_ps(a1, k1, v1);
-            i0 = _mm512_mask_mov_epi32(i0, k0, f);
-            i1 = _mm512_mask_mov_epi32(i1, k1, f);
-        }
-        if (_mm512_cmp_epi32_mask(_mm512_max_epi32(m0, m1), inf, _MM_CMPINT_GT)) {
-            /* a NaN: taken when the maximum so far is not NaN */
-            pypool_lanes_load32(base + offsets[0] + l, n, &a0, &a1);
-            i0 = i1 = _mm512_set1_epi32(flats[0]);
-            for (int64_t t = 1; t < ntaps; t++) {
-                pypool_lanes_load32(base + offsets[t] + l, n, &v0, &v1);
-                __m512i f = _mm512_set1_epi32(flats[t]);
-                __mmask16 k0 = _mm512_mask_cmp_ps_mask(_mm512_cmp_ps_mask(a0, a0, _CMP_ORD_Q),
-                                                       v0, a0, _CMP_NLE_UQ);
-                __mmask16 k1 = _mm512_mask_cmp_ps_mask(_mm512_cmp_ps_mask(a1, a1, _CMP_ORD_Q),
-                                                       v1, a1, _CMP_NLE_UQ);
-                a0 = _mm512_mask_mov_ps(a0, k0, v0);
-                a1 = _mm512_mask_mov_ps(a1, k1, v1);
-                i0 = _mm512_mask_mov_epi32(i0, k0, f);
-                i1 = _mm512_mask_mov_epi32(i1, k1, f);
-            }
-        }
+        __m512 a0, a1;
+        __m512i i0, i1;
+        __m512i mag = pypool_lanes_argmax32(base, offsets, flats, ntaps, l, n, 0, &a0, &a1, &i0,
+                                            &i1);
+        if (_mm512_cmp_epi32_mask(mag, inf, _MM_CMPINT_GT))
+            pypool_lanes_argmax32(base, offsets, flats, ntaps, l, n, 1, &a0, &a1, &i0, &i1);
         pypool_lanes_store16(out + l, where + l, a0, i0, n);
         pypool_lanes_store16(out + l + 16, where + l + 16, a1, i1, n - 16);
     }

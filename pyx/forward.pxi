@@ -655,8 +655,8 @@ cdef void column_triples_row(real_t* yrow, real_t* colmax, const real_t* xb, con
 
 
 cdef extern from "_argmax_plane.h":
-    int pypool_argmax_plane_f32(const float* x, int64_t xplane, int64_t xrow, int64_t H,
-                                int64_t W, float* y, int64_t yplane, int64_t yrow, int64_t* ind,
+    int pypool_argmax_plane_f32(const float* x, int64_t xplane, int64_t xrow, int64_t W,
+                                float* y, int64_t yplane, int64_t yrow, int64_t* ind,
                                 int64_t iplane, int64_t irow, int64_t OH, int64_t OW, int64_t kw,
                                 int64_t sh, int64_t sw, int64_t pw, const int64_t* first_h,
                                 const int64_t* count_h, const int64_t* first_w,
@@ -697,7 +697,7 @@ cdef int max_plane_rows(const real_t* x, const Strided5* xs, real_t* y, const St
     if real_t is float and ind != NULL and argmax_applies(xs, ys, js, w):
         # float32 with indices on AVX-512 CPUs: the same rule, by a kernel of its
         # own (_argmax_plane.h); without AVX-512 the loop below does them.
-        if pypool_argmax_plane_f32(x, xs.s[0], xs.s[2], H, W, y, ys.s[0], ys.s[2], ind, js.s[0],
+        if pypool_argmax_plane_f32(x, xs.s[0], xs.s[2], W, y, ys.s[0], ys.s[2], ind, js.s[0],
                                    js.s[2], OH, OW, kw, w.stride[1], sw, w.pad_begin[2],
                                    w.first[1], w.count[1], w.first[2], w.count[2], r0, r1):
             return 0

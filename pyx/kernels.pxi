@@ -103,8 +103,9 @@ import os as _os
 
 # float32 global averages (both layouts) and avg 2x2 stride 2 convert with
 # AVX-512 where the CPU has it (see _sums.h), float32 avg 3x3 stride 1 has
-# kernels of its own there (both layouts, _avg3_plane.h), and channels_first
-# float32 large-window max pools its rows' columns 16 lanes at a time
-# (_running.h); PYPOOL_DISABLE_AVX512=1 keeps them on AVX2. Same results.
+# kernels of its own there (both layouts, _avg3_plane.h), so does float32 max
+# with indices (_argmax_plane.h, _lanes_max.h), and channels_first float32
+# large-window max pools its rows' columns 16 lanes at a time (_running.h);
+# PYPOOL_DISABLE_AVX512=1 keeps them on AVX2. Same results.
 AVX512_SUMS = bool(pypool_sums_enable_avx512(
     _os.environ.get("PYPOOL_DISABLE_AVX512", "") in ("", "0")))
