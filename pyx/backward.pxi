@@ -50,7 +50,8 @@ cdef extern from "_stream.h":
     void pypool_store_fence() noexcept nogil
 
 
-# Gradients at least this large are written with streaming stores (_stream.h).
+# Gradients at least this large are written with streaming stores (_stream.h);
+# so are max results of the band path (running.pxi).
 cdef int64_t STREAM_MIN_BYTES = 16 << 20
 
 

@@ -1796,7 +1796,7 @@ cdef int max_forward(const real_t* x, const Strided5* xs, real_t* y, const Strid
             return failed
         failed = 0    # no memory for the intermediate: the direct paths
     if use_running_path(xs, ys, w, ind != NULL):
-        plan_running(&rp, ys, w, False)
+        plan_running(&rp, ys, w, False, sizeof(real_t))
         tasks = rp.groups * rp.strips
         chunks = chunk_count(tasks, nthreads)
         if nthreads > 1:
@@ -1880,7 +1880,7 @@ cdef int reduce_forward(const real_t* x, const Strided5* xs, float_out_t* y, con
     elif use_running_path(xs, ys, w, False) or use_separable_lanes(xs, ys, w, mode):
         if mode == ACC_SUM:
             recw = pow2_reciprocals(w, divisor_override)
-        plan_running(&rp, ys, w, True)
+        plan_running(&rp, ys, w, True, sizeof(float_out_t))
         tasks = rp.groups * rp.strips
         chunks = chunk_count(tasks, nthreads)
         if nthreads > 1:

@@ -140,7 +140,7 @@ cdef extern from "_running.h":
     void pypool_rows_doubling_max_f32(const float* src, int64_t ld, int64_t nrows,
                                       int64_t first, int64_t s, int64_t k, int64_t nout,
                                       float* b1, float* b2, float* out,
-                                      int64_t out_ld) noexcept nogil
+                                      int64_t out_ld, int stream) noexcept nogil
     void pypool_rows_doubling_max_f64(const double* src, int64_t ld, int64_t nrows,
                                       int64_t first, int64_t s, int64_t k, int64_t nout,
                                       double* b1, double* b2, double* out,
@@ -284,11 +284,14 @@ cdef struct RunPlan:
     int64_t V                          # lanes per column (channels_last: the channels)
     int64_t lines                      # output rows per task
     bint run_h, run_w                  # running (True) or direct windows per axis
+    bint stream                        # a result large enough for streaming stores (the
+                                       # band path's float rows: _running.h)
 
 
 cdef void plan_running(RunPlan* rp, const Strided5* ys, const Windows* w,
-                       bint sums) noexcept nogil:
+                       bint sums, size_t itemsize) noexcept nogil:
     cdef int64_t lines = ys.n[0] * ys.n[1] * ys.n[2]
+    rp.stream = lines * ys.n[3] * ys.n[4] * <int64_t>itemsize >= STREAM_MIN_BYTES
     rp.lines = RUN_LINES_SUMS if sums else RUN_LINES
     rp.run_h = herk_pays(w.kernel[1], w.stride[1])
     rp.run_w = herk_pays(w.kernel[2], w.stride[2])
@@ -485,8 +488,11 @@ cdef void column_pass(real_t* za, real_t* zb, real_t* zc, real_t* zd, const RunT
 # row of the identity standing for padding rows) and writes each output
 # row's column maxima into a scratch row; the column pass then pools those
 # rows by doubling (_running.h), about log2(kw) vector operations per output,
-# straight into the result. Rows first, then columns, as on the path above,
-# so ties between +0 and -0 resolve the same way (the column-major first).
+# straight into the result (on AVX-512 CPUs, a float result of at least
+# STREAM_MIN_BYTES whose rows follow each other is written with streaming
+# stores: a task's outputs come in one burst at its end). Rows first, then
+# columns, as on the path above, so ties between +0 and -0 resolve the same
+# way (the column-major first).
 
 cdef enum:
     BAND_MAX_KW = 64    # wider: log2(kw) doublings cost more than transposing (1 thread, 13 rows
@@ -588,7 +594,8 @@ cdef bint band_max_task(const real_t* x, const Strided5* xs, real_t* y, const St
         out_ld = ys.s[2] if ys.s[3] == 1 else t.nout
         if real_t is float:
             pypool_rows_doubling_max_f32(lines, t.width, sg.n, first_w, w.stride[2], w.kernel[2],
-                                         t.nout, <float*>bs.b1, <float*>bs.b2, target, out_ld)
+                                         t.nout, <float*>bs.b1, <float*>bs.b2, target, out_ld,
+                                         rp.stream)
         elif real_t is double:
             pypool_rows_doubling_max_f64(lines, t.width, sg.n, first_w, w.stride[2], w.kernel[2],
                                          t.nout, <double*>bs.b1, <double*>bs.b2, target, out_ld)

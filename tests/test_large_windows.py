@@ -157,6 +157,47 @@ def test_many_tasks_wide_rows_and_threads(op, layout):
         np.testing.assert_array_equal(run(threads).view(np.uint32), first.view(np.uint32))
 
 
+def _separable_max(x, kernel, padding):
+    """Max over each kernel[0] x kernel[1] window of the last two axes (stride
+    1, symmetric padding that never wins): rows, then columns, NaN propagating."""
+    (kh, kw), (ph, pw) = kernel, padding
+    lowest = np.array(-np.inf, x.dtype)
+    p = np.pad(x, [(0, 0)] * (x.ndim - 2) + [(ph, ph), (pw, pw)], constant_values=lowest)
+    oh, ow = p.shape[-2] - kh + 1, p.shape[-1] - kw + 1
+    rows = p[..., :oh, :]
+    for i in range(1, kh):
+        rows = np.maximum(rows, p[..., i:i + oh, :])
+    out = rows[..., :ow]
+    for j in range(1, kw):
+        out = np.maximum(out, rows[..., j:j + ow])
+    return out
+
+
+@pytest.mark.parametrize("offset", [0, 1])
+@pytest.mark.parametrize("shape,kernel,padding", [
+    ((4, 64, 128, 128), (13, 13), (6, 6)),   # 128-wide rows, a doubling remainder (13 = 8 + 5)
+    ((8, 64, 222, 37), (16, 9), (8, 4)),     # rows of 38, kernel 9 (8 + 1) ...
+    ((8, 64, 222, 37), (7, 16), (3, 8)),     # ... and 16 (no remainder) along the rows
+])
+def test_large_float32_max_of_a_large_output(shape, kernel, padding, offset):
+    """Results of 16 MB and more (channels_first float32 max on the band path)
+    are written with streaming stores, as one array of rows whose lines are
+    whole vectors (a vector crossing into the next row takes lanes of both):
+    every row width, row end and the result's alignment (offset by one
+    element) must land each value where it belongs."""
+    rng = np.random.default_rng(sum(shape) + kernel[1] + offset)
+    x = rng.standard_normal(shape).astype(np.float32)
+    x.reshape(-1)[rng.integers(0, x.size, 40)] = np.nan
+    ref = _separable_max(x, kernel, padding)
+    assert ref.nbytes >= 16 << 20
+    buf = np.full(ref.size + 1, 7.0, dtype=np.float32)
+    out = buf[offset:offset + ref.size].reshape(ref.shape)
+    got = pypool.max_pool2d(x, kernel, 1, padding, out=out, num_threads=2)
+    assert got is out
+    np.testing.assert_array_equal(got, ref)
+    np.testing.assert_array_equal(np.delete(buf, np.arange(offset, offset + ref.size)), 7.0)
+
+
 def test_running_sum_keeps_small_values_next_to_huge_ones():
     """No running subtraction: a window's sum never sees values outside it."""
     x = np.zeros((1, 1, 1, 40), np.float64)
