@@ -237,6 +237,23 @@ PYPOOL_AVX512 static inline __m512 pypool_vmax16(__m512 m, __m512 v) {
     return _mm512_mask_mov_ps(_mm512_max_ps(v, m), _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), v);
 }
 
+/* The last step's 16 outputs from at, and one output at (*row, *o) of the
+ * rows taken as one array (nout each), which then moves on by one. */
+PYPOOL_AVX512 static inline __m512 pypool_doubling_last16(const float* at, int64_t r) {
+    __m512 v = _mm512_loadu_ps(at);
+    return r ? pypool_vmax16(v, _mm512_loadu_ps(at + r)) : v;
+}
+
+static inline float pypool_doubling_last1(const float* cur, int64_t ld, int64_t r,
+                                          int64_t nout, int64_t* row, int64_t* o) {
+    const float* at = cur + *row * ld + *o;
+    if (++*o == nout) {
+        *o = 0;
+        ++*row;
+    }
+    return r ? pypool_smax_f(at[0], at[r]) : at[0];
+}
+
 /* The last step of pypool_rows_doubling_max_f32_v16 at stride 1 into rows that
  * follow each other (out_ld == nout >= 16), written with streaming stores:
  * the output rows as one array, whose 64-byte lines are each one vector (a
@@ -244,24 +261,14 @@ PYPOOL_AVX512 static inline __m512 pypool_vmax16(__m512 m, __m512 v) {
  * so every line but the array's first and last is written whole, without
  * being read first. A task writes its outputs in one burst at its end; a
  * large result that does not stay in the caches otherwise waits on reading
- * each line (1 thread, max 13x13 on (8,128,64,64): 2.5 -> 2.0 ms). */
-PYPOOL_AVX512 static inline __m512 pypool_doubling_last16(const float* at, int64_t r) {
-    __m512 v = _mm512_loadu_ps(at);
-    return r ? pypool_vmax16(v, _mm512_loadu_ps(at + r)) : v;
-}
-
+ * each line (1 thread, max 13x13 on (8,128,64,64): 2.5 -> 2.1 ms). */
 PYPOOL_AVX512 static void pypool_doubling_last_streamed(const float* cur, int64_t ld,
                                                         int64_t nrows, int64_t r, int64_t nout,
                                                         float* out) {
     int64_t total = nrows * nout, i = 0, row = 0, o = 0;
     int64_t head = (int64_t)(((64 - ((uintptr_t)out & 63)) & 63) / sizeof(float));
-    for (; i < head && i < total; i++) {    /* up to the first line boundary */
-        out[i] = r ? pypool_smax_f(cur[row * ld + o], cur[row * ld + o + r]) : cur[row * ld + o];
-        if (++o == nout) {
-            o = 0;
-            row++;
-        }
-    }
+    for (; i < head && i < total; i++)     /* up to the first line boundary */
+        out[i] = pypool_doubling_last1(cur, ld, r, nout, &row, &o);
     for (; i + 16 <= total; i += 16) {       /* whole lines; nout >= 16: at most one row change */
         __m512 v = pypool_doubling_last16(cur + row * ld + o, r);
         if (o + 16 > nout) {
@@ -277,13 +284,8 @@ PYPOOL_AVX512 static void pypool_doubling_last_streamed(const float* cur, int64_
             row++;
         }
     }
-    for (; i < total; i++) {                 /* the rest of the last line */
-        out[i] = r ? pypool_smax_f(cur[row * ld + o], cur[row * ld + o + r]) : cur[row * ld + o];
-        if (++o == nout) {
-            o = 0;
-            row++;
-        }
-    }
+    for (; i < total; i++)                   /* the rest of the last line */
+        out[i] = pypool_doubling_last1(cur, ld, r, nout, &row, &o);
     _mm_sfence();    /* streaming stores are weakly ordered: done before returning */
 }
 
