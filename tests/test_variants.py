@@ -81,6 +81,12 @@ COMPUTE = textwrap.dedent("""
     mxl = np.ascontiguousarray(mx.transpose(0, 2, 3, 1))    # 5 channels: the masked end
     results["avg3_lanes"] = pypool.avg_pool2d(mxl, 3, 1, (0, 1), count_include_pad=False,
                                               layout="channels_last")
+    # large-window sums (the running path's register-blocked sweeps, _running.h):
+    # the 2**60 terms again, both layouts
+    results["running_avg"] = pypool.avg_pool2d(mx, (9, 11), (1, 2), (4, 5))
+    results["running_avg_nhwc"] = pypool.avg_pool2d(mxl, (11, 9), 1, (5, 4),
+                                                    layout="channels_last")
+    results["running_lp2"] = pypool.lp_pool2d(mx.astype(np.float64), 2, 13, 1, 6)
     # float32 max with indices (its own kernel with AVX-512): ties of both zeros
     # and NaN, stride 1 and 2, rows of several 16-output steps and a tail
     v, i = pypool.max_pool2d(bx, (2, 5), 1, (1, 2), return_indices=True)
