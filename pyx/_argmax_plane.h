@@ -14,7 +14,7 @@
  * row), then the rows in order, a later row taking only when greater, which
  * is the row-major first maximum. Whether a tap was NaN is kept on the side
  * (an integer max of the magnitudes' bits); a step that saw one is redone
- * tap by tap with the NaN rule. Offsets in the plane are int32 lanes,
+ * in the same order with the NaN rule. Offsets in the plane are int32 lanes,
  * widened to int64 on the store. Outputs whose window crosses the left or
  * right edge go tap by tap.
  *
@@ -103,27 +103,14 @@ PYPOOL_AVX512 static inline void pypool_argmax_store(float* y, int64_t* ind, __m
     }
 }
 
-/* Outputs [o, o + n) (n <= 16) of one output row whose windows lie inside
- * the plane's columns, tap by tap with the NaN rule: rows [h0, h0 + nh)
- * (nh >= 1), kw columns from o * sw - pw on. */
-PYPOOL_AVX512 static void pypool_argmax_step_nan(const float* plane, int64_t xrow, int64_t W,
-                                                 int64_t h0, int64_t nh, int64_t kw, int sw,
-                                                 int64_t pw, int64_t o, int64_t n, float* y,
-                                                 int64_t* ind) {
-    int64_t c = o * sw - pw;
-    const float* p = plane + h0 * xrow + c;
-    __m512 best = pypool_argmax_tap(p, 0, sw, n);
-    __m512i tap = _mm512_set1_epi32((int32_t)(h0 * W));
-    for (int64_t r = 0; r < nh; r++, p += xrow)
-        for (int64_t j = r == 0 ? 1 : 0; j < kw; j++) {
-            __m512 v = pypool_argmax_tap(p, j, sw, n);
-            __mmask16 ordered = _mm512_cmp_ps_mask(best, best, _CMP_ORD_Q);
-            /* not (v <= best): v greater, or v NaN (best is not, by the mask) */
-            __mmask16 take = _mm512_mask_cmp_ps_mask(ordered, v, best, _CMP_NLE_UQ);
-            best = _mm512_mask_mov_ps(best, take, v);
-            tap = _mm512_mask_mov_epi32(tap, take, _mm512_set1_epi32((int32_t)((h0 + r) * W + j)));
-        }
-    pypool_argmax_store(y + o, ind + o, best, tap, c, sw, n);
+/* Does v replace best? "greater" alone, or with nan_rule also a NaN v while
+ * best is not NaN: not (v <= best) where best is ordered. */
+PYPOOL_AVX512 static inline __mmask16 pypool_argmax_replaces(__m512 best, __m512 v,
+                                                             int nan_rule) {
+    if (!nan_rule)
+        return _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ);
+    return _mm512_mask_cmp_ps_mask(_mm512_cmp_ps_mask(best, best, _CMP_ORD_Q), v, best,
+                                   _CMP_NLE_UQ);
 }
 
 /* Row reduction state of pypool_argmax_step: the row's maximum so far, the
@@ -134,11 +121,14 @@ typedef struct {
     __m512i col, next, mag;
 } pypool_argmax_rowmax;
 
-/* Takes tap v (number r->next) into the row's reduction. */
-PYPOOL_AVX512 static inline void pypool_argmax_take(pypool_argmax_rowmax* r, __m512 v) {
-    r->mag = _mm512_max_epi32(r->mag, _mm512_and_si512(_mm512_castps_si512(v),
-                                                       _mm512_set1_epi32(0x7fffffff)));
-    __mmask16 take = _mm512_cmp_ps_mask(v, r->m, _CMP_GT_OQ);
+/* Takes tap v (number r->next) into the row's reduction; without the NaN
+ * rule, notes its magnitude's bits. */
+PYPOOL_AVX512 static inline __attribute__((always_inline)) void pypool_argmax_take(
+        pypool_argmax_rowmax* r, __m512 v, int nan_rule) {
+    if (!nan_rule)
+        r->mag = _mm512_max_epi32(r->mag, _mm512_and_si512(_mm512_castps_si512(v),
+                                                           _mm512_set1_epi32(0x7fffffff)));
+    __mmask16 take = pypool_argmax_replaces(r->m, v, nan_rule);
     r->m = _mm512_mask_mov_ps(r->m, take, v);
     /* tap numbers counted up in a vector: broadcasting them from a general
      * register in the chain made the step 1.5x slower */
@@ -146,14 +136,24 @@ PYPOOL_AVX512 static inline void pypool_argmax_take(pypool_argmax_rowmax* r, __m
     r->next = _mm512_add_epi32(r->next, _mm512_set1_epi32(1));
 }
 
-/* The same outputs as pypool_argmax_step_nan, for windows without NaN;
- * hands the step to pypool_argmax_step_nan when a tap is NaN. The NaN
- * check is an integer max per tap rather than a compare into a mask that
- * every next compare waits on (in cache 0.98 -> 0.55 ns per output). */
-PYPOOL_AVX512 static inline __attribute__((always_inline)) void pypool_argmax_step(const float* plane, int64_t xrow, int64_t W,
-                                                    int64_t h0, int64_t nh, int64_t kw, int sw,
-                                                    int64_t pw, int64_t o, int64_t n, float* y,
-                                                    int64_t* ind) {
+PYPOOL_AVX512 static void pypool_argmax_step_nan(const float* plane, int64_t xrow, int64_t W,
+                                                 int64_t h0, int64_t nh, int64_t kw, int sw,
+                                                 int64_t pw, int64_t o, int64_t n, float* y,
+                                                 int64_t* ind);
+
+/* Outputs [o, o + n) (n <= 16) of one output row whose windows lie inside
+ * the plane's columns: rows [h0, h0 + nh) (nh >= 1), kw columns from
+ * o * sw - pw on. Each window row is reduced on its own, then the rows are
+ * taken in order, a later row's result replacing only as a later tap would.
+ * Under either rule that is the tap-by-tap result: a row's result is its
+ * first maximum (or first NaN), and rows are taken in row-major order.
+ * Without nan_rule, "greater" alone decides, and a step that saw a NaN is
+ * handed to pypool_argmax_step_nan. The NaN check is an integer max per tap
+ * rather than the NaN rule's compare into a mask that every next compare
+ * waits on (in cache 0.98 -> 0.55 ns per output). */
+PYPOOL_AVX512 static inline __attribute__((always_inline)) void pypool_argmax_step(
+        const float* plane, int64_t xrow, int64_t W, int64_t h0, int64_t nh, int64_t kw, int sw,
+        int64_t pw, int64_t o, int64_t n, float* y, int64_t* ind, int nan_rule) {
     const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
     const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
     int64_t c = o * sw - pw;
@@ -182,37 +182,44 @@ PYPOOL_AVX512 static inline __attribute__((always_inline)) void pypool_argmax_st
                 if (j == 0)
                     rm.m = v;
                 else
-                    pypool_argmax_take(&rm, v);
-                pypool_argmax_take(&rm, _mm512_permutex2var_ps(lo, odd, hi));
+                    pypool_argmax_take(&rm, v, nan_rule);
+                pypool_argmax_take(&rm, _mm512_permutex2var_ps(lo, odd, hi), nan_rule);
             }
         } else {
             rm.m = pypool_argmax_tap(p, 0, sw, n);
             j = 1;
         }
         for (; j < kw; j++)
-            pypool_argmax_take(&rm, pypool_argmax_tap(p, j, sw, n));
+            pypool_argmax_take(&rm, pypool_argmax_tap(p, j, sw, n), nan_rule);
         /* the row's first tap, unless replaced, is its maximum: NaN there stays */
-        rm.mag = _mm512_max_epi32(rm.mag, _mm512_and_si512(_mm512_castps_si512(rm.m),
-                                                           _mm512_set1_epi32(0x7fffffff)));
-        mag = rm.mag;
+        if (!nan_rule)
+            mag = _mm512_max_epi32(rm.mag, _mm512_and_si512(_mm512_castps_si512(rm.m),
+                                                            _mm512_set1_epi32(0x7fffffff)));
         __m512i at = _mm512_add_epi32(rm.col, row_at);
         row_at = _mm512_add_epi32(row_at, _mm512_set1_epi32((int32_t)W));
         if (r == 0) {
             best = rm.m;
             tap = at;
         } else {
-            __mmask16 take = _mm512_cmp_ps_mask(rm.m, best, _CMP_GT_OQ);
+            __mmask16 take = pypool_argmax_replaces(best, rm.m, nan_rule);
             best = _mm512_mask_mov_ps(best, take, rm.m);
             tap = _mm512_mask_mov_epi32(tap, take, at);
         }
     }
-    if (_mm512_cmp_epi32_mask(mag, _mm512_set1_epi32(0x7f800000), _MM_CMPINT_GT)) {
+    if (!nan_rule && _mm512_cmp_epi32_mask(mag, _mm512_set1_epi32(0x7f800000), _MM_CMPINT_GT)) {
         pypool_argmax_step_nan(plane, xrow, W, h0, nh, kw, sw, pw, o, n, y, ind);
         return;
     }
     pypool_argmax_store(y + o, ind + o, best, tap, c, sw, n);
 }
 
+/* The step of a window that holds a NaN: the NaN rule (not inlined; rare). */
+PYPOOL_AVX512 static void pypool_argmax_step_nan(const float* plane, int64_t xrow, int64_t W,
+                                                 int64_t h0, int64_t nh, int64_t kw, int sw,
+                                                 int64_t pw, int64_t o, int64_t n, float* y,
+                                                 int64_t* ind) {
+    pypool_argmax_step(plane, xrow, W, h0, nh, kw, sw, pw, o, n, y, ind, 1);
+}
 /* Output rows [r0, r1) over planes; see pypool_argmax_plane_f32. Inlined
  * into a copy per common window width and stride (below), whose constants
  * unroll the tap loops. */
@@ -240,9 +247,10 @@ PYPOOL_AVX512 static inline __attribute__((always_inline)) void pypool_argmax_pl
         for (int64_t o = 0; o < OW; o++) {
             if (o == o_lo && nh > 0) {
                 for (; o + 16 <= o_hi; o += 16)
-                    pypool_argmax_step(plane, xrow, W, h0, nh, kw, sw, pw, o, 16, yr, ir);
+                    pypool_argmax_step(plane, xrow, W, h0, nh, kw, sw, pw, o, 16, yr, ir, 0);
                 if (o < o_hi)
-                    pypool_argmax_step(plane, xrow, W, h0, nh, kw, sw, pw, o, o_hi - o, yr, ir);
+                    pypool_argmax_step(plane, xrow, W, h0, nh, kw, sw, pw, o, o_hi - o, yr,
+                                       ir, 0);
                 o = o_hi;
                 if (o >= OW)
                     break;
