@@ -595,7 +595,7 @@ cdef bint band_max_task(const real_t* x, const Strided5* xs, real_t* y, const St
         if real_t is float:
             pypool_rows_doubling_max_f32(lines, t.width, sg.n, first_w, w.stride[2], w.kernel[2],
                                          t.nout, <float*>bs.b1, <float*>bs.b2, target, out_ld,
-                                         rp.stream)
+                                         rp.stream and target == yrow)   # (not the staged copy)
         elif real_t is double:
             pypool_rows_doubling_max_f64(lines, t.width, sg.n, first_w, w.stride[2], w.kernel[2],
                                          t.nout, <double*>bs.b1, <double*>bs.b2, target, out_ld)
