@@ -144,7 +144,7 @@ cdef extern from "_running.h":
     void pypool_rows_doubling_max_f64(const double* src, int64_t ld, int64_t nrows,
                                       int64_t first, int64_t s, int64_t k, int64_t nout,
                                       double* b1, double* b2, double* out,
-                                      int64_t out_ld) noexcept nogil
+                                      int64_t out_ld, int stream) noexcept nogil
 
 
 cdef inline void combine3(real_t* dst, const real_t* a, const real_t* b, const real_t* c,
@@ -285,7 +285,7 @@ cdef struct RunPlan:
     int64_t lines                      # output rows per task
     bint run_h, run_w                  # running (True) or direct windows per axis
     bint stream                        # a result large enough for streaming stores (the
-                                       # band path's float rows: _running.h)
+                                       # band path's rows: _running.h)
 
 
 cdef void plan_running(RunPlan* rp, const Strided5* ys, const Windows* w,
@@ -488,9 +488,9 @@ cdef void column_pass(real_t* za, real_t* zb, real_t* zc, real_t* zd, const RunT
 # row of the identity standing for padding rows) and writes each output
 # row's column maxima into a scratch row; the column pass then pools those
 # rows by doubling (_running.h), about log2(kw) vector operations per output,
-# straight into the result (on AVX-512 CPUs, a float result of at least
-# STREAM_MIN_BYTES whose rows follow each other is written with streaming
-# stores: a task's outputs come in one burst at its end). Rows first, then
+# straight into the result (a result of at least STREAM_MIN_BYTES whose rows
+# follow each other is written with streaming stores, float32 on AVX-512
+# CPUs and float64 with AVX2: a task's outputs come in one burst at its end). Rows first, then
 # columns, as on the path above, so ties between +0 and -0 resolve the same
 # way (the column-major first).
 
@@ -598,7 +598,8 @@ cdef bint band_max_task(const real_t* x, const Strided5* xs, real_t* y, const St
                                          rp.stream and target == yrow)   # (not the staged copy)
         elif real_t is double:
             pypool_rows_doubling_max_f64(lines, t.width, sg.n, first_w, w.stride[2], w.kernel[2],
-                                         t.nout, <double*>bs.b1, <double*>bs.b2, target, out_ld)
+                                         t.nout, <double*>bs.b1, <double*>bs.b2, target, out_ld,
+                                         rp.stream and target == yrow)
         if ys.s[3] != 1:
             for i in range(sg.n):
                 for o in range(t.nout):

@@ -174,23 +174,26 @@ def _separable_max(x, kernel, padding):
 
 
 @pytest.mark.parametrize("offset", [0, 1])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape,kernel,padding", [
     ((4, 64, 128, 128), (13, 13), (6, 6)),   # 128-wide rows, a doubling remainder (13 = 8 + 5)
     ((8, 64, 222, 37), (16, 9), (8, 4)),     # rows of 38, kernel 9 (8 + 1) ...
     ((8, 64, 222, 37), (7, 16), (3, 8)),     # ... and 16 (no remainder) along the rows
 ])
-def test_large_float32_max_of_a_large_output(shape, kernel, padding, offset):
-    """Results of 16 MB and more (channels_first float32 max on the band path)
+def test_large_max_of_a_large_output(shape, kernel, padding, dtype, offset):
+    """Results of 16 MB and more (channels_first float max on the band path)
     are written with streaming stores, as one array of rows whose lines are
     whole vectors (a vector crossing into the next row takes lanes of both):
     every row width, row end and the result's alignment (offset by one
-    element) must land each value where it belongs."""
+    element) must land each value where it belongs. float64 halves the batch."""
+    if dtype == np.float64:
+        shape = (shape[0] // 2,) + shape[1:]
     rng = np.random.default_rng(sum(shape) + kernel[1] + offset)
-    x = rng.standard_normal(shape).astype(np.float32)
+    x = rng.standard_normal(shape).astype(dtype)
     x.reshape(-1)[rng.integers(0, x.size, 40)] = np.nan
     ref = _separable_max(x, kernel, padding)
     assert ref.nbytes >= 16 << 20
-    buf = np.full(ref.size + 1, 7.0, dtype=np.float32)
+    buf = np.full(ref.size + 1, 7.0, dtype=dtype)
     out = buf[offset:offset + ref.size].reshape(ref.shape)
     got = pypool.max_pool2d(x, kernel, 1, padding, out=out, num_threads=2)
     assert got is out
