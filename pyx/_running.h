@@ -230,22 +230,26 @@ PYPOOL_SWEEP_ROWS(pypool_rows_running_max_f64, double, pypool_vd, pypool_vmax_d)
 PYPOOL_ROWS_DIRECT(pypool_rows_direct_max_f32, float, pypool_vf, pypool_vmax_f)
 PYPOOL_ROWS_DIRECT(pypool_rows_direct_max_f64, double, pypool_vd, pypool_vmax_d)
 
-/* One output at (*row, *o) of the rows taken as one array (nout each), which
- * then moves on by one. */
-static inline double pypool_doubling_last1_d(const double* cur, int64_t ld, int64_t r,
-                                             int64_t nout, int64_t* row, int64_t* o) {
-    const double* at = cur + *row * ld + *o;
-    if (++*o == nout) {
-        *o = 0;
-        ++*row;
-    }
-    return r ? pypool_smax_d(at[0], at[r]) : at[0];
+/* One output of the doubling's last step at (*row, *o) of the rows taken as
+ * one array (nout each), which then moves on by one: the streamed last steps'
+ * scalar head and tail. */
+#define PYPOOL_DOUBLING_LAST1(NAME, T, SOP)                                                 \
+static inline T NAME(const T* cur, int64_t ld, int64_t r, int64_t nout, int64_t* row,      \
+                     int64_t* o) {                                                          \
+    const T* at = cur + *row * ld + *o;                                                     \
+    if (++*o == nout) {                                                                     \
+        *o = 0;                                                                             \
+        ++*row;                                                                             \
+    }                                                                                       \
+    return r ? SOP(at[0], at[r]) : at[0];                                                   \
 }
+PYPOOL_DOUBLING_LAST1(pypool_doubling_last1, float, pypool_smax_f)
+PYPOOL_DOUBLING_LAST1(pypool_doubling_last1_d, double, pypool_smax_d)
 
 /* The last doubling step of float64 rows that follow each other, written
  * with streaming stores: pypool_doubling_last_streamed's scheme (below) with
  * AVX2 vectors of 4, two to a 64-byte line. 1 thread, max 13x13 on
- * (8,128,64,64) float64: 6.2 -> 5.0 ms. Returns 0 (nothing written) where it
+ * (8,128,64,64) float64: 6.2 -> 5.0-5.5 ms. Returns 0 (nothing written) where it
  * does not apply: no AVX2, rows under 4 outputs, or a misaligned result. */
 static inline int pypool_doubling_last_streamed_f64(const double* cur, int64_t ld,
                                                     int64_t nrows, int64_t r, int64_t nout,
@@ -303,21 +307,10 @@ PYPOOL_AVX512 static inline __m512 pypool_vmax16(__m512 m, __m512 v) {
     return _mm512_mask_mov_ps(_mm512_max_ps(v, m), _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), v);
 }
 
-/* The last step's 16 outputs from at, and one output at (*row, *o) of the
- * rows taken as one array (nout each), which then moves on by one. */
+/* The last step's 16 outputs from at. */
 PYPOOL_AVX512 static inline __m512 pypool_doubling_last16(const float* at, int64_t r) {
     __m512 v = _mm512_loadu_ps(at);
     return r ? pypool_vmax16(v, _mm512_loadu_ps(at + r)) : v;
-}
-
-static inline float pypool_doubling_last1(const float* cur, int64_t ld, int64_t r,
-                                          int64_t nout, int64_t* row, int64_t* o) {
-    const float* at = cur + *row * ld + *o;
-    if (++*o == nout) {
-        *o = 0;
-        ++*row;
-    }
-    return r ? pypool_smax_f(at[0], at[r]) : at[0];
 }
 
 /* The last step of pypool_rows_doubling_max_f32_v16 at stride 1 into rows that
