@@ -46,6 +46,18 @@ PYPOOL_AVX512 static inline __m512d pypool_avg3_taps(const float* pf) {
                          _mm512_cvtps_pd(_mm256_loadu_ps(pf + 2)));
 }
 
+/* 8 results at y: streamed when asked (y 16-byte aligned; two 16-byte
+ * halves, as 32-byte streaming stores would need 32-byte alignment, which
+ * NumPy's results do not have), else stored. */
+PYPOOL_AVX512 static inline void pypool_avg3_put8(float* y, __m256 f, int stream) {
+    if (stream) {
+        _mm_stream_ps(y, _mm256_castps256_ps128(f));
+        _mm_stream_ps(y + 4, _mm256_extractf128_ps(f, 1));
+    } else {
+        _mm256_storeu_ps(y, f);
+    }
+}
+
 /* Horizontal sums of the padded row pf into hs, n outputs (whole vectors:
  * hs and pf have room past n). */
 PYPOOL_AVX512 static void pypool_avg3_sum_row(double* hs, const float* pf, int64_t n) {
@@ -55,11 +67,14 @@ PYPOOL_AVX512 static void pypool_avg3_sum_row(double* hs, const float* pf, int64
 
 /* One output row: y[o] = (float)((((a[o] + b[o]) + c[o]) + 0.0) / (dh * dw[o])),
  * where c is the horizontal sums of pf (stored to c as well) when pf is
- * given. dw has room past n (whole vectors are read); y is written only below n. */
+ * given. dw has room past n (whole vectors are read); y is written only below
+ * n, with streaming stores for whole vectors when stream is set and y is
+ * 16-byte aligned. */
 PYPOOL_AVX512 static void pypool_avg3_out_row(float* y, const double* a, const double* b,
                                               double* c, const float* pf, double dh,
-                                              const double* dw, int64_t n) {
+                                              const double* dw, int64_t n, int stream) {
     __m512d vdh = _mm512_set1_pd(dh), zero = _mm512_setzero_pd();
+    stream = stream && ((uintptr_t)y & 15) == 0;
     for (int64_t o = 0; o < n; o += 8) {
         __m512d h;
         if (pf != NULL) {
@@ -72,7 +87,8 @@ PYPOOL_AVX512 static void pypool_avg3_out_row(float* y, const double* a, const d
         __m512d d = _mm512_mul_pd(vdh, _mm512_loadu_pd(dw + o));
         /* Plain stores for whole vectors: masked ones are slower even unmasked. */
         if (n - o >= 8) {
-            _mm256_storeu_ps(y + o, _mm512_cvtpd_ps(_mm512_div_pd(_mm512_add_pd(s, zero), d)));
+            pypool_avg3_put8(y + o, _mm512_cvtpd_ps(_mm512_div_pd(_mm512_add_pd(s, zero), d)),
+                             stream);
         } else {
             __mmask8 k = (__mmask8)((1u << (n - o)) - 1);
             __m256 f = _mm512_cvtpd_ps(_mm512_maskz_div_pd(k, _mm512_add_pd(s, zero), d));
@@ -92,7 +108,7 @@ PYPOOL_AVX512 static void pypool_avg3_plane_rows(double* ring, const float* x, i
                                                  int64_t H, int64_t W, float* y, int64_t yrow,
                                                  int64_t OW, int64_t ph, int64_t pw,
                                                  int64_t oh0, int64_t oh1, double div_d,
-                                                 const double* divh) {
+                                                 const double* divh, int stream) {
     int64_t L = PYPOOL_AVG3_PLANE_L(OW), plen = PYPOOL_AVG3_PLANE_PLEN(OW);
     double* zero = ring + 3 * L;
     double* dw = ring + 4 * L;
@@ -130,9 +146,9 @@ PYPOOL_AVX512 static void pypool_avg3_plane_rows(double* ring, const float* x, i
                               ncopy * (int64_t)sizeof(float));
         if (hn < H)
             pypool_avg3_out_row(y + oh * yrow, a, b, PYPOOL_AVG3_SLOT(hn),
-                                PYPOOL_AVG3_PADDED(hn), dh, dw, OW);
+                                PYPOOL_AVG3_PADDED(hn), dh, dw, OW, stream);
         else
-            pypool_avg3_out_row(y + oh * yrow, a, b, zero, NULL, dh, dw, OW);
+            pypool_avg3_out_row(y + oh * yrow, a, b, zero, NULL, dh, dw, OW, stream);
     }
 #undef PYPOOL_AVG3_LOAD
 #undef PYPOOL_AVG3_PADDED
@@ -146,7 +162,8 @@ PYPOOL_AVX512 static int pypool_avg3_plane_avx512(const float* x, int64_t xplane
                                                   int64_t yplane, int64_t yrow, int64_t OH,
                                                   int64_t OW, int64_t ph, int64_t pw,
                                                   int64_t r0, int64_t r1, double div_d,
-                                                  const double* divh, const double* divw) {
+                                                  const double* divh, const double* divw,
+                                                  int stream) {
     int64_t L = PYPOOL_AVG3_PLANE_L(OW), plen = PYPOOL_AVG3_PLANE_PLEN(OW);
     double* ring = (double*)calloc((size_t)(5 * L) * sizeof(double)
                                    + (size_t)(2 * plen) * sizeof(float), 1);
@@ -158,9 +175,11 @@ PYPOOL_AVX512 static int pypool_avg3_plane_avx512(const float* x, int64_t xplane
     while (r0 < r1) {
         int64_t plane = r0 / OH, end = r1 < (plane + 1) * OH ? r1 : (plane + 1) * OH;
         pypool_avg3_plane_rows(ring, x + plane * xplane, xrow, H, W, y + plane * yplane, yrow,
-                               OW, ph, pw, r0 - plane * OH, end - plane * OH, div_d, divh);
+                               OW, ph, pw, r0 - plane * OH, end - plane * OH, div_d, divh,
+                               stream);
         r0 = end;
     }
+    _mm_sfence();    /* the streaming stores, ordered before the task's end */
     free(ring);
     return 1;
 }
@@ -221,13 +240,15 @@ PYPOOL_AVX512 static void pypool_avg3_lane_sum_row(double* hs, const float* xr, 
 /* One output row, channels_last: y[o * V + c] = (float)((((a + b) + h) + 0.0) /
    (dh * divw[o])) with h the new row xr's horizontal sums (stored to hn), or
    the zero row's when xr is NULL. ahead: the row after, asked for column by
-   column (or NULL). */
+   column (or NULL). Streaming stores as in pypool_avg3_out_row (and V a
+   multiple of 8, so that every vector is aligned). */
 PYPOOL_AVX512 static void pypool_avg3_lane_out_row(float* y, const double* a, const double* b,
                                                    double* hn, const float* xr,
                                                    const float* ahead, int64_t W, int64_t V,
                                                    int64_t OW, int64_t pw, double dh,
-                                                   const double* divw) {
+                                                   const double* divw, int stream) {
     __m512d zero = _mm512_setzero_pd();
+    stream = stream && ((uintptr_t)y & 15) == 0 && (V & 7) == 0;
     for (int64_t o = 0; o < OW; o++) {
         const float* l = xr ? PYPOOL_AVG3_LANE_TAP(xr, o, 0) : NULL;
         const float* m = xr ? PYPOOL_AVG3_LANE_TAP(xr, o, 1) : NULL;
@@ -249,7 +270,7 @@ PYPOOL_AVX512 static void pypool_avg3_lane_out_row(float* y, const double* a, co
                                                     pypool_avg3_load8(b + at + c, k)), h);
             __m256 f = _mm512_cvtpd_ps(_mm512_maskz_div_pd(k, _mm512_add_pd(s, zero), d));
             if (k == 0xff)
-                _mm256_storeu_ps(y + at + c, f);
+                pypool_avg3_put8(y + at + c, f, stream);
             else
                 _mm512_mask_storeu_ps(y + at + c, (__mmask16)k, _mm512_castps256_ps512(f));
         }
@@ -264,7 +285,7 @@ PYPOOL_AVX512 static void pypool_avg3_lanes_rows(double* ring, const float* x, i
                                                  int64_t yrow, int64_t OW, int64_t ph,
                                                  int64_t pw, int64_t oh0, int64_t oh1,
                                                  double div_d, const double* divh,
-                                                 const double* divw) {
+                                                 const double* divw, int stream) {
     int64_t L = OW * V + 8;
     double* zero = ring + 3 * L;
 #define PYPOOL_AVG3_SLOT(h) (ring + ((h) % 3) * L)
@@ -278,7 +299,7 @@ PYPOOL_AVX512 static void pypool_avg3_lanes_rows(double* ring, const float* x, i
         const float* xr = hn < H ? x + hn * xrow : NULL;
         const float* ahead = hn + 1 < H && oh + 1 < oh1 ? x + (hn + 1) * xrow : NULL;
         pypool_avg3_lane_out_row(y + oh * yrow, a, b, hn < H ? PYPOOL_AVG3_SLOT(hn) : zero, xr,
-                                 ahead, W, V, OW, pw, div_d * divh[oh], divw);
+                                 ahead, W, V, OW, pw, div_d * divh[oh], divw, stream);
     }
 #undef PYPOOL_AVG3_SLOT
 }
@@ -290,16 +311,18 @@ PYPOOL_AVX512 static int pypool_avg3_lanes_avx512(const float* x, int64_t xitem,
                                                   int64_t yitem, int64_t yrow, int64_t OH,
                                                   int64_t OW, int64_t ph, int64_t pw,
                                                   int64_t r0, int64_t r1, double div_d,
-                                                  const double* divh, const double* divw) {
+                                                  const double* divh, const double* divw,
+                                                  int stream) {
     double* ring = (double*)calloc((size_t)(4 * (OW * V + 8)), sizeof(double));
     if (ring == NULL)
         return 0;
     while (r0 < r1) {
         int64_t b = r0 / OH, end = r1 < (b + 1) * OH ? r1 : (b + 1) * OH;
         pypool_avg3_lanes_rows(ring, x + b * xitem, xrow, H, W, V, y + b * yitem, yrow, OW, ph,
-                               pw, r0 - b * OH, end - b * OH, div_d, divh, divw);
+                               pw, r0 - b * OH, end - b * OH, div_d, divh, divw, stream);
         r0 = end;
     }
+    _mm_sfence();    /* the streaming stores, ordered before the task's end */
     free(ring);
     return 1;
 }
@@ -311,15 +334,15 @@ static inline int pypool_avg3_plane_f32(const float* x, int64_t xplane, int64_t 
                                         int64_t W, float* y, int64_t yplane, int64_t yrow,
                                         int64_t OH, int64_t OW, int64_t ph, int64_t pw,
                                         int64_t r0, int64_t r1, double div_d,
-                                        const double* divh, const double* divw) {
+                                        const double* divh, const double* divw, int stream) {
 #ifdef PYPOOL_AVG3_HAVE_AVX512
     if (pypool_sums_avx512)
         return pypool_avg3_plane_avx512(x, xplane, xrow, H, W, y, yplane, yrow, OH, OW, ph, pw,
-                                        r0, r1, div_d, divh, divw);
+                                        r0, r1, div_d, divh, divw, stream);
 #endif
     (void)x; (void)xplane; (void)xrow; (void)H; (void)W; (void)y; (void)yplane; (void)yrow;
     (void)OH; (void)OW; (void)ph; (void)pw; (void)r0; (void)r1; (void)div_d; (void)divh;
-    (void)divw;
+    (void)divw; (void)stream;
     return 0;
 }
 
@@ -330,15 +353,15 @@ static inline int pypool_avg3_lanes_f32(const float* x, int64_t xitem, int64_t x
                                         int64_t W, int64_t V, float* y, int64_t yitem,
                                         int64_t yrow, int64_t OH, int64_t OW, int64_t ph,
                                         int64_t pw, int64_t r0, int64_t r1, double div_d,
-                                        const double* divh, const double* divw) {
+                                        const double* divh, const double* divw, int stream) {
 #ifdef PYPOOL_AVG3_HAVE_AVX512
     if (pypool_sums_avx512)
         return pypool_avg3_lanes_avx512(x, xitem, xrow, H, W, V, y, yitem, yrow, OH, OW, ph, pw,
-                                        r0, r1, div_d, divh, divw);
+                                        r0, r1, div_d, divh, divw, stream);
 #endif
     (void)x; (void)xitem; (void)xrow; (void)H; (void)W; (void)V; (void)y; (void)yitem;
     (void)yrow; (void)OH; (void)OW; (void)ph; (void)pw; (void)r0; (void)r1; (void)div_d;
-    (void)divh; (void)divw;
+    (void)divh; (void)divw; (void)stream;
     return 0;
 }
 

@@ -51,7 +51,8 @@ cdef extern from "_stream.h":
 
 
 # Gradients at least this large are written with streaming stores (_stream.h);
-# so are max results of the band path (running.pxi).
+# so are max results of the band path (running.pxi) and the results of the
+# avg 3x3 kernels (_avg3_plane.h; result_streams in forward.pxi).
 cdef int64_t STREAM_MIN_BYTES = 16 << 20
 
 

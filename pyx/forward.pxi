@@ -1134,11 +1134,23 @@ cdef extern from "_avg3_plane.h":
     int pypool_avg3_plane_f32(const float* x, int64_t xplane, int64_t xrow, int64_t H,
                               int64_t W, float* y, int64_t yplane, int64_t yrow, int64_t OH,
                               int64_t OW, int64_t ph, int64_t pw, int64_t r0, int64_t r1,
-                              double div_d, const double* divh, const double* divw) noexcept nogil
+                              double div_d, const double* divh, const double* divw,
+                              int stream) noexcept nogil
     int pypool_avg3_lanes_f32(const float* x, int64_t xitem, int64_t xrow, int64_t H, int64_t W,
                               int64_t V, float* y, int64_t yitem, int64_t yrow, int64_t OH,
                               int64_t OW, int64_t ph, int64_t pw, int64_t r0, int64_t r1,
-                              double div_d, const double* divh, const double* divw) noexcept nogil
+                              double div_d, const double* divh, const double* divw,
+                              int stream) noexcept nogil
+
+
+cdef inline bint result_streams(const Strided5* ys, int64_t itemsize) noexcept nogil:
+    """Whether a result is large enough (STREAM_MIN_BYTES) that kernels writing
+    it should bypass the caches: it cannot stay in them anyway, and streaming
+    stores spare the read of each line before it is written."""
+    cdef int64_t nbytes = itemsize, a
+    for a in range(5):
+        nbytes *= ys.n[a]
+    return nbytes >= STREAM_MIN_BYTES
 
 
 cdef inline bint avg3_applies(const Strided5* xs, const Strided5* ys,
@@ -1177,7 +1189,8 @@ cdef int reduce_plane_rows(const real_t* x, const Strided5* xs, float_out_t* y,
         # its own (_avg3_plane.h); without AVX-512 the loop below does them.
         if pypool_avg3_plane_f32(x, xs.s[0], xs.s[2], H, W, y, ys.s[0], ys.s[2], OH, OW,
                                  w.pad_begin[1], w.pad_begin[2], r0, r1, w.divisor[0][0],
-                                 w.divisor[1], w.divisor[2]):
+                                 w.divisor[1], w.divisor[2],
+                                 ys.s[2] == OW and result_streams(ys, sizeof(float))):
             return 0
     # Slots: (d mod ext_d, h mod ext_h) with the window's extents rounded up to
     # powers of two (masks, not divisions, on this per-row path).

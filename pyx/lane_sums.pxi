@@ -106,7 +106,7 @@ cdef int lane_sum_rows(const real_t* x, const Strided5* xs, float_out_t* y, cons
         # its own (_avg3_plane.h); without AVX-512 the loop below does them.
         if pypool_avg3_lanes_f32(x, xs.s[0], xs.s[2], H, xs.n[3], V, y, ys.s[0], ys.s[2], OH,
                                  OW, w.pad_begin[1], w.pad_begin[2], r0, r1, w.divisor[0][0],
-                                 w.divisor[1], w.divisor[2]):
+                                 w.divisor[1], w.divisor[2], result_streams(ys, sizeof(float))):
             return 0
     # Slots of row sums, then an accumulator row, then one input row of terms.
     cdef double* scratch = <double*>malloc(

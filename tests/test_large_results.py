@@ -1,0 +1,71 @@
+"""Large results: kernels write results of 16 MB and more (STREAM_MIN_BYTES)
+with streaming stores, which bypass the caches and have alignment rules of
+their own. Every value must still land where it belongs, whatever the
+result's alignment, row length or channel count, and nothing around the
+result may be touched.
+
+(The band path's large max results are covered in test_large_windows.py.)
+
+Inputs are standard normal float32 values: the float64 sum of nine of them
+is exact, so the oracle below may add in any order and still match the
+kernels, which add in a fixed one.
+"""
+
+import numpy as np
+import pytest
+
+import pypool
+
+STREAM_MIN_BYTES = 16 << 20
+
+
+def _avg3_oracle(x, padding):
+    """avg 3x3 stride 1 over the last two axes, padding excluded from the count."""
+    p = padding
+    lead = [(0, 0)] * (x.ndim - 2)
+    xp = np.pad(x.astype(np.float64), lead + [(p, p), (p, p)])
+    ones = np.pad(np.ones(x.shape[-2:]), [(p, p), (p, p)])
+    oh, ow = xp.shape[-2] - 2, xp.shape[-1] - 2
+    total = sum(xp[..., i:i + oh, j:j + ow] for i in range(3) for j in range(3))
+    count = sum(ones[i:i + oh, j:j + ow] for i in range(3) for j in range(3))
+    return (total / count).astype(np.float32)
+
+
+def _out_at(nbytes_offset, shape, fill):
+    """A float32 result view of ``shape`` whose address is ``nbytes_offset``
+    (mod 16) past a 16-byte boundary, in a buffer filled with ``fill``."""
+    size = int(np.prod(shape))
+    buf = np.full(size + 8, fill, np.float32)
+    start = (-buf.ctypes.data % 16 + nbytes_offset) // 4
+    return buf, start, buf[start:start + size].reshape(shape)
+
+
+@pytest.mark.parametrize("misaligned", [False, True])
+@pytest.mark.parametrize("layout,shape,padding", [
+    ("channels_first", (4, 64, 128, 128), 1),   # rows of 128: every row 64-byte multiple
+    ("channels_first", (8, 64, 90, 100), 1),    # rows of 100: a masked end, lines across rows
+    ("channels_first", (8, 64, 90, 100), 0),    # rows of 98: every other row off 16 bytes
+    ("channels_last", (4, 128, 128, 64), 1),    # 64 channels a position
+    ("channels_last", (8, 150, 150, 24), 1),    # 24: lines across positions
+    ("channels_last", (8, 170, 170, 20), 0),    # 20: not whole vectors, stored plainly
+])
+def test_avg3_of_a_large_result(layout, shape, padding, misaligned):
+    """The avg 3x3 stride 1 kernels stream results of 16 MB and more."""
+    rng = np.random.default_rng(sum(shape) + padding)
+    x = rng.standard_normal(shape, dtype=np.float32)
+    x.reshape(-1)[rng.integers(0, x.size, 30)] = np.nan
+    planes = x if layout == "channels_first" else np.moveaxis(x, -1, 1)
+    ref = _avg3_oracle(planes, padding)
+    if layout == "channels_last":
+        ref = np.moveaxis(ref, 1, -1)
+    assert ref.nbytes >= STREAM_MIN_BYTES
+    buf, start, out = _out_at(4 if misaligned else 0, ref.shape, 7.0)
+    got = pypool.avg_pool2d(x, 3, 1, padding, count_include_pad=False, layout=layout,
+                            out=out, num_threads=2)
+    assert got is out
+    np.testing.assert_array_equal(got, ref)
+    np.testing.assert_array_equal(np.delete(buf, np.arange(start, start + ref.size)), 7.0)
+    # a fresh result (NumPy's own alignment) and one thread give the same bits
+    np.testing.assert_array_equal(
+        pypool.avg_pool2d(x, 3, 1, padding, count_include_pad=False, layout=layout,
+                          num_threads=1), ref)
