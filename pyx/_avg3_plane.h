@@ -30,6 +30,7 @@
 #include <string.h>
 #include "_sums.h"    /* pypool_sums_avx512: the AVX-512 switch */
 #include "_prefetch.h"
+#include "_stream.h"
 
 /* How far ahead of the row being copied the input is asked for (bytes): the
  * hardware prefetcher alone left the copies waiting on memory (1 thread,
@@ -46,16 +47,12 @@ PYPOOL_AVX512 static inline __m512d pypool_avg3_taps(const float* pf) {
                          _mm512_cvtps_pd(_mm256_loadu_ps(pf + 2)));
 }
 
-/* 8 results at y: streamed when asked (y 16-byte aligned; two 16-byte
- * halves, as 32-byte streaming stores would need 32-byte alignment, which
- * NumPy's results do not have), else stored. */
+/* 8 results at y: streamed when asked (y 16-byte aligned), else stored. */
 PYPOOL_AVX512 static inline void pypool_avg3_put8(float* y, __m256 f, int stream) {
-    if (stream) {
-        _mm_stream_ps(y, _mm256_castps256_ps128(f));
-        _mm_stream_ps(y + 4, _mm256_extractf128_ps(f, 1));
-    } else {
+    if (stream)
+        pypool_stream_ps8(y, f);
+    else
         _mm256_storeu_ps(y, f);
-    }
 }
 
 /* Horizontal sums of the padded row pf into hs, n outputs (whole vectors:
@@ -179,7 +176,7 @@ PYPOOL_AVX512 static int pypool_avg3_plane_avx512(const float* x, int64_t xplane
                                stream);
         r0 = end;
     }
-    _mm_sfence();    /* the streaming stores, ordered before the task's end */
+    pypool_store_fence();    /* the streaming stores, ordered before the task's end */
     free(ring);
     return 1;
 }
@@ -322,7 +319,7 @@ PYPOOL_AVX512 static int pypool_avg3_lanes_avx512(const float* x, int64_t xitem,
                                pw, r0 - b * OH, end - b * OH, div_d, divh, divw, stream);
         r0 = end;
     }
-    _mm_sfence();    /* the streaming stores, ordered before the task's end */
+    pypool_store_fence();    /* the streaming stores, ordered before the task's end */
     free(ring);
     return 1;
 }

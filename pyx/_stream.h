@@ -53,6 +53,16 @@ static inline void pypool_store_f64(double* dst, const double* src, int64_t n, i
         dst[i] = src[i];
 }
 
+#ifdef __AVX2__
+/* v's 8 floats to p (16-byte aligned) by streaming stores, in two 16-byte
+ * halves: 32-byte ones need 32-byte alignment, which NumPy's arrays (16-byte
+ * aligned) often lack. The caller fences (pypool_store_fence). */
+static inline void pypool_stream_ps8(float* p, __m256 v) {
+    _mm_stream_ps(p, _mm256_castps256_ps128(v));
+    _mm_stream_ps(p + 4, _mm256_extractf128_ps(v, 1));
+}
+#endif
+
 /* Order this thread's streaming stores before what follows (they are weakly
  * ordered); once at the end of a task. */
 static inline void pypool_store_fence(void) {

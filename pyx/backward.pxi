@@ -44,17 +44,6 @@ cdef void gather_row(const float_out_t* g, const Strided5* gs, float_out_t* dx,
             dx[offset5(ds, b, i_d, i_h, i_w, v)] = <float_out_t>acc
 
 
-cdef extern from "_stream.h":
-    void pypool_store_f64_as_f32(float* dst, const double* src, int64_t n, int stream) noexcept nogil
-    void pypool_store_f64(double* dst, const double* src, int64_t n, int stream) noexcept nogil
-    void pypool_store_fence() noexcept nogil
-
-
-# Gradients at least this large are written with streaming stores (_stream.h);
-# so are max results of the band path (running.pxi) and the results of the
-# avg 3x3 kernels (_avg3_plane.h; result_streams in forward.pxi).
-cdef int64_t STREAM_MIN_BYTES = 16 << 20
-
 
 cdef inline void interleave(const double* phases, int64_t W, int64_t s, int64_t plen,
                             float_out_t* row, int64_t stride) noexcept nogil:

@@ -1143,6 +1143,19 @@ cdef extern from "_avg3_plane.h":
                               int stream) noexcept nogil
 
 
+cdef extern from "_stream.h":
+    void pypool_store_f64_as_f32(float* dst, const double* src, int64_t n, int stream) noexcept nogil
+    void pypool_store_f64(double* dst, const double* src, int64_t n, int stream) noexcept nogil
+    void pypool_store_fence() noexcept nogil
+
+
+# Results at least this large are written with streaming stores (_stream.h)
+# where a kernel can: gradients (backward.pxi), max results of the band path
+# (running.pxi), avg 3x3 results (_avg3_plane.h) and channels_last float32 max
+# results and indices (_lanes_max.h).
+cdef int64_t STREAM_MIN_BYTES = 16 << 20
+
+
 cdef inline bint result_streams(const Strided5* ys, int64_t itemsize) noexcept nogil:
     """Whether a result is large enough (STREAM_MIN_BYTES) that kernels writing
     it should bypass the caches: it cannot stay in them anyway, and streaming
@@ -1408,10 +1421,10 @@ cdef void max_lane_taps(const real_t* x, const Strided5* xs, real_t* accv, int64
 
 cdef extern from "_lanes_max.h":
     int64_t pypool_lanes_max_f32(const float* base, const int64_t* offsets, int64_t ntaps,
-                                 int64_t nl, float* out) noexcept nogil
+                                 int64_t nl, float* out, int stream) noexcept nogil
     int64_t pypool_lanes_max_idx_f32(const float* base, const int64_t* offsets,
                                      const int32_t* flats, int64_t ntaps, int64_t nl, float* out,
-                                     int64_t* where) noexcept nogil
+                                     int64_t* where, int stream) noexcept nogil
 
 cdef enum:
     LANE_TAPS_MAX = 64   # taps whose offsets lanes_max_registers lists on the stack
@@ -1419,11 +1432,11 @@ cdef enum:
 
 cdef int64_t lanes_max_registers(const real_t* x, const Strided5* xs, real_t* yrow,
                                  int64_t* irow, const Windows* w, const LaneRow* t, int64_t od,
-                                 int64_t oh, int64_t ow) noexcept nogil:
+                                 int64_t oh, int64_t ow, bint stream) noexcept nogil:
     """Values (and, with ``irow``, int64 indices on a plane below 2**31 elements) of
     output (od, oh, ow) for the leading lanes of a float32 row with contiguous
     lanes, through pypool_lanes_max_f32 / _idx_f32; returns how many lanes it
-    did (0 when it does not apply)."""
+    did (0 when it does not apply). stream: with streaming stores (_lanes_max.h)."""
     cdef int64_t offsets[LANE_TAPS_MAX]
     cdef int32_t flats[LANE_TAPS_MAX]
     cdef int64_t n = 0, jd, jh, jw, i_d, i_h, i_w
@@ -1441,9 +1454,9 @@ cdef int64_t lanes_max_registers(const real_t* x, const Strided5* xs, real_t* yr
                 n += 1
     if irow != NULL:
         return pypool_lanes_max_idx_f32(<const float*>x + t.lane0, offsets, flats, n, t.nlanes,
-                                        <float*>yrow + t.lane0, irow + t.lane0)
+                                        <float*>yrow + t.lane0, irow + t.lane0, stream)
     return pypool_lanes_max_f32(<const float*>x + t.lane0, offsets, n, t.nlanes,
-                                <float*>yrow + t.lane0)
+                                <float*>yrow + t.lane0, stream)
 
 
 cdef enum:
@@ -1513,16 +1526,18 @@ cdef void max_lane_row(const real_t* x, const Strided5* xs, real_t* y, const Str
     cdef bint small_plane = xs.n[1] * H * W < INT32_MAX
     cdef int64_t done = 0
     cdef LanePrefetch lp
+    # Large results (values and indices together) bypass the caches.
+    cdef bint stream = result_streams(ys, sizeof(real_t) + (sizeof(int64_t) if ind != NULL else 0))
     plan_lane_prefetch(&lp, x, xs, ys, w, task)
     for ow in range(ys.n[3]):
         lane_prefetch_step(&lp, ow)
         yrow = y + offset5(ys, t.b, od, oh, ow, 0)
         empty_window = w.count[0][od] * w.count[1][oh] * w.count[2][ow] == 0
         if ind == NULL and t.xl == 1 and t.yl == 1:
-            done = lanes_max_registers(x, xs, yrow, NULL, w, &t, od, oh, ow)
+            done = lanes_max_registers(x, xs, yrow, NULL, w, &t, od, oh, ow, stream)
         elif ind != NULL and small_plane and t.xl == 1 and t.yl == 1 and t.il == 1:
             done = lanes_max_registers(x, xs, yrow, ind + offset5(js, t.b, od, oh, ow, 0), w, &t,
-                                       od, oh, ow)
+                                       od, oh, ow, stream)
         for blk in range((t.nlanes - done + LANE_BLOCK - 1) // LANE_BLOCK):
             l0 = t.lane0 + done + blk * LANE_BLOCK
             nl = t.lane0 + t.nlanes - l0 if t.lane0 + t.nlanes - l0 < LANE_BLOCK else LANE_BLOCK
@@ -1548,6 +1563,8 @@ cdef void max_lane_row(const real_t* x, const Strided5* xs, real_t* y, const Str
                 else:
                     for l in range(nl):
                         irow[l * t.il] = acci[l]
+    if stream:
+        pypool_store_fence()
 
 
 cdef inline void finish_lanes(float_out_t* y, int64_t ystride, const double* acc, int64_t V,

@@ -11,10 +11,16 @@ is exact, so the oracle below may add in any order and still match the
 kernels, which add in a fixed one.
 """
 
+import os
+import sys
+
 import numpy as np
 import pytest
 
 import pypool
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from reference import ref_max_pool  # noqa: E402
 
 STREAM_MIN_BYTES = 16 << 20
 
@@ -31,13 +37,17 @@ def _avg3_oracle(x, padding):
     return (total / count).astype(np.float32)
 
 
-def _out_at(nbytes_offset, shape, fill):
-    """A float32 result view of ``shape`` whose address is ``nbytes_offset``
-    (mod 16) past a 16-byte boundary, in a buffer filled with ``fill``."""
-    size = int(np.prod(shape))
-    buf = np.full(size + 8, fill, np.float32)
-    start = (-buf.ctypes.data % 16 + nbytes_offset) // 4
+def _out_at(nbytes_offset, shape, fill, dtype=np.float32):
+    """A result view of ``shape`` whose address is ``nbytes_offset`` (mod 16)
+    past a 16-byte boundary, in a buffer filled with ``fill``."""
+    size, item = int(np.prod(shape)), np.dtype(dtype).itemsize
+    buf = np.full(size + 32 // item, fill, dtype)
+    start = (-buf.ctypes.data % 16 + nbytes_offset) // item
     return buf, start, buf[start:start + size].reshape(shape)
+
+
+def _untouched(buf, start, size, fill):
+    np.testing.assert_array_equal(np.delete(buf, np.arange(start, start + size)), fill)
 
 
 @pytest.mark.parametrize("misaligned", [False, True])
@@ -64,8 +74,39 @@ def test_avg3_of_a_large_result(layout, shape, padding, misaligned):
                             out=out, num_threads=2)
     assert got is out
     np.testing.assert_array_equal(got, ref)
-    np.testing.assert_array_equal(np.delete(buf, np.arange(start, start + ref.size)), 7.0)
+    _untouched(buf, start, ref.size, 7.0)
     # a fresh result (NumPy's own alignment) and one thread give the same bits
     np.testing.assert_array_equal(
         pypool.avg_pool2d(x, 3, 1, padding, count_include_pad=False, layout=layout,
                           num_threads=1), ref)
+
+
+@pytest.mark.parametrize("misaligned", [False, True])
+@pytest.mark.parametrize("shape,stride,indices", [
+    ((8, 112, 112, 64), 2, True),     # 64 channels: whole blocks of 32
+    ((10, 128, 128, 40), 2, True),    # 40 = 32 + 8: a block's second half masked
+    ((4, 128, 128, 64), 1, False),
+    ((4, 128, 128, 72), 1, False),    # 72 = 2 * 32 + 8: vectors of 8 too
+])
+def test_channels_last_max_of_a_large_result(shape, stride, indices, misaligned):
+    """channels_last float32 max (the lanes kernels of _lanes_max.h) streams
+    results of 16 MB and more, values and indices counted together."""
+    rng = np.random.default_rng(sum(shape) + stride)
+    x = rng.standard_normal(shape, dtype=np.float32)
+    x.reshape(-1)[rng.integers(0, x.size, 30)] = np.nan
+    x[0, :3, :3, :5] = -np.inf    # windows of -inf alone: the first tap's index
+    ref_v, ref_i = ref_max_pool(x, (3, 3), (stride,) * 2, (1, 1), layout="channels_last")
+    assert ref_v.nbytes + (ref_i.nbytes if indices else 0) >= STREAM_MIN_BYTES
+    off = 4 if misaligned else 0
+    vbuf, vstart, vout = _out_at(off, ref_v.shape, 7.0)
+    ibuf, istart, iout = _out_at(8 if misaligned else 0, ref_i.shape, -7, np.int64)
+    kw = dict(layout="channels_last", num_threads=2)
+    if indices:
+        got = pypool.max_pool2d(x, 3, stride, 1, return_indices=True, out=(vout, iout), **kw)
+        assert got[0] is vout and got[1] is iout
+        np.testing.assert_array_equal(iout, ref_i)
+        _untouched(ibuf, istart, ref_i.size, -7)
+    else:
+        assert pypool.max_pool2d(x, 3, stride, 1, out=vout, **kw) is vout
+    np.testing.assert_array_equal(vout, ref_v)
+    _untouched(vbuf, vstart, ref_v.size, 7.0)
