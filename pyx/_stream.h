@@ -63,6 +63,48 @@ static inline void pypool_stream_ps8(float* p, __m256 v) {
 }
 #endif
 
+/* dst[2i] = dst[2i + 1] = (float)(src[i] + 0.0), i < n: each value twice,
+ * as avg 2x2 stride 2's gradient spreads it (the + 0.0 turns -0 into +0).
+ * Streams whole 16-byte pieces when asked and dst is 16-byte aligned. */
+static inline void pypool_store_pairs_f64_as_f32(float* dst, const double* src, int64_t n,
+                                                 int stream) {
+    int64_t i = 0;
+#ifdef __AVX2__
+    if (stream && ((uintptr_t)dst & 15) == 0) {
+        const __m256d zero = _mm256_setzero_pd();
+        for (; i + 4 <= n; i += 4) {
+            __m128 f = _mm256_cvtpd_ps(_mm256_add_pd(_mm256_loadu_pd(src + i), zero));
+            _mm_stream_ps(dst + 2 * i, _mm_unpacklo_ps(f, f));
+            _mm_stream_ps(dst + 2 * i + 4, _mm_unpackhi_ps(f, f));
+        }
+    }
+#else
+    (void)stream;
+#endif
+    for (; i < n; i++)
+        dst[2 * i] = dst[2 * i + 1] = (float)(src[i] + 0.0);
+}
+
+/* The same for double results. */
+static inline void pypool_store_pairs_f64(double* dst, const double* src, int64_t n,
+                                          int stream) {
+    int64_t i = 0;
+#ifdef __AVX2__
+    if (stream && ((uintptr_t)dst & 15) == 0) {
+        const __m128d zero = _mm_setzero_pd();
+        for (; i + 2 <= n; i += 2) {
+            __m128d d = _mm_add_pd(_mm_loadu_pd(src + i), zero);
+            _mm_stream_pd(dst + 2 * i, _mm_unpacklo_pd(d, d));
+            _mm_stream_pd(dst + 2 * i + 2, _mm_unpackhi_pd(d, d));
+        }
+    }
+#else
+    (void)stream;
+#endif
+    for (; i < n; i++)
+        dst[2 * i] = dst[2 * i + 1] = src[i] + 0.0;
+}
+
 /* Order this thread's streaming stores before what follows (they are weakly
  * ordered); once at the end of a task. */
 static inline void pypool_store_fence(void) {

@@ -117,6 +117,8 @@ cdef int gather_plane_rows(const float_out_t* g, const Strided5* gs, float_out_t
     cdef float_out_t* drow
     cdef bint pairs = (kw == 2 and sw == 2 and ds.s[3] == 1 and ct.col[0] == 0
                        and taps_span_row(ct, kw, OW))
+    # A large gradient is written once and not read back soon: stream it.
+    cdef bint stream = pairs and result_streams(ds, sizeof(float_out_t))
     if acc == NULL or gw == NULL:
         free(acc)
         free(gw)
@@ -136,9 +138,10 @@ cdef int gather_plane_rows(const float_out_t* g, const Strided5* gs, float_out_t
                                    use_divisor, divisor_override, recw)
                 gw_tag = tag
             drow = dx + offset5(ds, b, i_d, i_h, 0, 0)
-            for o in range(OW):
-                drow[2 * o] = <float_out_t>(0.0 + gw[o])
-                drow[2 * o + 1] = <float_out_t>(0.0 + gw[o])
+            if float_out_t is float:
+                pypool_store_pairs_f64_as_f32(drow, gw, OW, stream)
+            else:
+                pypool_store_pairs_f64(drow, gw, OW, stream)
             for o in range(2 * OW, W):
                 drow[o] = 0
             next_row(&b, &i_d, &i_h, D, H)
@@ -162,6 +165,8 @@ cdef int gather_plane_rows(const float_out_t* g, const Strided5* gs, float_out_t
                         dst[o] = dst[o] + src[o]
         interleave(acc, W, sw, plen, dx + offset5(ds, b, i_d, i_h, 0, 0), ds.s[3])
         next_row(&b, &i_d, &i_h, D, H)
+    if stream:
+        pypool_store_fence()
     free(acc)
     free(gw)
     return 0

@@ -1147,6 +1147,9 @@ cdef extern from "_stream.h":
     void pypool_store_f64_as_f32(float* dst, const double* src, int64_t n, int stream) noexcept nogil
     void pypool_store_f64(double* dst, const double* src, int64_t n, int stream) noexcept nogil
     void pypool_store_fence() noexcept nogil
+    void pypool_store_pairs_f64_as_f32(float* dst, const double* src, int64_t n,
+                                       int stream) noexcept nogil
+    void pypool_store_pairs_f64(double* dst, const double* src, int64_t n, int stream) noexcept nogil
 
 
 # Results at least this large are written with streaming stores (_stream.h)

@@ -110,3 +110,30 @@ def test_channels_last_max_of_a_large_result(shape, stride, indices, misaligned)
         assert pypool.max_pool2d(x, 3, stride, 1, out=vout, **kw) is vout
     np.testing.assert_array_equal(vout, ref_v)
     _untouched(vbuf, vstart, ref_v.size, 7.0)
+
+
+@pytest.mark.parametrize("misaligned", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(12, 128, 56, 56), (8, 128, 90, 91)])
+def test_avg_backward_2x2_of_a_large_gradient(shape, dtype, misaligned):
+    """avg 2x2 stride 2's gradient (each output's share written to its four
+    inputs, a last odd column zero) streams gradients of 16 MB and more.
+    float64 halves the batch."""
+    if dtype == np.float64:
+        shape = (shape[0] // 2,) + shape[1:]
+    rng = np.random.default_rng(sum(shape))
+    oh, ow = shape[2] // 2, shape[3] // 2
+    g = rng.standard_normal(shape[:2] + (oh, ow)).astype(dtype)
+    g.reshape(-1)[rng.integers(0, g.size, 30)] = np.nan
+    g.reshape(-1)[rng.integers(0, g.size, 30)] = -0.0    # shares of +0, not -0
+    share = (g.astype(np.float64) / 4 + 0.0).astype(dtype)
+    ref = np.zeros(shape, dtype)
+    ref[..., :2 * oh, :2 * ow] = np.repeat(np.repeat(share, 2, axis=-1), 2, axis=-2)
+    assert ref.nbytes >= STREAM_MIN_BYTES
+    item = np.dtype(dtype).itemsize
+    buf, start, out = _out_at(item if misaligned else 0, shape, 7.0, dtype)
+    got = pypool.avg_pool_backward(g, shape, (2, 2), out=out, num_threads=2)
+    assert got is out
+    np.testing.assert_array_equal(got, ref)
+    assert not np.signbit(got[got == 0]).any()
+    _untouched(buf, start, ref.size, 7.0)
