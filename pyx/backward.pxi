@@ -250,9 +250,29 @@ cdef void scatter_grad_plane(const float_out_t* g, const Strided5* gs, const int
                     k = irow[ow * js.s[3] + v * js.s[4]]
                     if k >= 0:
                         acc[k * V + v] += <double>grow[ow * gs.s[3] + v * gs.s[4]]
+    # While the plane is written out, ask for the next plane's gradients and
+    # indices, a share per row: the scatter above would otherwise start each
+    # plane waiting on memory.
+    cdef int64_t ahead_i = 0, ahead_g = 0, share_i = 0, share_g = 0, rows = D * H, row = 0
+    cdef const char* next_i = NULL
+    cdef const char* next_g = NULL
+    if (b + 1 < gs.n[0] and V == 1 and js.s[3] == 1 and gs.s[3] == 1 and js.s[2] == OW
+            and gs.s[2] == OW and (OD == 1 or (js.s[1] == OH * OW and gs.s[1] == OH * OW))):
+        next_i = <const char*>(ind + (b + 1) * js.s[0])
+        next_g = <const char*>(g + (b + 1) * gs.s[0])
+        ahead_i = OD * OH * OW * <int64_t>sizeof(int64_t)
+        ahead_g = OD * OH * OW * <int64_t>sizeof(float_out_t)
+        share_i = ((ahead_i + rows - 1) // rows + 63) & ~(<int64_t>63)
+        share_g = ((ahead_g + rows - 1) // rows + 63) & ~(<int64_t>63)
     a = acc
     for d in range(D):
         for h in range(H):
+            if next_i != NULL:
+                if row * share_i < ahead_i:
+                    pypool_prefetch_bytes(next_i + row * share_i, min(share_i, ahead_i - row * share_i))
+                if row * share_g < ahead_g:
+                    pypool_prefetch_bytes(next_g + row * share_g, min(share_g, ahead_g - row * share_g))
+                row += 1
             drow = dx + offset5(ds, b, d, h, 0, 0)
             if V == 1 and ds.s[3] == 1 and float_out_t is float:
                 pypool_store_f64_as_f32(<float*>drow, a, W, stream)
