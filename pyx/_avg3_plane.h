@@ -47,14 +47,6 @@ PYPOOL_AVX512 static inline __m512d pypool_avg3_taps(const float* pf) {
                          _mm512_cvtps_pd(_mm256_loadu_ps(pf + 2)));
 }
 
-/* 8 results at y: streamed when asked (y 16-byte aligned), else stored. */
-PYPOOL_AVX512 static inline void pypool_avg3_put8(float* y, __m256 f, int stream) {
-    if (stream)
-        pypool_stream_ps8(y, f);
-    else
-        _mm256_storeu_ps(y, f);
-}
-
 /* Horizontal sums of the padded row pf into hs, n outputs (whole vectors:
  * hs and pf have room past n). */
 PYPOOL_AVX512 static void pypool_avg3_sum_row(double* hs, const float* pf, int64_t n) {
@@ -84,8 +76,8 @@ PYPOOL_AVX512 static void pypool_avg3_out_row(float* y, const double* a, const d
         __m512d d = _mm512_mul_pd(vdh, _mm512_loadu_pd(dw + o));
         /* Plain stores for whole vectors: masked ones are slower even unmasked. */
         if (n - o >= 8) {
-            pypool_avg3_put8(y + o, _mm512_cvtpd_ps(_mm512_div_pd(_mm512_add_pd(s, zero), d)),
-                             stream);
+            pypool_put_ps8(y + o, _mm512_cvtpd_ps(_mm512_div_pd(_mm512_add_pd(s, zero), d)),
+                           stream);
         } else {
             __mmask8 k = (__mmask8)((1u << (n - o)) - 1);
             __m256 f = _mm512_cvtpd_ps(_mm512_maskz_div_pd(k, _mm512_add_pd(s, zero), d));
@@ -267,7 +259,7 @@ PYPOOL_AVX512 static void pypool_avg3_lane_out_row(float* y, const double* a, co
                                                     pypool_avg3_load8(b + at + c, k)), h);
             __m256 f = _mm512_cvtpd_ps(_mm512_maskz_div_pd(k, _mm512_add_pd(s, zero), d));
             if (k == 0xff)
-                pypool_avg3_put8(y + at + c, f, stream);
+                pypool_put_ps8(y + at + c, f, stream);
             else
                 _mm512_mask_storeu_ps(y + at + c, (__mmask16)k, _mm512_castps256_ps512(f));
         }

@@ -30,14 +30,6 @@ static inline __m256 pypool_max_nan8(__m256 m, __m256 v) {
     return _mm256_blendv_ps(r, v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
 }
 
-/* 8 results at p, streamed or stored. */
-static inline void pypool_lanes_put8(float* p, __m256 v, int stream) {
-    if (stream)
-        pypool_stream_ps8(p, v);
-    else
-        _mm256_storeu_ps(p, v);
-}
-
 static inline int64_t pypool_lanes_max_f32(const float* base, const int64_t* offsets,
                                            int64_t ntaps, int64_t nl, float* out, int stream) {
     int64_t l = 0, t;
@@ -52,16 +44,16 @@ static inline int64_t pypool_lanes_max_f32(const float* base, const int64_t* off
             a2 = pypool_max_nan8(a2, _mm256_loadu_ps(p + 16));
             a3 = pypool_max_nan8(a3, _mm256_loadu_ps(p + 24));
         }
-        pypool_lanes_put8(out + l, a0, stream);
-        pypool_lanes_put8(out + l + 8, a1, stream);
-        pypool_lanes_put8(out + l + 16, a2, stream);
-        pypool_lanes_put8(out + l + 24, a3, stream);
+        pypool_put_ps8(out + l, a0, stream);
+        pypool_put_ps8(out + l + 8, a1, stream);
+        pypool_put_ps8(out + l + 16, a2, stream);
+        pypool_put_ps8(out + l + 24, a3, stream);
     }
     for (; l + 8 <= nl; l += 8) {
         __m256 a = lowest;
         for (t = 0; t < ntaps; t++)
             a = pypool_max_nan8(a, _mm256_loadu_ps(base + offsets[t] + l));
-        pypool_lanes_put8(out + l, a, stream);
+        pypool_put_ps8(out + l, a, stream);
     }
     return l;
 }

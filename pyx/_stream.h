@@ -61,6 +61,14 @@ static inline void pypool_stream_ps8(float* p, __m256 v) {
     _mm_stream_ps(p, _mm256_castps256_ps128(v));
     _mm_stream_ps(p + 4, _mm256_extractf128_ps(v, 1));
 }
+
+/* v's 8 floats to p: streamed when asked (p 16-byte aligned), else stored. */
+static inline void pypool_put_ps8(float* p, __m256 v, int stream) {
+    if (stream)
+        pypool_stream_ps8(p, v);
+    else
+        _mm256_storeu_ps(p, v);
+}
 #endif
 
 /* dst[2i] = dst[2i + 1] = (float)(src[i] + 0.0), i < n: each value twice,
