@@ -27,6 +27,7 @@
 #include <stdint.h>
 #include <string.h>
 #include "_sums.h"    /* pypool_sums_avx512: the AVX-512 switch */
+#include "_stream.h"  /* pypool_put_ps8: streamed rows of averages */
 
 typedef float pypool_vf __attribute__((vector_size(32)));
 typedef int32_t pypool_vfi __attribute__((vector_size(32)));
@@ -66,9 +67,10 @@ static inline pypool_vd pypool_vmax_d(pypool_vd m, pypool_vd v) {
 /* One chunk of W vectors at lane offset l0. SRC(T) declares where positions
  * come from and AT(u) is position u's first lane: one array of positions
  * `lanes` apart (the scratch rows of run_windows), or an array of row
- * pointers (the band path reading the input in place). Output o's lanes
- * start at out + o * out_ld. */
-#define PYPOOL_SWEEP_CHUNK(NAME, T, VT, W, OP, SRC, AT)                                     \
+ * pointers (the band paths reading the input in place). LD(VT, p) loads the
+ * vector of lanes at p (float rows of a float64 sum: converted). Output o's
+ * lanes start at out + o * out_ld. */
+#define PYPOOL_SWEEP_CHUNK(NAME, T, VT, W, OP, SRC, AT, LD)                                 \
 static void NAME(SRC(T), int64_t l0, int64_t first, int64_t s, int64_t k, int64_t nout,     \
                  T* scratch, T* out, int64_t out_ld) {                                      \
     enum { VL = sizeof(VT) / sizeof(T) };                                                   \
@@ -77,12 +79,12 @@ static void NAME(SRC(T), int64_t l0, int64_t first, int64_t s, int64_t k, int64_
     while (o < nout) {                                                                      \
         b0 = a - a % k;                                                                     \
         for (i = 0; i < W; i++) {                                                           \
-            acc[i] = PYPOOL_LOAD(VT, AT(b0 + k - 1) + l0 + i * VL);                         \
+            acc[i] = LD(VT, AT(b0 + k - 1) + l0 + i * VL);                                  \
             PYPOOL_STORE(VT, scratch + ((k - 1) * W + i) * VL, acc[i]);                     \
         }                                                                                   \
         for (j = k - 2; j >= a - b0; j--)                                                   \
             for (i = 0; i < W; i++) {                                                       \
-                acc[i] = OP(PYPOOL_LOAD(VT, AT(b0 + j) + l0 + i * VL), acc[i]);             \
+                acc[i] = OP(LD(VT, AT(b0 + j) + l0 + i * VL), acc[i]);                      \
                 PYPOOL_STORE(VT, scratch + (j * W + i) * VL, acc[i]);                       \
             }                                                                               \
         grown = 0;    /* pre holds the next block's positions [b0 + k, b0 + k + grown) */   \
@@ -95,12 +97,12 @@ static void NAME(SRC(T), int64_t l0, int64_t first, int64_t s, int64_t k, int64_
             } else {                                                                        \
                 if (grown == 0) {                                                           \
                     for (i = 0; i < W; i++)                                                 \
-                        pre[i] = PYPOOL_LOAD(VT, AT(b0 + k) + l0 + i * VL);                 \
+                        pre[i] = LD(VT, AT(b0 + k) + l0 + i * VL);                          \
                     grown = 1;                                                              \
                 }                                                                           \
                 for (; grown < j; grown++)                                                  \
                     for (i = 0; i < W; i++)                                                 \
-                        pre[i] = OP(pre[i], PYPOOL_LOAD(VT, AT(b0 + k + grown) + l0         \
+                        pre[i] = OP(pre[i], LD(VT, AT(b0 + k + grown) + l0                  \
                                                             + i * VL));                     \
                 for (i = 0; i < W; i++)                                                     \
                     PYPOOL_STORE(VT, out + o * out_ld + l0 + i * VL,                        \
@@ -115,12 +117,17 @@ static void NAME(SRC(T), int64_t l0, int64_t first, int64_t s, int64_t k, int64_
 #define PYPOOL_SRC_LANES(T) const T* z, int64_t lanes
 #define PYPOOL_AT_LANES(u) (z + (u) * lanes)
 #define PYPOOL_SRC_ROWS(T) const T** rows
+#define PYPOOL_SRC_FLOAT_ROWS(T) const float** rows
 #define PYPOOL_AT_ROWS(u) (rows[u])
+
+/* 4 floats at p as a vector of 4 doubles (the lanes of one pypool_vd). */
+typedef float pypool_vf4 __attribute__((vector_size(16)));
+#define PYPOOL_LOAD_WIDENED(VT, p) __builtin_convertvector(PYPOOL_LOAD(pypool_vf4, (p)), VT)
 
 /* Positions `lanes` apart in z; lanes a multiple of the vector width. */
 #define PYPOOL_SWEEP(NAME, T, VT, OP)                                                       \
-PYPOOL_SWEEP_CHUNK(NAME##_4, T, VT, 4, OP, PYPOOL_SRC_LANES, PYPOOL_AT_LANES)               \
-PYPOOL_SWEEP_CHUNK(NAME##_1, T, VT, 1, OP, PYPOOL_SRC_LANES, PYPOOL_AT_LANES)               \
+PYPOOL_SWEEP_CHUNK(NAME##_4, T, VT, 4, OP, PYPOOL_SRC_LANES, PYPOOL_AT_LANES, PYPOOL_LOAD)  \
+PYPOOL_SWEEP_CHUNK(NAME##_1, T, VT, 1, OP, PYPOOL_SRC_LANES, PYPOOL_AT_LANES, PYPOOL_LOAD)  \
 static void NAME(const T* z, int64_t lanes, int64_t first, int64_t s, int64_t k,            \
                  int64_t nout, T* scratch, T* out) {                                        \
     enum { VL = sizeof(VT) / sizeof(T) };                                                   \
@@ -131,13 +138,13 @@ static void NAME(const T* z, int64_t lanes, int64_t first, int64_t s, int64_t k,
         NAME##_1(z, lanes, l0, first, s, k, nout, scratch, out, lanes);                     \
 }
 
-/* Positions at row pointers; any lanes >= the vector width: the last chunk
- * overlaps the one before it (the same lanes computed twice, the same bits)
- * instead of running past the row. */
-#define PYPOOL_SWEEP_ROWS(NAME, T, VT, OP)                                                  \
-PYPOOL_SWEEP_CHUNK(NAME##_4, T, VT, 4, OP, PYPOOL_SRC_ROWS, PYPOOL_AT_ROWS)                 \
-PYPOOL_SWEEP_CHUNK(NAME##_1, T, VT, 1, OP, PYPOOL_SRC_ROWS, PYPOOL_AT_ROWS)                 \
-static void NAME(const T** rows, int64_t lanes, int64_t first, int64_t s, int64_t k,        \
+/* Positions at row pointers (rows of TIN: T, or float widened by LD); any
+ * lanes >= the vector width: the last chunk overlaps the one before it (the
+ * same lanes computed twice, the same bits) instead of running past the row. */
+#define PYPOOL_SWEEP_ROWS(NAME, TIN, T, VT, OP, SRC, LD)                                    \
+PYPOOL_SWEEP_CHUNK(NAME##_4, T, VT, 4, OP, SRC, PYPOOL_AT_ROWS, LD)                         \
+PYPOOL_SWEEP_CHUNK(NAME##_1, T, VT, 1, OP, SRC, PYPOOL_AT_ROWS, LD)                         \
+static void NAME(const TIN** rows, int64_t lanes, int64_t first, int64_t s, int64_t k,      \
                  int64_t nout, T* scratch, T* out, int64_t out_ld) {                        \
     enum { VL = sizeof(VT) / sizeof(T) };                                                   \
     int64_t l0 = 0;                                                                         \
@@ -151,18 +158,18 @@ static void NAME(const T** rows, int64_t lanes, int64_t first, int64_t s, int64_
 
 /* out[o * out_ld + l] = rows[first + o*s] op ... op rows[first + o*s + k - 1]
  * lane by lane (direct windows, in order), lanes >= the vector width. */
-#define PYPOOL_ROWS_DIRECT(NAME, T, VT, OP)                                                 \
-static void NAME(const T** rows, int64_t lanes, int64_t first, int64_t s, int64_t k,        \
+#define PYPOOL_ROWS_DIRECT(NAME, TIN, T, VT, OP, LD)                                        \
+static void NAME(const TIN** rows, int64_t lanes, int64_t first, int64_t s, int64_t k,      \
                  int64_t nout, T* out, int64_t out_ld) {                                    \
     enum { VL = sizeof(VT) / sizeof(T) };                                                   \
     int64_t o, j, l0, l;                                                                    \
     for (o = 0; o < nout; o++) {                                                            \
-        const T** r = rows + first + o * s;                                                 \
+        const TIN** r = rows + first + o * s;                                               \
         for (l0 = 0; l0 < lanes; l0 += VL) {                                                \
             l = l0 + VL <= lanes ? l0 : lanes - VL;                                         \
-            VT acc = PYPOOL_LOAD(VT, r[0] + l);                                             \
+            VT acc = LD(VT, r[0] + l);                                                      \
             for (j = 1; j < k; j++)                                                         \
-                acc = OP(acc, PYPOOL_LOAD(VT, r[j] + l));                                   \
+                acc = OP(acc, LD(VT, r[j] + l));                                            \
             PYPOOL_STORE(VT, out + o * out_ld + l, acc);                                    \
         }                                                                                   \
     }                                                                                       \
@@ -225,16 +232,62 @@ static inline double pypool_smax_d(double m, double v) { return v != v ? v : (v 
 PYPOOL_SWEEP(pypool_sweep_max_f32, float, pypool_vf, pypool_vmax_f)
 PYPOOL_SWEEP(pypool_sweep_max_f64, double, pypool_vd, pypool_vmax_d)
 PYPOOL_SWEEP(pypool_sweep_sum_f64, double, pypool_vd, PYPOOL_VADD)
-PYPOOL_SWEEP_ROWS(pypool_rows_running_max_f32, float, pypool_vf, pypool_vmax_f)
-PYPOOL_SWEEP_ROWS(pypool_rows_running_max_f64, double, pypool_vd, pypool_vmax_d)
-PYPOOL_ROWS_DIRECT(pypool_rows_direct_max_f32, float, pypool_vf, pypool_vmax_f)
-PYPOOL_ROWS_DIRECT(pypool_rows_direct_max_f64, double, pypool_vd, pypool_vmax_d)
+PYPOOL_SWEEP_ROWS(pypool_rows_running_max_f32, float, float, pypool_vf, pypool_vmax_f,
+                  PYPOOL_SRC_ROWS, PYPOOL_LOAD)
+PYPOOL_SWEEP_ROWS(pypool_rows_running_max_f64, double, double, pypool_vd, pypool_vmax_d,
+                  PYPOOL_SRC_ROWS, PYPOOL_LOAD)
+PYPOOL_ROWS_DIRECT(pypool_rows_direct_max_f32, float, float, pypool_vf, pypool_vmax_f, PYPOOL_LOAD)
+PYPOOL_ROWS_DIRECT(pypool_rows_direct_max_f64, double, double, pypool_vd, pypool_vmax_d,
+                   PYPOOL_LOAD)
+/* float32 rows summed in float64 (the sum band path of averages); on CPUs
+ * with AVX-512 8 doubles a vector (1 thread, avg 15x15 on (8,128,64,64):
+ * 4.5 -> 4.1 ms, before the fused finish). */
+PYPOOL_SWEEP_ROWS(pypool_rows_running_sum_f32_v4, float, double, pypool_vd, PYPOOL_VADD,
+                  PYPOOL_SRC_FLOAT_ROWS, PYPOOL_LOAD_WIDENED)
+PYPOOL_ROWS_DIRECT(pypool_rows_direct_sum_f32_v4, float, double, pypool_vd, PYPOOL_VADD,
+                   PYPOOL_LOAD_WIDENED)
+#ifdef PYPOOL_SUMS_HAVE_AVX512
+#pragma GCC push_options
+#pragma GCC target("avx512f")
+typedef double pypool_vd8 __attribute__((vector_size(64)));
+/* (the intrinsic: GCC 12 widens a vector extension's 8 floats in two halves) */
+#define PYPOOL_LOAD_WIDENED8(VT, p) ((VT)_mm512_cvtps_pd(_mm256_loadu_ps(p)))
+PYPOOL_SWEEP_ROWS(pypool_rows_running_sum_f32_v8, float, double, pypool_vd8, PYPOOL_VADD,
+                  PYPOOL_SRC_FLOAT_ROWS, PYPOOL_LOAD_WIDENED8)
+PYPOOL_ROWS_DIRECT(pypool_rows_direct_sum_f32_v8, float, double, pypool_vd8, PYPOOL_VADD,
+                   PYPOOL_LOAD_WIDENED8)
+#pragma GCC pop_options
+#endif
+
+static void pypool_rows_running_sum_f32(const float** rows, int64_t lanes, int64_t first,
+                                        int64_t s, int64_t k, int64_t nout, double* scratch,
+                                        double* out, int64_t out_ld) {
+#ifdef PYPOOL_SUMS_HAVE_AVX512
+    if (pypool_sums_avx512 && lanes >= 8) {
+        pypool_rows_running_sum_f32_v8(rows, lanes, first, s, k, nout, scratch, out, out_ld);
+        return;
+    }
+#endif
+    pypool_rows_running_sum_f32_v4(rows, lanes, first, s, k, nout, scratch, out, out_ld);
+}
+
+static void pypool_rows_direct_sum_f32(const float** rows, int64_t lanes, int64_t first,
+                                       int64_t s, int64_t k, int64_t nout, double* out,
+                                       int64_t out_ld) {
+#ifdef PYPOOL_SUMS_HAVE_AVX512
+    if (pypool_sums_avx512 && lanes >= 8) {
+        pypool_rows_direct_sum_f32_v8(rows, lanes, first, s, k, nout, out, out_ld);
+        return;
+    }
+#endif
+    pypool_rows_direct_sum_f32_v4(rows, lanes, first, s, k, nout, out, out_ld);
+}
 
 /* One output of the doubling's last step at (*row, *o) of the rows taken as
  * one array (nout each), which then moves on by one: the streamed last steps'
  * scalar head and tail. */
 #define PYPOOL_DOUBLING_LAST1(NAME, T, SOP)                                                 \
-static inline T NAME(const T* cur, int64_t ld, int64_t r, int64_t nout, int64_t* row,      \
+static inline T NAME(const T* cur, int64_t ld, int64_t r, int64_t nout, int64_t* row,       \
                      int64_t* o) {                                                          \
     const T* at = cur + *row * ld + *o;                                                     \
     if (++*o == nout) {                                                                     \
@@ -391,6 +444,177 @@ PYPOOL_AVX512 static void pypool_rows_doubling_max_f32_v16(
     }
 }
 #endif
+
+/* Sums of k consecutive positions along rows (the sum band path of
+ * averages): window o of row r sums src[r * ld + o] .. src[r * ld + o + k - 1]
+ * in double, o < nout, r < nrows. Cut into runs of a: tmp[i] = src[i] + ... +
+ * src[i + a - 1] (every position of all rows, as one array, like the doubling
+ * above), then each window adds its b = k / a runs, a apart, and the k - a*b
+ * positions left, one by one, always in that order. a is the run length
+ * with the fewest adds per output, (a - 1) + (b - 1) + (k - a*b): 6 for
+ * k = 15 (runs of 3), where a running window along a row would need a
+ * transpose. Row r must hold nout + k - 1 positions and be followed by 4
+ * vectors of readable slack (+ a); tmp holds as much as src. U vectors go
+ * at a time, so that their chains of adds overlap. */
+static inline int64_t pypool_sum_run_length(int64_t k) {
+    int64_t a, best = 1, cost, best_cost = k - 1;
+    for (a = 2; a <= k && a - 1 < best_cost; a++) {
+        cost = (a - 1) + (k / a - 1) + k % a;
+        if (cost < best_cost) {
+            best = a;
+            best_cost = cost;
+        }
+    }
+    return best;
+}
+
+/* The runs (tmp), or src itself when a is 1. */
+#define PYPOOL_SUM_RUNS(NAME, VT)                                                           \
+static const double* NAME(const double* src, int64_t ld, int64_t nrows, int64_t k,           \
+                          int64_t nout, int64_t a, double* tmp) {                           \
+    enum { VL = sizeof(VT) / sizeof(double) };                                              \
+    int64_t total = (nrows - 1) * ld + nout + k - a, i, j, u;                               \
+    VT v[4];                                                                                \
+    if (a == 1)                                                                             \
+        return src;                                                                         \
+    for (i = 0; i < total; i += 4 * VL) {                                                   \
+        for (u = 0; u < 4; u++)                                                             \
+            v[u] = PYPOOL_LOAD(VT, src + i + u * VL);                                       \
+        for (j = 1; j < a; j++)                                                             \
+            for (u = 0; u < 4; u++)                                                         \
+                v[u] += PYPOOL_LOAD(VT, src + i + u * VL + j);                              \
+        for (u = 0; u < 4; u++)                                                             \
+            PYPOOL_STORE(VT, tmp + i + u * VL, v[u]);                                       \
+    }                                                                                       \
+    return tmp;                                                                             \
+}
+
+/* v[0 .. U) = the window sums at o, o + VL, ... of one row (run, left: that
+ * row's runs and its positions from a*b on). */
+#define PYPOOL_WINDOW_SUMS_AT(VT, U, v, run, left, o, a, b, rest)                           \
+    do {                                                                                    \
+        int64_t j_, u_;                                                                     \
+        for (u_ = 0; u_ < (U); u_++)                                                        \
+            v[u_] = PYPOOL_LOAD(VT, (run) + (o) + u_ * VL);                                 \
+        for (j_ = 1; j_ < (b); j_++)                                                        \
+            for (u_ = 0; u_ < (U); u_++)                                                    \
+                v[u_] += PYPOOL_LOAD(VT, (run) + (o) + u_ * VL + j_ * (a));                 \
+        for (j_ = 0; j_ < (rest); j_++)                                                     \
+            for (u_ = 0; u_ < (U); u_++)                                                    \
+                v[u_] += PYPOOL_LOAD(VT, (left) + (o) + u_ * VL + j_);                      \
+    } while (0)
+
+/* The same, one output. */
+static inline double pypool_window_sum1(const double* run, const double* left, int64_t o,
+                                        int64_t a, int64_t b, int64_t rest) {
+    double d = run[o];
+    int64_t j;
+    for (j = 1; j < b; j++)
+        d += run[o + j * a];
+    for (j = 0; j < rest; j++)
+        d += left[o + j];
+    return d;
+}
+
+/* out[r * out_ld + o] = the window sums. */
+#define PYPOOL_ROWS_WINDOW_SUMS(NAME, VT, RUNS)                                             \
+static void NAME(const double* src, int64_t ld, int64_t nrows, int64_t k, int64_t nout,      \
+                 double* tmp, double* out, int64_t out_ld) {                                \
+    enum { VL = sizeof(VT) / sizeof(double) };                                              \
+    int64_t a = pypool_sum_run_length(k), b = k / a, rest = k - a * b, r, o, u;             \
+    const double* runs = RUNS(src, ld, nrows, k, nout, a, tmp);                             \
+    VT v[4];                                                                                \
+    for (r = 0; r < nrows; r++) {                                                           \
+        const double* run = runs + r * ld;                                                  \
+        const double* left = src + r * ld + a * b;                                          \
+        double* y = out + r * out_ld;                                                       \
+        for (o = 0; o + 4 * VL <= nout; o += 4 * VL) {                                      \
+            PYPOOL_WINDOW_SUMS_AT(VT, 4, v, run, left, o, a, b, rest);                      \
+            for (u = 0; u < 4; u++)                                                         \
+                PYPOOL_STORE(VT, y + o + u * VL, v[u]);                                     \
+        }                                                                                   \
+        for (; o < nout; o++)                                                               \
+            y[o] = pypool_window_sum1(run, left, o, a, b, rest);                            \
+    }                                                                                       \
+}
+
+PYPOOL_SUM_RUNS(pypool_sum_runs_v4, pypool_vd)
+PYPOOL_ROWS_WINDOW_SUMS(pypool_rows_window_sums_v4, pypool_vd, pypool_sum_runs_v4)
+
+#ifdef PYPOOL_SUMS_HAVE_AVX512
+#pragma GCC push_options
+#pragma GCC target("avx512f")
+PYPOOL_SUM_RUNS(pypool_sum_runs_v8, pypool_vd8)
+PYPOOL_ROWS_WINDOW_SUMS(pypool_rows_window_sums_v8, pypool_vd8, pypool_sum_runs_v8)
+
+/* The window sums finished as float32 averages, straight into the result:
+ * y[r * y_ld + o] = (float)((sum + 0.0) / (dh[r] * dw[o])) (dw NULL: "/ dh[r]"),
+ * as finish_plane_row computes them. Dividing here, between the loads and
+ * adds, the division's time mostly overlaps theirs. With stream (y and its
+ * rows 16-byte aligned) whole vectors go by streaming stores; the caller
+ * fences. */
+static void pypool_rows_window_averages_v8(const double* src, int64_t ld, int64_t nrows,
+                                           int64_t k, int64_t nout, double* tmp, float* y,
+                                           int64_t y_ld, const double* dh, const double* dw,
+                                           int stream) {
+    enum { VL = 8 };
+    int64_t a = pypool_sum_run_length(k), b = k / a, rest = k - a * b, r, o, u;
+    const double* runs = pypool_sum_runs_v8(src, ld, nrows, k, nout, a, tmp);
+    pypool_vd8 v[4];
+    for (r = 0; r < nrows; r++) {
+        const double* run = runs + r * ld;
+        const double* left = src + r * ld + a * b;
+        float* yr = y + r * y_ld;
+        __m512d d = _mm512_set1_pd(dh[r]);
+        for (o = 0; o + 4 * VL <= nout; o += 4 * VL) {
+            PYPOOL_WINDOW_SUMS_AT(pypool_vd8, 4, v, run, left, o, a, b, rest);
+            for (u = 0; u < 4; u++) {
+                __m512d s = _mm512_add_pd((__m512d)v[u], _mm512_setzero_pd());
+                __m512d q = _mm512_div_pd(s, dw ? _mm512_mul_pd(d, _mm512_loadu_pd(dw + o + u * VL))
+                                                : d);
+                pypool_put_ps8(yr + o + u * VL, _mm512_cvtpd_ps(q), stream);
+            }
+        }
+        for (; o + VL <= nout; o += VL) {
+            PYPOOL_WINDOW_SUMS_AT(pypool_vd8, 1, v, run, left, o, a, b, rest);
+            __m512d s = _mm512_add_pd((__m512d)v[0], _mm512_setzero_pd());
+            __m512d q = _mm512_div_pd(s, dw ? _mm512_mul_pd(d, _mm512_loadu_pd(dw + o)) : d);
+            pypool_put_ps8(yr + o, _mm512_cvtpd_ps(q), stream);
+        }
+        for (; o < nout; o++)
+            yr[o] = (float)((pypool_window_sum1(run, left, o, a, b, rest) + 0.0)
+                            / (dw ? dh[r] * dw[o] : dh[r]));
+    }
+}
+#pragma GCC pop_options
+#endif
+
+static void pypool_rows_window_sums(const double* src, int64_t ld, int64_t nrows, int64_t k,
+                                    int64_t nout, double* tmp, double* out, int64_t out_ld) {
+#ifdef PYPOOL_SUMS_HAVE_AVX512
+    if (pypool_sums_avx512) {
+        pypool_rows_window_sums_v8(src, ld, nrows, k, nout, tmp, out, out_ld);
+        return;
+    }
+#endif
+    pypool_rows_window_sums_v4(src, ld, nrows, k, nout, tmp, out, out_ld);
+}
+
+/* Returns 1 when done (AVX-512 CPUs), else 0: the caller then sums and finishes. */
+static int pypool_rows_window_averages_f32(const double* src, int64_t ld, int64_t nrows,
+                                           int64_t k, int64_t nout, double* tmp, float* y,
+                                           int64_t y_ld, const double* dh, const double* dw,
+                                           int stream) {
+#ifdef PYPOOL_SUMS_HAVE_AVX512
+    if (pypool_sums_avx512) {
+        pypool_rows_window_averages_v8(src, ld, nrows, k, nout, tmp, y, y_ld, dh, dw, stream);
+        return 1;
+    }
+#endif
+    (void)src; (void)ld; (void)nrows; (void)k; (void)nout; (void)tmp; (void)y; (void)y_ld;
+    (void)dh; (void)dw; (void)stream;
+    return 0;
+}
 
 /* stream: write a result of rows that follow each other with streaming stores
  * (AVX-512 CPUs; see pypool_doubling_last_streamed). */

@@ -145,6 +145,19 @@ cdef extern from "_running.h":
                                       int64_t first, int64_t s, int64_t k, int64_t nout,
                                       double* b1, double* b2, double* out,
                                       int64_t out_ld, int stream) noexcept nogil
+    void pypool_rows_running_sum_f32(const float** rows, int64_t lanes, int64_t first,
+                                     int64_t s, int64_t k, int64_t nout, double* scratch,
+                                     double* out, int64_t out_ld) noexcept nogil
+    void pypool_rows_direct_sum_f32(const float** rows, int64_t lanes, int64_t first,
+                                    int64_t s, int64_t k, int64_t nout, double* out,
+                                    int64_t out_ld) noexcept nogil
+    void pypool_rows_window_sums(const double* src, int64_t ld, int64_t nrows, int64_t k,
+                                 int64_t nout, double* tmp, double* out,
+                                 int64_t out_ld) noexcept nogil
+    int pypool_rows_window_averages_f32(const double* src, int64_t ld, int64_t nrows,
+                                        int64_t k, int64_t nout, double* tmp, float* y,
+                                        int64_t y_ld, const double* dh,
+                                        const double* dw, int stream) noexcept nogil
 
 
 cdef inline void combine3(real_t* dst, const real_t* a, const real_t* b, const real_t* c,
@@ -525,24 +538,29 @@ cdef struct BandScratch:
 cdef int band_alloc(BandScratch* bs, const Windows* w, const RunPlan* rp,
                     size_t itemsize) noexcept nogil:
     """Buffers for any task of the plan, every element set once (the column
-    pass's vector loads read a little past what a row uses). 1 on no memory."""
+    pass's vector loads read a little past what a row uses: up to 4 vectors of
+    8 doubles past the last row, into the row of slack). 1 on no memory."""
     cdef int64_t nrows = (rp.lines - 1) * w.stride[1] + 2 * w.kernel[1]
-    cdef int64_t width = whole_vectors((rp.strip - 1) * w.stride[2] + 2 * w.kernel[2]) + 16
+    cdef int64_t width = whole_vectors((rp.strip - 1) * w.stride[2] + 2 * w.kernel[2]) + 40
     cdef int64_t sweep = 4 * 8 * w.kernel[1]   # 4 vectors of up to 8 lanes per block row
     cdef int64_t rows_size = (rp.lines + 1) * width   # a segment's rows and a row of slack
     cdef size_t nbytes = (<size_t>(nrows * sizeof(void*))
                           + <size_t>(sweep + width + 4 * rows_size) * itemsize)
-    bs.block = calloc(nbytes, 1)
+    cdef char* start
+    bs.block = calloc(nbytes + 64, 1)
     if bs.block == NULL:
         return 1
-    bs.rows = <void**>bs.block
+    # Every buffer starts on a 64-byte line (all sizes are whole vectors of 8), so
+    # rows of doubles are aligned and fewer of the column pass's loads split lines.
+    start = <char*>bs.block + (64 - (<size_t>bs.block) % 64) % 64
     bs.width = width
-    bs.sweep = <void*>(<char*>bs.block + nrows * sizeof(void*))
+    bs.sweep = <void*>start
     bs.ident = <void*>(<char*>bs.sweep + sweep * itemsize)
     bs.lines = <void*>(<char*>bs.ident + width * itemsize)
     bs.b1 = <void*>(<char*>bs.lines + rows_size * itemsize)
     bs.b2 = <void*>(<char*>bs.b1 + rows_size * itemsize)
     bs.staged = <void*>(<char*>bs.b2 + rows_size * itemsize)
+    bs.rows = <void**>(<char*>bs.staged + rows_size * itemsize)
     return 0
 
 
@@ -605,6 +623,85 @@ cdef bint band_max_task(const real_t* x, const Strided5* xs, real_t* y, const St
                 for o in range(t.nout):
                     yrow[i * ys.s[2] + o * ys.s[3]] = target[i * t.nout + o]
         g += sg.n
+    return True
+
+
+# Sum bands: channels_first float32 averages the same way, in float64. The
+# row pass reads the input rows in place (widened as they are loaded) and
+# writes each output row's column sums; the column pass sums runs of columns
+# (pypool_rows_window_sums: runs of a, then b of them and the positions
+# left, about 2 * sqrt(k) adds per output) instead of transposing, and the
+# outputs are finished as on the path above. The order of each window's adds
+# differs from that path's; both are float64 sums of the same terms (the
+# contract asks for a float64 sum rounded once, not an order).
+
+cdef inline bint use_sum_bands(const Strided5* xs, const Windows* w, const RunPlan* rp,
+                               int mode, size_t itemsize) noexcept nogil:
+    """Does a running average take the sum band path? float32 input with
+    contiguous columns (rows are read in place) and a column stride of 1."""
+    return (mode == ACC_SUM and rp.V == 1 and itemsize == 4 and xs.s[3] == 1
+            and w.stride[2] == 1)
+
+
+cdef bint band_sum_task(const real_t* x, const Strided5* xs, float_out_t* y,
+                        const Strided5* ys, const Windows* w, const RunPlan* rp,
+                        const RunTask* t, BandScratch* bs, int64_t divisor_override,
+                        const double* recw) noexcept nogil:
+    """One task of an average by sum bands; False (nothing written) when its
+    inside columns are fewer than a vector, for the transposing path to take."""
+    cdef Segment sg
+    cdef int64_t g = 0, v, i, first_w = t.ow0 * w.stride[2] - t.u0
+    cdef int64_t kh = w.kernel[1], sh = w.stride[1], right = t.lead + t.ninside
+    cdef const float** rows = <const float**>bs.rows
+    cdef float* ident = <float*>bs.ident
+    cdef double* lines = <double*>bs.lines
+    cdef double* sums = <double*>bs.staged
+    cdef double* line
+    cdef const real_t* row
+    cdef double divisors[RUN_LINES_SUMS]    # a segment's rows' divisors (dh)
+    # streaming stores need 16-byte aligned rows (whole vectors of 8 from each start)
+    cdef bint stream = (rp.stream and (<size_t>y) % 16 == 0
+                        and (ys.s[2] * <int64_t>sizeof(float_out_t)) % 16 == 0)
+    if not real_t is float or t.ninside < 4:
+        return False
+    memset(ident, 0, <size_t>t.ninside * sizeof(float))
+    while g < t.nl:
+        segment_at(&sg, t, ys, w, rp, g)
+        for v in range(sg.v1 - sg.v0):
+            row = segment_row(x, xs, w, &sg, t, sg.v0 + v)
+            rows[v] = row if row != NULL else ident
+        # the column sums of the segment's output rows, at their inside columns
+        if rp.run_h:
+            pypool_rows_running_sum_f32(rows, t.ninside, sg.oh * sh - sg.v0, sh, kh, sg.n,
+                                        <double*>bs.sweep, lines + t.lead, t.width)
+        else:
+            pypool_rows_direct_sum_f32(rows, t.ninside, sg.oh * sh - sg.v0, sh, kh, sg.n,
+                                       lines + t.lead, t.width)
+        for i in range(sg.n):
+            line = lines + i * t.width
+            fill(line, 0.0, t.lead)
+            fill(line + right, 0.0, t.ncols - right)
+        # ... summed along the columns and finished into the result's rows: float32
+        # rows in one pass where the CPU has AVX-512, else sums, then finish_plane_row
+        if float_out_t is float and ys.s[3] == 1:
+            for i in range(sg.n):
+                divisors[i] = (<double>divisor_override if divisor_override > 0 else
+                               w.divisor[0][sg.od] * w.divisor[1][sg.oh + i])
+            if pypool_rows_window_averages_f32(
+                    lines + first_w, t.width, sg.n, w.kernel[2], t.nout, <double*>bs.b1,
+                    y + offset5(ys, sg.b, sg.od, sg.oh, t.ow0, 0), ys.s[2], divisors,
+                    NULL if divisor_override > 0 else w.divisor[2] + t.ow0, stream):
+                g += sg.n
+                continue
+        pypool_rows_window_sums(lines + first_w, t.width, sg.n, w.kernel[2], t.nout,
+                                <double*>bs.b1, sums, t.nout)
+        for i in range(sg.n):
+            finish_plane_row(y + offset5(ys, sg.b, sg.od, sg.oh + i, t.ow0, 0), ys.s[3],
+                             sums + i * t.nout, t.nout, ACC_SUM, 0.0, w, sg.od, sg.oh + i,
+                             divisor_override, t.ow0, recw)
+        g += sg.n
+    if stream:
+        pypool_store_fence()
     return True
 
 
@@ -693,8 +790,9 @@ cdef void running_reduce_task(const real_t* x, const Strided5* xs, float_out_t* 
                               const Strided5* ys, const Windows* w, const RunPlan* rp,
                               int mode, double p, int64_t divisor_override, const double* recw,
                               int64_t task, double* za, double* zb, double* zc,
-                              double* zd) noexcept nogil:
-    """Average or Lp norm of one task; za .. zd hold rp.scratch doubles each."""
+                              double* zd, BandScratch* bs) noexcept nogil:
+    """Average or Lp norm of one task; za .. zd hold rp.scratch doubles each; bs,
+    unless NULL, the sum band path's buffers."""
     cdef RunTask t
     cdef Segment sg
     cdef int64_t g = 0, v, g0, n, group = column_group(sizeof(double))
@@ -702,6 +800,8 @@ cdef void running_reduce_task(const real_t* x, const Strided5* xs, float_out_t* 
     plan_task(&t, xs, ys, w, rp, task)
     if rp.V > 1:
         lanes_reduce_task(x, xs, y, ys, w, rp, &t, mode, p, divisor_override, za, zb, zc, zd)
+        return
+    if bs != NULL and band_sum_task(x, xs, y, ys, w, rp, &t, bs, divisor_override, recw):
         return
     while g < t.nl:
         segment_at(&sg, &t, ys, w, rp, g)
@@ -789,13 +889,22 @@ cdef int running_reduce_tasks(const real_t* x, const Strided5* xs, float_out_t* 
                               int64_t t1) noexcept nogil:
     """Tasks [t0, t1) of a running average / Lp norm; 1 when scratch cannot be allocated."""
     cdef int64_t task
+    cdef BandScratch bands
+    cdef BandScratch* bs = NULL
     cdef double* za = <double*>malloc(<size_t>(4 * rp.scratch) * sizeof(double))
     if za == NULL:
         return 1
+    if use_sum_bands(xs, w, rp, mode, sizeof(real_t)):
+        if band_alloc(&bands, w, rp, sizeof(double)):
+            free(za)
+            return 1
+        bs = &bands
     for task in range(t0, t1):
         if task + 1 < t1:
             prefetch_task(x, xs, ys, w, rp, task + 1)
         running_reduce_task(x, xs, y, ys, w, rp, mode, p, divisor_override, recw, task, za,
-                            za + rp.scratch, za + 2 * rp.scratch, za + 3 * rp.scratch)
+                            za + rp.scratch, za + 2 * rp.scratch, za + 3 * rp.scratch, bs)
+    if bs != NULL:
+        free(bands.block)
     free(za)
     return 0

@@ -81,6 +81,42 @@ def test_avg3_of_a_large_result(layout, shape, padding, misaligned):
                           num_threads=1), ref)
 
 
+def _separable_avg_oracle(x, k, p):
+    """avg k x k stride 1 over the last two axes, padding p excluded from the count."""
+    lead = [(0, 0)] * (x.ndim - 2)
+    xp = np.pad(x.astype(np.float64), lead + [(p, p), (p, p)])
+    ones = np.pad(np.ones(x.shape[-2:]), [(p, p), (p, p)])
+    oh, ow = xp.shape[-2] - k + 1, xp.shape[-1] - k + 1
+    rows = sum(xp[..., i:i + oh, :] for i in range(k))
+    total = sum(rows[..., j:j + ow] for j in range(k))
+    orows = sum(ones[i:i + oh, :] for i in range(k))
+    count = sum(orows[:, j:j + ow] for j in range(k))
+    return (total / count).astype(np.float32)
+
+
+@pytest.mark.parametrize("misaligned", [False, True])
+@pytest.mark.parametrize("shape", [
+    (4, 32, 140, 260),   # rows of 260 floats: 16-byte multiples, streamed when aligned
+    (4, 32, 140, 258),   # rows of 258: every other row off 16 bytes, stored plainly
+])
+def test_large_window_average_of_a_large_result(shape, misaligned):
+    """The sum band path (channels_first float32 averages of large windows) streams
+    results of 16 MB and more. Inputs are multiples of 1/8, so the float64 window
+    sums are exact in any order."""
+    rng = np.random.default_rng(sum(shape))
+    x = (rng.integers(-64, 64, shape) / 8).astype(np.float32)
+    x.reshape(-1)[rng.integers(0, x.size, 30)] = np.nan
+    ref = _separable_avg_oracle(x, 15, 7)
+    assert ref.nbytes >= STREAM_MIN_BYTES
+    buf, start, out = _out_at(4 if misaligned else 0, ref.shape, 7.0)
+    got = pypool.avg_pool2d(x, 15, 1, 7, count_include_pad=False, out=out, num_threads=2)
+    assert got is out
+    np.testing.assert_array_equal(got, ref)
+    _untouched(buf, start, ref.size, 7.0)
+    np.testing.assert_array_equal(
+        pypool.avg_pool2d(x, 15, 1, 7, count_include_pad=False, num_threads=1), ref)
+
+
 @pytest.mark.parametrize("misaligned", [False, True])
 @pytest.mark.parametrize("shape,stride,indices", [
     ((8, 112, 112, 64), 2, True),     # 64 channels: whole blocks of 32

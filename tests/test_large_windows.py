@@ -102,6 +102,64 @@ def test_large_avg_matches_reference(data):
     assert_avg_matches(got, ref64, out_dtype)
 
 
+@st.composite
+def sum_band_cases(draw):
+    """float32 channels_first averages that take the sum band path (input rows
+    read in place, column stride 1): a running window on either axis, every
+    column-window length up to 22 (runs of a, their count b and the positions
+    left, k - a*b, all vary), rows as narrow as a vector or narrower (the
+    transposing path takes those), zeros of both signs, and NaN or inf."""
+    sh = draw(st.integers(1, 3))
+    kh = draw(st.integers(1, 2 * sh + 10))
+    kw = draw(st.integers(1, 22))
+    if not (kh >= 2 * sh + 3 or kw >= 5):
+        kw = draw(st.integers(5, 22))
+    H = draw(st.integers(1, kh + 40))
+    W = draw(st.integers(1, kw + 40))
+    padding = draw(paddings([kh, kw], allow_same=False))
+    lead = tuple(draw(st.lists(st.integers(1, 3), min_size=2, max_size=2)))
+    values = draw(st.sampled_from(["normal", "zeros", "specials"]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    x = rng.standard_normal(lead + (H, W)).astype(np.float32)
+    if values == "zeros":
+        x = rng.choice(np.array([-0.0, 0.0, 1.5], np.float32), x.shape, p=[0.45, 0.45, 0.1])
+    elif values == "specials":
+        flat = x.reshape(-1)
+        flat[rng.integers(0, flat.size, 3)] = rng.choice(np.array([np.nan, np.inf, -np.inf],
+                                                                   np.float32), 3)
+    if draw(st.booleans()):    # rows apart (a column slice): still read in place
+        x = np.pad(x, [(0, 0)] * 3 + [(0, draw(st.integers(1, 9)))])[..., :W]
+    return dict(x=x, kernel=(kh, kw), stride=(sh, 1), padding=padding,
+                ceil_mode=draw(st.booleans()), include_pad=draw(st.booleans()),
+                override=draw(st.sampled_from([None, None, 1, 7])),
+                dtype=draw(st.sampled_from([None, None, np.float64, np.float16])),
+                strided_out=draw(st.booleans()))
+
+
+@settings(max_examples=200, **COMMON)
+@given(case=sum_band_cases())
+def test_sum_band_averages_match_reference(case):
+    x = case["x"]
+    geom = dict(kernel=case["kernel"], stride=case["stride"], padding=case["padding"],
+                ceil_mode=case["ceil_mode"])
+    if not _output_ok(x, geom):
+        return
+    kw = dict(count_include_pad=case["include_pad"], divisor_override=case["override"],
+              dtype=case["dtype"])
+    ref64 = ref_avg_pool(x, geom["kernel"], geom["stride"], geom["padding"], None,
+                         geom["ceil_mode"], case["include_pad"], case["override"],
+                         keep_float64=True)
+    out_dtype = case["dtype"] or np.float32
+    out = None
+    if case["strided_out"]:    # columns apart: finished row by row, not in the fused pass
+        out = np.zeros(ref64.shape[:-1] + (2 * ref64.shape[-1],), out_dtype)[..., ::2]
+    got = pypool.avg_pool(x, *_args(geom), out=out, num_threads=1, **kw)
+    assert_avg_matches(got, ref64, out_dtype)
+    np.testing.assert_array_equal(
+        pypool.avg_pool(x, *_args(geom), num_threads=3, **kw).view(np.uint8),
+        np.ascontiguousarray(got).view(np.uint8))
+
+
 @settings(max_examples=150, **COMMON)
 @given(data=st.data())
 def test_large_lp_matches_reference(data):

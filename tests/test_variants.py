@@ -87,6 +87,13 @@ COMPUTE = textwrap.dedent("""
     results["running_avg_nhwc"] = pypool.avg_pool2d(mxl, (11, 9), 1, (5, 4),
                                                     layout="channels_last")
     results["running_lp2"] = pypool.lp_pool2d(mx.astype(np.float64), 2, 13, 1, 6)
+    # channels_first float32 averages by sum bands (rows read in place, runs of
+    # columns; 8 doubles a vector with AVX-512): the 2**60 terms, a direct row
+    # pass (3 rows), and float64 results (summed, then finished row by row)
+    results["band_avg"] = pypool.avg_pool2d(mx, (9, 11), 1, (4, 5))
+    results["band_avg_direct_rows"] = pypool.avg_pool2d(mx, (3, 13), 1, (1, 6),
+                                                        count_include_pad=False)
+    results["band_avg_f64"] = pypool.avg_pool2d(mx, (9, 11), (2, 1), (4, 5), dtype=np.float64)
     # float32 max with indices (its own kernel with AVX-512): ties of both zeros
     # and NaN, stride 1 and 2, rows of several 16-output steps and a tail
     v, i = pypool.max_pool2d(bx, (2, 5), 1, (1, 2), return_indices=True)
