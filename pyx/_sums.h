@@ -239,37 +239,6 @@ static inline int pypool_pair_average_row_f32(float* y, const float* r0, const f
     return 0;
 }
 
-/* y[o] = (float)((acc[o] + 0.0) / (dh * dw[o])), o < n: the division that
- * finishes a row of float32 averages (finish_plane_row in forward.pxi), 8 at
- * a time: on the Zen 5 this was measured on, a 512-bit division takes about
- * as long as a 256-bit one. Returns 1 when done (AVX-512), else 0. */
-#ifdef PYPOOL_SUMS_HAVE_AVX512
-PYPOOL_AVX512 static void pypool_average_row_avx512(float* y, const double* acc, int64_t n,
-                                                    double dh, const double* dw) {
-    __m512d zero = _mm512_setzero_pd(), d = _mm512_set1_pd(dh);
-    int64_t o = 0;
-    for (; o + 8 <= n; o += 8) {
-        __m512d s = _mm512_add_pd(_mm512_loadu_pd(acc + o), zero);
-        __m512d q = _mm512_div_pd(s, _mm512_mul_pd(d, _mm512_loadu_pd(dw + o)));
-        _mm256_storeu_ps(y + o, _mm512_cvtpd_ps(q));
-    }
-    for (; o < n; o++)
-        y[o] = (float)((acc[o] + 0.0) / (dh * dw[o]));
-}
-#endif
-
-static inline int pypool_average_row_f32(float* y, const double* acc, int64_t n, double dh,
-                                         const double* dw) {
-#ifdef PYPOOL_SUMS_HAVE_AVX512
-    if (pypool_sums_avx512) {
-        pypool_average_row_avx512(y, acc, n, dh, dw);
-        return 1;
-    }
-#endif
-    (void)y; (void)acc; (void)n; (void)dh; (void)dw;
-    return 0;
-}
-
 /* acc[c] += (double)row[c], c < n: one position of a channels_last global
  * average (each channel adds its positions in order). AVX-512 CPUs convert 16
  * per step and prefetch `ahead` floats further on (0: none); A/B
@@ -339,12 +308,6 @@ static int pypool_sums_enable_avx512(int allow) {
 static inline int pypool_pair_average_row_f32(float* y, const float* r0, const float* r1,
                                               double rec_dh, const double* recw, int64_t n) {
     (void)y; (void)r0; (void)r1; (void)rec_dh; (void)recw; (void)n;
-    return 0;
-}
-
-static inline int pypool_average_row_f32(float* y, const double* acc, int64_t n, double dh,
-                                         const double* dw) {
-    (void)y; (void)acc; (void)n; (void)dh; (void)dw;
     return 0;
 }
 

@@ -850,9 +850,6 @@ cdef inline void finish_plane_row(float_out_t* yrow, int64_t ystride, double* ac
     # "+ 0.0": a sum starts from +0, so a window of -0 values averages to +0.
     if ystride == 1 and mode == ACC_SUM:
         # Finish and store in one loop (the common case).
-        if (float_out_t is float and recw == NULL and divisor_override <= 0
-                and pypool_average_row_f32(yrow, acc, n, div_dh, divw)):
-            return
         if divisor_override > 0:
             for o in range(n):
                 yrow[o] = <float_out_t>((acc[o] + 0.0) / <double>divisor_override)
@@ -1694,8 +1691,6 @@ cdef extern from "_sums.h":
                                       int64_t ystride, int64_t prefetch_bytes) noexcept nogil
     int pypool_sums_enable_avx512(int allow) noexcept nogil
     int pypool_add_row_f32(double* acc, const float* row, int64_t n, int64_t ahead) noexcept nogil
-    int pypool_average_row_f32(float* y, const double* acc, int64_t n, double dh,
-                               const double* dw) noexcept nogil
     int pypool_pair_average_row_f32(float* y, const float* r0, const float* r1, double rec_dh,
                                     const double* recw, int64_t n) noexcept nogil
 
