@@ -547,16 +547,29 @@ PYPOOL_ROWS_WINDOW_SUMS(pypool_rows_window_sums_v4, pypool_vd, pypool_sum_runs_v
 PYPOOL_SUM_RUNS(pypool_sum_runs_v8, pypool_vd8)
 PYPOOL_ROWS_WINDOW_SUMS(pypool_rows_window_sums_v8, pypool_vd8, pypool_sum_runs_v8)
 
+/* 8 window sums finished: (float)((s + 0.0) / divisor) lane by lane, as the
+ * product (s + 0.0) * recip where that rounds the same (pypool_rounding_risk8;
+ * recip = rdh * rdw[o], each rounded: within a few units of the quotient),
+ * else the quotient. A 512-bit division costs as much as all the loads and
+ * adds of a window. */
+static inline __m256 pypool_finish8(__m512d s, __m512d divisor, __m512d recip) {
+    s = _mm512_add_pd(s, _mm512_setzero_pd());
+    __m512d q = _mm512_mul_pd(s, recip);
+    __mmask8 risk = pypool_rounding_risk8(q);
+    if (risk)
+        q = _mm512_mask_div_pd(q, risk, s, divisor);
+    return _mm512_cvtpd_ps(q);
+}
+
 /* The window sums finished as float32 averages, straight into the result:
  * y[r * y_ld + o] = (float)((sum + 0.0) / (dh[r] * dw[o])) (dw NULL: "/ dh[r]"),
- * as finish_plane_row computes them. Dividing here, between the loads and
- * adds, the division's time mostly overlaps theirs. With stream (y and its
- * rows 16-byte aligned) whole vectors go by streaming stores; the caller
+ * as finish_plane_row computes them; rdw[o] = 1 / dw[o]. With stream (y and
+ * its rows 16-byte aligned) whole vectors go by streaming stores; the caller
  * fences. */
 static void pypool_rows_window_averages_v8(const double* src, int64_t ld, int64_t nrows,
                                            int64_t k, int64_t nout, double* tmp, float* y,
                                            int64_t y_ld, const double* dh, const double* dw,
-                                           int stream) {
+                                           const double* rdw, int stream) {
     enum { VL = 8 };
     int64_t a = pypool_sum_run_length(k), b = k / a, rest = k - a * b, r, o, u;
     const double* runs = pypool_sum_runs_v8(src, ld, nrows, k, nout, a, tmp);
@@ -565,21 +578,23 @@ static void pypool_rows_window_averages_v8(const double* src, int64_t ld, int64_
         const double* run = runs + r * ld;
         const double* left = src + r * ld + a * b;
         float* yr = y + r * y_ld;
-        __m512d d = _mm512_set1_pd(dh[r]);
+        __m512d d = _mm512_set1_pd(dh[r]), rd = _mm512_set1_pd(1.0 / dh[r]);
         for (o = 0; o + 4 * VL <= nout; o += 4 * VL) {
             PYPOOL_WINDOW_SUMS_AT(pypool_vd8, 4, v, run, left, o, a, b, rest);
             for (u = 0; u < 4; u++) {
-                __m512d s = _mm512_add_pd((__m512d)v[u], _mm512_setzero_pd());
-                __m512d q = _mm512_div_pd(s, dw ? _mm512_mul_pd(d, _mm512_loadu_pd(dw + o + u * VL))
-                                                : d);
-                pypool_put_ps8(yr + o + u * VL, _mm512_cvtpd_ps(q), stream);
+                __m256 f = dw ? pypool_finish8((__m512d)v[u],
+                                               _mm512_mul_pd(d, _mm512_loadu_pd(dw + o + u * VL)),
+                                               _mm512_mul_pd(rd, _mm512_loadu_pd(rdw + o + u * VL)))
+                              : pypool_finish8((__m512d)v[u], d, rd);
+                pypool_put_ps8(yr + o + u * VL, f, stream);
             }
         }
         for (; o + VL <= nout; o += VL) {
             PYPOOL_WINDOW_SUMS_AT(pypool_vd8, 1, v, run, left, o, a, b, rest);
-            __m512d s = _mm512_add_pd((__m512d)v[0], _mm512_setzero_pd());
-            __m512d q = _mm512_div_pd(s, dw ? _mm512_mul_pd(d, _mm512_loadu_pd(dw + o)) : d);
-            pypool_put_ps8(yr + o, _mm512_cvtpd_ps(q), stream);
+            __m256 f = dw ? pypool_finish8((__m512d)v[0], _mm512_mul_pd(d, _mm512_loadu_pd(dw + o)),
+                                           _mm512_mul_pd(rd, _mm512_loadu_pd(rdw + o)))
+                          : pypool_finish8((__m512d)v[0], d, rd);
+            pypool_put_ps8(yr + o, f, stream);
         }
         for (; o < nout; o++)
             yr[o] = (float)((pypool_window_sum1(run, left, o, a, b, rest) + 0.0)
@@ -604,15 +619,16 @@ static void pypool_rows_window_sums(const double* src, int64_t ld, int64_t nrows
 static int pypool_rows_window_averages_f32(const double* src, int64_t ld, int64_t nrows,
                                            int64_t k, int64_t nout, double* tmp, float* y,
                                            int64_t y_ld, const double* dh, const double* dw,
-                                           int stream) {
+                                           const double* rdw, int stream) {
 #ifdef PYPOOL_SUMS_HAVE_AVX512
     if (pypool_sums_avx512) {
-        pypool_rows_window_averages_v8(src, ld, nrows, k, nout, tmp, y, y_ld, dh, dw, stream);
+        pypool_rows_window_averages_v8(src, ld, nrows, k, nout, tmp, y, y_ld, dh, dw, rdw,
+                                       stream);
         return 1;
     }
 #endif
     (void)src; (void)ld; (void)nrows; (void)k; (void)nout; (void)tmp; (void)y; (void)y_ld;
-    (void)dh; (void)dw; (void)stream;
+    (void)dh; (void)dw; (void)rdw; (void)stream;
     return 0;
 }
 

@@ -103,13 +103,8 @@ PYPOOL_AVX512 static inline __m512d pypool_fold_8_planes(const __m512d* lanes) {
     return pypool_pair_sums(q0, q1);
 }
 
-/* y[k * ystride] = sums[k] / divisor for 8 planes: sums * recip, except where
- * pypool_float_rounding_risk (_rounding.h, the same test lane by lane) asks
- * for the quotient. */
-PYPOOL_AVX512 static inline void pypool_store_8_averages(__m512d sums, double divisor,
-                                                         double recip, float* y,
-                                                         int64_t ystride) {
-    __m512d q = _mm512_mul_pd(sums, _mm512_set1_pd(recip));
+/* pypool_float_rounding_risk (_rounding.h) lane by lane. */
+PYPOOL_AVX512 static inline __mmask8 pypool_rounding_risk8(__m512d q) {
     __m512i bits = _mm512_castpd_si512(q);
     __m512i low = _mm512_and_si512(bits, _mm512_set1_epi64((INT64_C(1) << 29) - 1));
     __mmask8 near_midpoint = _mm512_cmplt_epu64_mask(
@@ -118,7 +113,16 @@ PYPOOL_AVX512 static inline void pypool_store_8_averages(__m512d sums, double di
     __mmask8 outside = _mm512_cmpgt_epu64_mask(_mm512_sub_epi64(e, _mm512_set1_epi64(1023 - 126)),
                                                _mm512_set1_epi64(253));
     __m512i magnitude = _mm512_slli_epi64(bits, 1);
-    __mmask8 risk = near_midpoint | (outside & _mm512_test_epi64_mask(magnitude, magnitude));
+    return near_midpoint | (outside & _mm512_test_epi64_mask(magnitude, magnitude));
+}
+
+/* y[k * ystride] = sums[k] / divisor for 8 planes: sums * recip, except where
+ * pypool_rounding_risk8 asks for the quotient. */
+PYPOOL_AVX512 static inline void pypool_store_8_averages(__m512d sums, double divisor,
+                                                         double recip, float* y,
+                                                         int64_t ystride) {
+    __m512d q = _mm512_mul_pd(sums, _mm512_set1_pd(recip));
+    __mmask8 risk = pypool_rounding_risk8(q);
     if (risk)
         q = _mm512_mask_div_pd(q, risk, sums, _mm512_set1_pd(divisor));
     __m256 f = _mm512_cvtpd_ps(q);

@@ -157,7 +157,8 @@ cdef extern from "_running.h":
     int pypool_rows_window_averages_f32(const double* src, int64_t ld, int64_t nrows,
                                         int64_t k, int64_t nout, double* tmp, float* y,
                                         int64_t y_ld, const double* dh,
-                                        const double* dw, int stream) noexcept nogil
+                                        const double* dw, const double* rdw,
+                                        int stream) noexcept nogil
 
 
 cdef inline void combine3(real_t* dst, const real_t* a, const real_t* b, const real_t* c,
@@ -659,6 +660,7 @@ cdef bint band_sum_task(const real_t* x, const Strided5* xs, float_out_t* y,
     cdef double* line
     cdef const real_t* row
     cdef double divisors[RUN_LINES_SUMS]    # a segment's rows' divisors (dh)
+    cdef double recw_task[RUN_STRIP]        # 1 / the task's column divisors (dw)
     # streaming stores need 16-byte aligned rows (whole vectors of 8 from each start)
     cdef bint stream = (rp.stream and (<size_t>y) % 16 == 0
                         and (ys.s[2] * <int64_t>sizeof(float_out_t)) % 16 == 0)
@@ -684,13 +686,16 @@ cdef bint band_sum_task(const real_t* x, const Strided5* xs, float_out_t* y,
         # ... summed along the columns and finished into the result's rows: float32
         # rows in one pass where the CPU has AVX-512, else sums, then finish_plane_row
         if float_out_t is float and ys.s[3] == 1:
+            if g == 0:
+                for i in range(t.nout):    # (per task: tasks are a strip of columns)
+                    recw_task[i] = 1.0 / w.divisor[2][t.ow0 + i]
             for i in range(sg.n):
                 divisors[i] = (<double>divisor_override if divisor_override > 0 else
                                w.divisor[0][sg.od] * w.divisor[1][sg.oh + i])
             if pypool_rows_window_averages_f32(
                     lines + first_w, t.width, sg.n, w.kernel[2], t.nout, <double*>bs.b1,
                     y + offset5(ys, sg.b, sg.od, sg.oh, t.ow0, 0), ys.s[2], divisors,
-                    NULL if divisor_override > 0 else w.divisor[2] + t.ow0, stream):
+                    NULL if divisor_override > 0 else w.divisor[2] + t.ow0, recw_task, stream):
                 g += sg.n
                 continue
         pypool_rows_window_sums(lines + first_w, t.width, sg.n, w.kernel[2], t.nout,
