@@ -239,13 +239,18 @@ PYPOOL_SWEEP_ROWS(pypool_rows_running_max_f64, double, double, pypool_vd, pypool
 PYPOOL_ROWS_DIRECT(pypool_rows_direct_max_f32, float, float, pypool_vf, pypool_vmax_f, PYPOOL_LOAD)
 PYPOOL_ROWS_DIRECT(pypool_rows_direct_max_f64, double, double, pypool_vd, pypool_vmax_d,
                    PYPOOL_LOAD)
-/* float32 rows summed in float64 (the sum band path of averages); on CPUs
- * with AVX-512 8 doubles a vector (1 thread, avg 15x15 on (8,128,64,64):
- * 4.5 -> 4.1 ms, before the fused finish). */
+/* float32 and float64 rows summed in float64 (the sum band path of
+ * averages; float32 widened as it is loaded); on CPUs with AVX-512 8 doubles
+ * a vector (1 thread, avg 15x15 on (8,128,64,64) float32: 4.5 -> 4.1 ms,
+ * before the fused finish). */
 PYPOOL_SWEEP_ROWS(pypool_rows_running_sum_f32_v4, float, double, pypool_vd, PYPOOL_VADD,
                   PYPOOL_SRC_FLOAT_ROWS, PYPOOL_LOAD_WIDENED)
 PYPOOL_ROWS_DIRECT(pypool_rows_direct_sum_f32_v4, float, double, pypool_vd, PYPOOL_VADD,
                    PYPOOL_LOAD_WIDENED)
+PYPOOL_SWEEP_ROWS(pypool_rows_running_sum_f64_v4, double, double, pypool_vd, PYPOOL_VADD,
+                  PYPOOL_SRC_ROWS, PYPOOL_LOAD)
+PYPOOL_ROWS_DIRECT(pypool_rows_direct_sum_f64_v4, double, double, pypool_vd, PYPOOL_VADD,
+                   PYPOOL_LOAD)
 #ifdef PYPOOL_SUMS_HAVE_AVX512
 #pragma GCC push_options
 #pragma GCC target("avx512f")
@@ -256,32 +261,40 @@ PYPOOL_SWEEP_ROWS(pypool_rows_running_sum_f32_v8, float, double, pypool_vd8, PYP
                   PYPOOL_SRC_FLOAT_ROWS, PYPOOL_LOAD_WIDENED8)
 PYPOOL_ROWS_DIRECT(pypool_rows_direct_sum_f32_v8, float, double, pypool_vd8, PYPOOL_VADD,
                    PYPOOL_LOAD_WIDENED8)
+PYPOOL_SWEEP_ROWS(pypool_rows_running_sum_f64_v8, double, double, pypool_vd8, PYPOOL_VADD,
+                  PYPOOL_SRC_ROWS, PYPOOL_LOAD)
+PYPOOL_ROWS_DIRECT(pypool_rows_direct_sum_f64_v8, double, double, pypool_vd8, PYPOOL_VADD,
+                   PYPOOL_LOAD)
 #pragma GCC pop_options
+#define PYPOOL_V8_SUMS(lanes) (pypool_sums_avx512 && (lanes) >= 8)
+#else
+#define PYPOOL_V8_SUMS(lanes) 0
+#define PYPOOL_NO_V8_SUMS
 #endif
 
-static void pypool_rows_running_sum_f32(const float** rows, int64_t lanes, int64_t first,
-                                        int64_t s, int64_t k, int64_t nout, double* scratch,
-                                        double* out, int64_t out_ld) {
-#ifdef PYPOOL_SUMS_HAVE_AVX512
-    if (pypool_sums_avx512 && lanes >= 8) {
-        pypool_rows_running_sum_f32_v8(rows, lanes, first, s, k, nout, scratch, out, out_ld);
-        return;
-    }
+/* pypool_rows_{running,direct}_sum_{f32,f64}: the 8-lane sweeps where the CPU
+ * has AVX-512 and a row has a vector of lanes, else the 4-lane ones. */
+#ifdef PYPOOL_NO_V8_SUMS
+#define PYPOOL_V8_OR_V4(NAME, ...) NAME##_v4(__VA_ARGS__)
+#else
+#define PYPOOL_V8_OR_V4(NAME, ...) (PYPOOL_V8_SUMS(lanes) ? NAME##_v8(__VA_ARGS__)          \
+                                                          : NAME##_v4(__VA_ARGS__))
 #endif
-    pypool_rows_running_sum_f32_v4(rows, lanes, first, s, k, nout, scratch, out, out_ld);
+#define PYPOOL_SUM_ROWS(SUFFIX, TIN)                                                        \
+static void pypool_rows_running_sum_##SUFFIX(const TIN** rows, int64_t lanes, int64_t first,\
+                                             int64_t s, int64_t k, int64_t nout,            \
+                                             double* scratch, double* out, int64_t out_ld) {\
+    PYPOOL_V8_OR_V4(pypool_rows_running_sum_##SUFFIX, rows, lanes, first, s, k, nout,       \
+                    scratch, out, out_ld);                                                  \
+}                                                                                           \
+static void pypool_rows_direct_sum_##SUFFIX(const TIN** rows, int64_t lanes, int64_t first, \
+                                            int64_t s, int64_t k, int64_t nout, double* out,\
+                                            int64_t out_ld) {                               \
+    PYPOOL_V8_OR_V4(pypool_rows_direct_sum_##SUFFIX, rows, lanes, first, s, k, nout, out,   \
+                    out_ld);                                                                \
 }
-
-static void pypool_rows_direct_sum_f32(const float** rows, int64_t lanes, int64_t first,
-                                       int64_t s, int64_t k, int64_t nout, double* out,
-                                       int64_t out_ld) {
-#ifdef PYPOOL_SUMS_HAVE_AVX512
-    if (pypool_sums_avx512 && lanes >= 8) {
-        pypool_rows_direct_sum_f32_v8(rows, lanes, first, s, k, nout, out, out_ld);
-        return;
-    }
-#endif
-    pypool_rows_direct_sum_f32_v4(rows, lanes, first, s, k, nout, out, out_ld);
-}
+PYPOOL_SUM_ROWS(f32, float)
+PYPOOL_SUM_ROWS(f64, double)
 
 /* One output of the doubling's last step at (*row, *o) of the rows taken as
  * one array (nout each), which then moves on by one: the streamed last steps'
@@ -470,7 +483,7 @@ static inline int64_t pypool_sum_run_length(int64_t k) {
 
 /* The runs (tmp), or src itself when a is 1. */
 #define PYPOOL_SUM_RUNS(NAME, VT)                                                           \
-static const double* NAME(const double* src, int64_t ld, int64_t nrows, int64_t k,           \
+static const double* NAME(const double* src, int64_t ld, int64_t nrows, int64_t k,          \
                           int64_t nout, int64_t a, double* tmp) {                           \
     enum { VL = sizeof(VT) / sizeof(double) };                                              \
     int64_t total = (nrows - 1) * ld + nout + k - a, i, j, u;                               \
@@ -518,7 +531,7 @@ static inline double pypool_window_sum1(const double* run, const double* left, i
 
 /* out[r * out_ld + o] = the window sums. */
 #define PYPOOL_ROWS_WINDOW_SUMS(NAME, VT, RUNS)                                             \
-static void NAME(const double* src, int64_t ld, int64_t nrows, int64_t k, int64_t nout,      \
+static void NAME(const double* src, int64_t ld, int64_t nrows, int64_t k, int64_t nout,     \
                  double* tmp, double* out, int64_t out_ld) {                                \
     enum { VL = sizeof(VT) / sizeof(double) };                                              \
     int64_t a = pypool_sum_run_length(k), b = k / a, rest = k - a * b, r, o, u;             \

@@ -151,6 +151,12 @@ cdef extern from "_running.h":
     void pypool_rows_direct_sum_f32(const float** rows, int64_t lanes, int64_t first,
                                     int64_t s, int64_t k, int64_t nout, double* out,
                                     int64_t out_ld) noexcept nogil
+    void pypool_rows_running_sum_f64(const double** rows, int64_t lanes, int64_t first,
+                                     int64_t s, int64_t k, int64_t nout, double* scratch,
+                                     double* out, int64_t out_ld) noexcept nogil
+    void pypool_rows_direct_sum_f64(const double** rows, int64_t lanes, int64_t first,
+                                    int64_t s, int64_t k, int64_t nout, double* out,
+                                    int64_t out_ld) noexcept nogil
     void pypool_rows_window_sums(const double* src, int64_t ld, int64_t nrows, int64_t k,
                                  int64_t nout, double* tmp, double* out,
                                  int64_t out_ld) noexcept nogil
@@ -627,8 +633,9 @@ cdef bint band_max_task(const real_t* x, const Strided5* xs, real_t* y, const St
     return True
 
 
-# Sum bands: channels_first float32 averages the same way, in float64. The
-# row pass reads the input rows in place (widened as they are loaded) and
+# Sum bands: channels_first float32 and float64 averages the same way, in
+# float64. The row pass reads the input rows in place (float32 widened as it
+# is loaded) and
 # writes each output row's column sums; the column pass sums runs of columns
 # (pypool_rows_window_sums: runs of a, then b of them and the positions
 # left, about 2 * sqrt(k) adds per output) instead of transposing, and the
@@ -637,10 +644,10 @@ cdef bint band_max_task(const real_t* x, const Strided5* xs, real_t* y, const St
 # contract asks for a float64 sum rounded once, not an order).
 
 cdef inline bint use_sum_bands(const Strided5* xs, const Windows* w, const RunPlan* rp,
-                               int mode, size_t itemsize) noexcept nogil:
-    """Does a running average take the sum band path? float32 input with
-    contiguous columns (rows are read in place) and a column stride of 1."""
-    return (mode == ACC_SUM and rp.V == 1 and itemsize == 4 and xs.s[3] == 1
+                               int mode, bint float_input) noexcept nogil:
+    """Does a running average take the sum band path? float32 or float64 input
+    with contiguous columns (rows are read in place) and a column stride of 1."""
+    return (mode == ACC_SUM and float_input and rp.V == 1 and xs.s[3] == 1
             and w.stride[2] == 1)
 
 
@@ -653,8 +660,8 @@ cdef bint band_sum_task(const real_t* x, const Strided5* xs, float_out_t* y,
     cdef Segment sg
     cdef int64_t g = 0, v, i, first_w = t.ow0 * w.stride[2] - t.u0
     cdef int64_t kh = w.kernel[1], sh = w.stride[1], right = t.lead + t.ninside
-    cdef const float** rows = <const float**>bs.rows
-    cdef float* ident = <float*>bs.ident
+    cdef const real_t** rows = <const real_t**>bs.rows
+    cdef real_t* ident = <real_t*>bs.ident
     cdef double* lines = <double*>bs.lines
     cdef double* sums = <double*>bs.staged
     cdef double* line
@@ -664,21 +671,29 @@ cdef bint band_sum_task(const real_t* x, const Strided5* xs, float_out_t* y,
     # streaming stores need 16-byte aligned rows (whole vectors of 8 from each start)
     cdef bint stream = (rp.stream and (<size_t>y) % 16 == 0
                         and (ys.s[2] * <int64_t>sizeof(float_out_t)) % 16 == 0)
-    if not real_t is float or t.ninside < 4:
+    if not (real_t is float or real_t is double) or t.ninside < 4:
         return False
-    memset(ident, 0, <size_t>t.ninside * sizeof(float))
+    memset(ident, 0, <size_t>t.ninside * sizeof(real_t))
     while g < t.nl:
         segment_at(&sg, t, ys, w, rp, g)
         for v in range(sg.v1 - sg.v0):
             row = segment_row(x, xs, w, &sg, t, sg.v0 + v)
             rows[v] = row if row != NULL else ident
         # the column sums of the segment's output rows, at their inside columns
-        if rp.run_h:
-            pypool_rows_running_sum_f32(rows, t.ninside, sg.oh * sh - sg.v0, sh, kh, sg.n,
-                                        <double*>bs.sweep, lines + t.lead, t.width)
-        else:
-            pypool_rows_direct_sum_f32(rows, t.ninside, sg.oh * sh - sg.v0, sh, kh, sg.n,
-                                       lines + t.lead, t.width)
+        if real_t is float:
+            if rp.run_h:
+                pypool_rows_running_sum_f32(rows, t.ninside, sg.oh * sh - sg.v0, sh, kh, sg.n,
+                                            <double*>bs.sweep, lines + t.lead, t.width)
+            else:
+                pypool_rows_direct_sum_f32(rows, t.ninside, sg.oh * sh - sg.v0, sh, kh, sg.n,
+                                           lines + t.lead, t.width)
+        elif real_t is double:
+            if rp.run_h:
+                pypool_rows_running_sum_f64(rows, t.ninside, sg.oh * sh - sg.v0, sh, kh, sg.n,
+                                            <double*>bs.sweep, lines + t.lead, t.width)
+            else:
+                pypool_rows_direct_sum_f64(rows, t.ninside, sg.oh * sh - sg.v0, sh, kh, sg.n,
+                                           lines + t.lead, t.width)
         for i in range(sg.n):
             line = lines + i * t.width
             fill(line, 0.0, t.lead)
@@ -899,7 +914,7 @@ cdef int running_reduce_tasks(const real_t* x, const Strided5* xs, float_out_t* 
     cdef double* za = <double*>malloc(<size_t>(4 * rp.scratch) * sizeof(double))
     if za == NULL:
         return 1
-    if use_sum_bands(xs, w, rp, mode, sizeof(real_t)):
+    if use_sum_bands(xs, w, rp, mode, real_t is float or real_t is double):
         if band_alloc(&bands, w, rp, sizeof(double)):
             free(za)
             return 1

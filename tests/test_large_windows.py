@@ -104,8 +104,8 @@ def test_large_avg_matches_reference(data):
 
 @st.composite
 def sum_band_cases(draw):
-    """float32 channels_first averages that take the sum band path (input rows
-    read in place, column stride 1): a running window on either axis, every
+    """float32 and float64 channels_first averages that take the sum band path
+    (input rows read in place, column stride 1): a running window on either axis, every
     column-window length up to 22 (runs of a, their count b and the positions
     left, k - a*b, all vary), rows as narrow as a vector or narrower (the
     transposing path takes those), zeros of both signs, and NaN or inf."""
@@ -120,13 +120,16 @@ def sum_band_cases(draw):
     lead = tuple(draw(st.lists(st.integers(1, 3), min_size=2, max_size=2)))
     values = draw(st.sampled_from(["normal", "zeros", "specials"]))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    x = rng.standard_normal(lead + (H, W)).astype(np.float32)
+    in_dtype = draw(st.sampled_from([np.float32, np.float32, np.float64]))
+    x = rng.standard_normal(lead + (H, W)).astype(in_dtype)
+    if in_dtype == np.float64:   # multiples of 1/64: sums exact in any order, as the
+        x = np.round(x * 64) / 64  # float64 comparison of assert_avg_matches needs
     if values == "zeros":
-        x = rng.choice(np.array([-0.0, 0.0, 1.5], np.float32), x.shape, p=[0.45, 0.45, 0.1])
+        x = rng.choice(np.array([-0.0, 0.0, 1.5], in_dtype), x.shape, p=[0.45, 0.45, 0.1])
     elif values == "specials":
         flat = x.reshape(-1)
         flat[rng.integers(0, flat.size, 3)] = rng.choice(np.array([np.nan, np.inf, -np.inf],
-                                                                   np.float32), 3)
+                                                                   in_dtype), 3)
     if draw(st.booleans()):    # rows apart (a column slice): still read in place
         x = np.pad(x, [(0, 0)] * 3 + [(0, draw(st.integers(1, 9)))])[..., :W]
     return dict(x=x, kernel=(kh, kw), stride=(sh, 1), padding=padding,
@@ -149,7 +152,7 @@ def test_sum_band_averages_match_reference(case):
     ref64 = ref_avg_pool(x, geom["kernel"], geom["stride"], geom["padding"], None,
                          geom["ceil_mode"], case["include_pad"], case["override"],
                          keep_float64=True)
-    out_dtype = case["dtype"] or np.float32
+    out_dtype = case["dtype"] or x.dtype
     out = None
     if case["strided_out"]:    # columns apart: finished row by row, not in the fused pass
         out = np.zeros(ref64.shape[:-1] + (2 * ref64.shape[-1],), out_dtype)[..., ::2]

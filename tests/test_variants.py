@@ -94,6 +94,7 @@ COMPUTE = textwrap.dedent("""
     results["band_avg_direct_rows"] = pypool.avg_pool2d(mx, (3, 13), 1, (1, 6),
                                                         count_include_pad=False)
     results["band_avg_f64"] = pypool.avg_pool2d(mx, (9, 11), (2, 1), (4, 5), dtype=np.float64)
+    results["band_avg_f64_in"] = pypool.avg_pool2d(mx.astype(np.float64), (5, 9), 1, (2, 4))
     # float32 max with indices (its own kernel with AVX-512): ties of both zeros
     # and NaN, stride 1 and 2, rows of several 16-output steps and a tail
     v, i = pypool.max_pool2d(bx, (2, 5), 1, (1, 2), return_indices=True)
