@@ -13,8 +13,9 @@
 # for each output row of a task (vectors along the columns), then, a group
 # of COLUMN_BYTES of lines at a time, the result is transposed, a column pass
 # combines the kernel columns (vectors along the group's lines) and the
-# outputs are transposed back (channels_first float max goes by bands
-# instead, without copies or transposes: see band_max_task). Both passes
+# outputs are transposed back (channels_first float max and averages go by
+# bands instead, without copies or transposes: see band_max_task and
+# band_sum_task). Both passes
 # pick running or direct windows per axis, so a large kernel on one axis
 # only is fine too. Tasks and groups
 # are small so that a pass's working set stays in L1/L2 (A/B on this
