@@ -243,28 +243,22 @@ PYPOOL_ROWS_DIRECT(pypool_rows_direct_max_f64, double, double, pypool_vd, pypool
  * averages; float32 widened as it is loaded); on CPUs with AVX-512 8 doubles
  * a vector (1 thread, avg 15x15 on (8,128,64,64) float32: 4.5 -> 4.1 ms,
  * before the fused finish). */
-PYPOOL_SWEEP_ROWS(pypool_rows_running_sum_f32_v4, float, double, pypool_vd, PYPOOL_VADD,
-                  PYPOOL_SRC_FLOAT_ROWS, PYPOOL_LOAD_WIDENED)
-PYPOOL_ROWS_DIRECT(pypool_rows_direct_sum_f32_v4, float, double, pypool_vd, PYPOOL_VADD,
-                   PYPOOL_LOAD_WIDENED)
-PYPOOL_SWEEP_ROWS(pypool_rows_running_sum_f64_v4, double, double, pypool_vd, PYPOOL_VADD,
-                  PYPOOL_SRC_ROWS, PYPOOL_LOAD)
-PYPOOL_ROWS_DIRECT(pypool_rows_direct_sum_f64_v4, double, double, pypool_vd, PYPOOL_VADD,
+#define PYPOOL_SUM_SWEEPS(V, VT, WIDEN)                                                     \
+PYPOOL_SWEEP_ROWS(pypool_rows_running_sum_f32_##V, float, double, VT, PYPOOL_VADD,          \
+                  PYPOOL_SRC_FLOAT_ROWS, WIDEN)                                             \
+PYPOOL_ROWS_DIRECT(pypool_rows_direct_sum_f32_##V, float, double, VT, PYPOOL_VADD, WIDEN)   \
+PYPOOL_SWEEP_ROWS(pypool_rows_running_sum_f64_##V, double, double, VT, PYPOOL_VADD,         \
+                  PYPOOL_SRC_ROWS, PYPOOL_LOAD)                                             \
+PYPOOL_ROWS_DIRECT(pypool_rows_direct_sum_f64_##V, double, double, VT, PYPOOL_VADD,         \
                    PYPOOL_LOAD)
+PYPOOL_SUM_SWEEPS(v4, pypool_vd, PYPOOL_LOAD_WIDENED)
 #ifdef PYPOOL_SUMS_HAVE_AVX512
 #pragma GCC push_options
 #pragma GCC target("avx512f")
 typedef double pypool_vd8 __attribute__((vector_size(64)));
 /* (the intrinsic: GCC 12 widens a vector extension's 8 floats in two halves) */
 #define PYPOOL_LOAD_WIDENED8(VT, p) ((VT)_mm512_cvtps_pd(_mm256_loadu_ps(p)))
-PYPOOL_SWEEP_ROWS(pypool_rows_running_sum_f32_v8, float, double, pypool_vd8, PYPOOL_VADD,
-                  PYPOOL_SRC_FLOAT_ROWS, PYPOOL_LOAD_WIDENED8)
-PYPOOL_ROWS_DIRECT(pypool_rows_direct_sum_f32_v8, float, double, pypool_vd8, PYPOOL_VADD,
-                   PYPOOL_LOAD_WIDENED8)
-PYPOOL_SWEEP_ROWS(pypool_rows_running_sum_f64_v8, double, double, pypool_vd8, PYPOOL_VADD,
-                  PYPOOL_SRC_ROWS, PYPOOL_LOAD)
-PYPOOL_ROWS_DIRECT(pypool_rows_direct_sum_f64_v8, double, double, pypool_vd8, PYPOOL_VADD,
-                   PYPOOL_LOAD)
+PYPOOL_SUM_SWEEPS(v8, pypool_vd8, PYPOOL_LOAD_WIDENED8)
 #pragma GCC pop_options
 #define PYPOOL_V8_SUMS(lanes) (pypool_sums_avx512 && (lanes) >= 8)
 #else
