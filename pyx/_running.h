@@ -16,7 +16,10 @@
  * The band path (running.pxi's band_max_task) uses the same sweep with
  * positions given by row pointers (the input rows in place), a direct
  * version for short windows, and pools along rows by doubling
- * (PYPOOL_ROWS_DOUBLING), 16 lanes at a time for float on AVX-512 CPUs.
+ * (PYPOOL_ROWS_DOUBLING), 16 lanes at a time for float on AVX-512 CPUs. The
+ * sum band path of averages (band_sum_task) sums float and double rows in
+ * double with the same sweeps, then sums along rows by runs
+ * (PYPOOL_ROWS_WINDOW_SUMS).
  *
  * GCC vector extensions: AVX2 builds get 256-bit code, the others two SSE
  * halves, from the same source.

@@ -15,9 +15,8 @@
 # combines the kernel columns (vectors along the group's lines) and the
 # outputs are transposed back (channels_first float max and averages go by
 # bands instead, without copies or transposes: see band_max_task and
-# band_sum_task). Both passes
-# pick running or direct windows per axis, so a large kernel on one axis
-# only is fine too. Tasks and groups
+# band_sum_task). Both passes pick running or direct windows per axis, so a
+# large kernel on one axis only is fine too. Tasks and groups
 # are small so that a pass's working set stays in L1/L2 (A/B on this
 # machine: 64-line tasks without groups were 25% slower for float32 max and
 # 80% for float64 sums; with groups, sums gain from 64 lines, max does not),
@@ -636,13 +635,14 @@ cdef bint band_max_task(const real_t* x, const Strided5* xs, real_t* y, const St
 
 # Sum bands: channels_first float32 and float64 averages the same way, in
 # float64. The row pass reads the input rows in place (float32 widened as it
-# is loaded) and
-# writes each output row's column sums; the column pass sums runs of columns
-# (pypool_rows_window_sums: runs of a, then b of them and the positions
-# left, about 2 * sqrt(k) adds per output) instead of transposing, and the
-# outputs are finished as on the path above. The order of each window's adds
-# differs from that path's; both are float64 sums of the same terms (the
-# contract asks for a float64 sum rounded once, not an order).
+# is loaded) and writes each output row's column sums; the column pass sums
+# runs of columns (pypool_rows_window_sums: runs of a, then b of them and
+# the positions left, about 2 * sqrt(k) adds per output) instead of
+# transposing. float32 results are finished in the same pass on AVX-512 CPUs
+# (pypool_rows_window_averages_f32), others by finish_plane_row. The order of
+# each window's adds differs from the transposing path's; both are float64
+# sums of the same terms (the contract asks for a float64 sum rounded once,
+# not an order).
 
 cdef inline bint use_sum_bands(const Strided5* xs, const Windows* w, const RunPlan* rp,
                                int mode, bint float_input) noexcept nogil:
