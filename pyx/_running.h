@@ -256,13 +256,12 @@ PYPOOL_ROWS_DIRECT(pypool_rows_direct_sum_f64_##V, double, double, VT, PYPOOL_VA
                    PYPOOL_LOAD)
 PYPOOL_SUM_SWEEPS(v4, pypool_vd, PYPOOL_LOAD_WIDENED)
 #ifdef PYPOOL_SUMS_HAVE_AVX512
-#pragma GCC push_options
-#pragma GCC target("avx512f")
+PYPOOL_AVX512_BEGIN
 typedef double pypool_vd8 __attribute__((vector_size(64)));
 /* (the intrinsic: GCC 12 widens a vector extension's 8 floats in two halves) */
 #define PYPOOL_LOAD_WIDENED8(VT, p) ((VT)_mm512_cvtps_pd(_mm256_loadu_ps(p)))
 PYPOOL_SUM_SWEEPS(v8, pypool_vd8, PYPOOL_LOAD_WIDENED8)
-#pragma GCC pop_options
+PYPOOL_AVX512_END
 #define PYPOOL_V8_SUMS(lanes) (pypool_sums_avx512 && (lanes) >= 8)
 #else
 #define PYPOOL_V8_SUMS(lanes) 0
@@ -552,8 +551,7 @@ PYPOOL_SUM_RUNS(pypool_sum_runs_v4, pypool_vd)
 PYPOOL_ROWS_WINDOW_SUMS(pypool_rows_window_sums_v4, pypool_vd, pypool_sum_runs_v4)
 
 #ifdef PYPOOL_SUMS_HAVE_AVX512
-#pragma GCC push_options
-#pragma GCC target("avx512f")
+PYPOOL_AVX512_BEGIN
 PYPOOL_SUM_RUNS(pypool_sum_runs_v8, pypool_vd8)
 PYPOOL_ROWS_WINDOW_SUMS(pypool_rows_window_sums_v8, pypool_vd8, pypool_sum_runs_v8)
 
@@ -611,7 +609,7 @@ static void pypool_rows_window_averages_v8(const double* src, int64_t ld, int64_
                             / (dw ? dh[r] * dw[o] : dh[r]));
     }
 }
-#pragma GCC pop_options
+PYPOOL_AVX512_END
 #endif
 
 static void pypool_rows_window_sums(const double* src, int64_t ld, int64_t nrows, int64_t k,

@@ -80,6 +80,17 @@ static int pypool_sums_avx512 = 0;
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(PYPOOL_NO_AVX512)
 #define PYPOOL_SUMS_HAVE_AVX512 1
 #define PYPOOL_AVX512 __attribute__((target("avx512f")))
+/* The same target for every function between these two (code written with
+ * GCC vector extensions and macros, where an attribute per function would
+ * not reach). */
+#if defined(__clang__)
+#define PYPOOL_AVX512_BEGIN                                                                 \
+    _Pragma("clang attribute push (__attribute__((target(\"avx512f\"))), apply_to = function)")
+#define PYPOOL_AVX512_END _Pragma("clang attribute pop")
+#else
+#define PYPOOL_AVX512_BEGIN _Pragma("GCC push_options") _Pragma("GCC target(\"avx512f\")")
+#define PYPOOL_AVX512_END _Pragma("GCC pop_options")
+#endif
 
 /* One pairwise step on two planes' lanes: [a0+a1, a2+a3, a4+a5, a6+a7, b0+b1, ...]. */
 PYPOOL_AVX512 static inline __m512d pypool_pair_sums(__m512d a, __m512d b) {
