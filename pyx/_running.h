@@ -262,19 +262,15 @@ typedef double pypool_vd8 __attribute__((vector_size(64)));
 #define PYPOOL_LOAD_WIDENED8(VT, p) ((VT)_mm512_cvtps_pd(_mm256_loadu_ps(p)))
 PYPOOL_SUM_SWEEPS(v8, pypool_vd8, PYPOOL_LOAD_WIDENED8)
 PYPOOL_AVX512_END
-#define PYPOOL_V8_SUMS(lanes) (pypool_sums_avx512 && (lanes) >= 8)
-#else
-#define PYPOOL_V8_SUMS(lanes) 0
-#define PYPOOL_NO_V8_SUMS
 #endif
 
 /* pypool_rows_{running,direct}_sum_{f32,f64}: the 8-lane sweeps where the CPU
  * has AVX-512 and a row has a vector of lanes, else the 4-lane ones. */
-#ifdef PYPOOL_NO_V8_SUMS
-#define PYPOOL_V8_OR_V4(NAME, ...) NAME##_v4(__VA_ARGS__)
+#ifdef PYPOOL_SUMS_HAVE_AVX512
+#define PYPOOL_V8_OR_V4(NAME, ...)                                                          \
+    (pypool_sums_avx512 && lanes >= 8 ? NAME##_v8(__VA_ARGS__) : NAME##_v4(__VA_ARGS__))
 #else
-#define PYPOOL_V8_OR_V4(NAME, ...) (PYPOOL_V8_SUMS(lanes) ? NAME##_v8(__VA_ARGS__)          \
-                                                          : NAME##_v4(__VA_ARGS__))
+#define PYPOOL_V8_OR_V4(NAME, ...) NAME##_v4(__VA_ARGS__)
 #endif
 #define PYPOOL_SUM_ROWS(SUFFIX, TIN)                                                        \
 static void pypool_rows_running_sum_##SUFFIX(const TIN** rows, int64_t lanes, int64_t first,\
