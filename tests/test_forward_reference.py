@@ -1025,3 +1025,33 @@ def assert_values_equal_indexed_values(x, kernel, stride, padding, layout):
     nan = np.isnan(ref)
     assert (np.isnan(got) == nan).all()
     np.testing.assert_array_equal(got[~nan].view(np.int32), ref[~nan].view(np.int32))
+
+
+@settings(max_examples=150, **COMMON)
+@given(dtype=st.sampled_from([np.float32, np.float64, np.int16]), planes=st.integers(1, 5),
+       length=st.integers(3, 300), row_stride=st.sampled_from([1, 2]), two_d=st.booleans(),
+       nan_share=st.sampled_from([0.0, 0.01, 0.3]), threads=st.sampled_from([1, 2, 3]),
+       seed=st.integers(0, 2**32 - 1))
+def test_max_3_wide_stride_2_over_long_rows(dtype, planes, length, row_stride, two_d, nan_share,
+                                            threads, seed):
+    """Max windows 3 wide at column stride 2 over one input row each (1-D, or
+    1-high 2-D windows): these rows go out in 32-output pieces with prefetches
+    between them, so lengths up to 300 (up to 149 outputs: every piece and
+    tail) are drawn, which the general test's short rows never reach. Ties
+    (few distinct values) and NaN; compared with the reference bit for bit."""
+    rng = np.random.default_rng(seed)
+    shape = (planes, 3, length) if not two_d else (planes, 3, 4, length)
+    x = rng.integers(-3, 4, shape).astype(dtype)
+    if nan_share and np.issubdtype(dtype, np.floating):
+        x[rng.random(shape) < nan_share] = np.nan
+    snapshot = x.copy()
+    if two_d:
+        kernel, stride = (1, 3), (row_stride, 2)
+        got = pypool.max_pool2d(x, kernel, stride, num_threads=threads)
+    else:
+        kernel, stride = (3,), (2,)
+        got = pypool.max_pool1d(x, 3, 2, num_threads=threads)
+    expected, _ = ref_max_pool(x, kernel, stride)
+    np.testing.assert_array_equal(got, expected)
+    assert got.dtype == dtype
+    np.testing.assert_array_equal(x, snapshot)
