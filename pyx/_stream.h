@@ -15,42 +15,57 @@
 #include <immintrin.h>
 #endif
 
-/* dst[i] = (float)src[i], i < n. */
-static inline void pypool_store_f64_as_f32(float* dst, const double* src, int64_t n, int stream) {
+/* dst[i] = (float)src[i], then src[i] = 0, i < n: hands an accumulator's row
+ * out and leaves it zeroed for the next use, which then needs no memset pass. */
+static inline void pypool_drain_f64_as_f32(float* dst, double* src, int64_t n, int stream) {
     int64_t i = 0;
 #ifdef __AVX2__
+    const __m256d zero = _mm256_setzero_pd();
     if (stream && n >= 32 && ((uintptr_t)dst & 3) == 0) {
         int64_t head = (int64_t)(((64 - ((uintptr_t)dst & 63)) & 63) / 4);
         int64_t end = head + ((n - head) & ~(int64_t)15);
-        for (; i < head; i++)
+        for (; i < head; i++) {
             dst[i] = (float)src[i];
-        for (; i < end; i += 4)
+            src[i] = 0.0;
+        }
+        for (; i < end; i += 4) {
             _mm_stream_ps(dst + i, _mm256_cvtpd_ps(_mm256_loadu_pd(src + i)));
+            _mm256_storeu_pd(src + i, zero);
+        }
     }
 #else
     (void)stream;
 #endif
-    for (; i < n; i++)
+    for (; i < n; i++) {
         dst[i] = (float)src[i];
+        src[i] = 0.0;
+    }
 }
 
-/* dst[i] = src[i], i < n (doubles). */
-static inline void pypool_store_f64(double* dst, const double* src, int64_t n, int stream) {
+/* dst[i] = src[i], then src[i] = 0, i < n (doubles). */
+static inline void pypool_drain_f64(double* dst, double* src, int64_t n, int stream) {
     int64_t i = 0;
 #ifdef __AVX2__
+    const __m256d zero = _mm256_setzero_pd();
     if (stream && n >= 16 && ((uintptr_t)dst & 7) == 0) {
         int64_t head = (int64_t)(((64 - ((uintptr_t)dst & 63)) & 63) / 8);
         int64_t end = head + ((n - head) & ~(int64_t)7);
-        for (; i < head; i++)
+        for (; i < head; i++) {
             dst[i] = src[i];
-        for (; i < end; i += 4)
+            src[i] = 0.0;
+        }
+        for (; i < end; i += 4) {
             _mm256_stream_pd(dst + i, _mm256_loadu_pd(src + i));
+            _mm256_storeu_pd(src + i, zero);
+        }
     }
 #else
     (void)stream;
 #endif
-    for (; i < n; i++)
+    for (; i < n; i++) {
         dst[i] = src[i];
+        src[i] = 0.0;
+    }
 }
 
 #ifdef __AVX2__

@@ -224,7 +224,7 @@ cdef void scatter_grad_plane(const float_out_t* g, const Strided5* gs, const int
                              const Strided5* js, float_out_t* dx, const Strided5* ds,
                              int64_t b, double* acc) noexcept nogil:
     """Max backward of plane b: dx[ind] += g, summed in double in ``acc`` (the
-    plane's elements, zeroed here) and rounded once."""
+    plane's elements, zero on entry and left zero) and rounded once."""
     cdef int64_t OD = gs.n[1], OH = gs.n[2], OW = gs.n[3], V = gs.n[4]
     cdef int64_t D = ds.n[1], H = ds.n[2], W = ds.n[3]
     cdef int64_t plane = D * H * W, od, oh, ow, v, k, d, h, w
@@ -234,7 +234,6 @@ cdef void scatter_grad_plane(const float_out_t* g, const Strided5* gs, const int
     cdef double* a
     # A large gradient is written once and not read back soon: stream it.
     cdef bint stream = ds.n[0] * plane * V * <int64_t>sizeof(float_out_t) >= STREAM_MIN_BYTES
-    memset(acc, 0, <size_t>(plane * V) * sizeof(double))
     for od in range(OD):
         for oh in range(OH):
             irow = ind + offset5(js, b, od, oh, 0, 0)
@@ -275,13 +274,14 @@ cdef void scatter_grad_plane(const float_out_t* g, const Strided5* gs, const int
                 row += 1
             drow = dx + offset5(ds, b, d, h, 0, 0)
             if V == 1 and ds.s[3] == 1 and float_out_t is float:
-                pypool_store_f64_as_f32(<float*>drow, a, W, stream)
+                pypool_drain_f64_as_f32(<float*>drow, a, W, stream)
             elif V == 1 and ds.s[3] == 1:
-                pypool_store_f64(<double*>drow, a, W, stream)
+                pypool_drain_f64(<double*>drow, a, W, stream)
             else:
                 for w in range(W):
                     for v in range(V):
                         drow[w * ds.s[3] + v * ds.s[4]] = <float_out_t>a[w * V + v]
+                        a[w * V + v] = 0.0
             a += W * V
     if stream:
         pypool_store_fence()
@@ -299,6 +299,8 @@ cdef int scatter_grad_planes(const float_out_t* g, const Strided5* gs, const int
     cdef double* acc = <double*>malloc(<size_t>(plane + 1) * sizeof(double))
     if acc == NULL:
         return 1
+    # Zeroed once: each plane hands its rows out and leaves them zero.
+    memset(acc, 0, <size_t>plane * sizeof(double))
     for b in range(b0, b1):
         scatter_grad_plane(g, gs, ind, js, dx, ds, b, acc)
     free(acc)

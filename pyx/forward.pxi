@@ -1151,8 +1151,8 @@ cdef extern from "_avg3_plane.h":
 
 
 cdef extern from "_stream.h":
-    void pypool_store_f64_as_f32(float* dst, const double* src, int64_t n, int stream) noexcept nogil
-    void pypool_store_f64(double* dst, const double* src, int64_t n, int stream) noexcept nogil
+    void pypool_drain_f64_as_f32(float* dst, double* src, int64_t n, int stream) noexcept nogil
+    void pypool_drain_f64(double* dst, double* src, int64_t n, int stream) noexcept nogil
     void pypool_store_fence() noexcept nogil
     void pypool_store_pairs_f64_as_f32(float* dst, const double* src, int64_t n,
                                        int stream) noexcept nogil
