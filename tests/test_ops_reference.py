@@ -685,6 +685,27 @@ def test_max_pool_backward_examples():
     np.testing.assert_array_equal(gi, expected)
 
 
+@pytest.mark.parametrize("layout", ["channels_first", "channels_last"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_max_pool_backward_reuses_a_clean_accumulator(layout, dtype, threads):
+    """A thread sums a whole run of planes in one accumulator, zeroed once and
+    left zero by each plane as its rows go out: a plane must not see the sums
+    of the plane before it. Every plane here hits every position (several
+    times), except the last, which hits only one, so any leftover shows."""
+    rng = np.random.default_rng(7)
+    planes, C, H, W = 5, 3, 6, 10
+    input_shape = (planes, C, H, W) if layout == "channels_first" else (planes, H, W, C)
+    gshape = (planes, C, 4, 37) if layout == "channels_first" else (planes, 4, 37, C)
+    idx = rng.integers(0, H * W, gshape)
+    idx[-1] = 5
+    grad = rng.integers(-8, 9, gshape).astype(dtype)
+    expected = R.ref_max_pool_backward(grad, idx, input_shape, 2, layout)
+    got = pypool.max_pool_backward(grad, idx, input_shape, layout=layout, num_threads=threads)
+    np.testing.assert_array_equal(got, expected)
+    assert got.dtype == dtype
+
+
 # ---------------------------------------------------------------------------
 # avg_pool_backward
 # ---------------------------------------------------------------------------
