@@ -493,10 +493,12 @@ cdef inline int64_t pair_prefetch_distance(const Strided5* xs, const Windows* w,
     8.9 -> 3.9 ms, 2x2x2 (8,32,32,64,64) 8.5 -> 4.4 ms; but shorter 2-D rows
     stream well alone, and there the prefetches cost time ((128,64,32,32)
     1.5 -> 2.2 ms), as they do on the other plane paths (max with indices,
-    averages)."""
+    averages). Windows one row high (max1d k3 s2) read a single row per
+    output row: they prefetch as they go instead (see max_plane_rows)."""
     cdef int64_t row_bytes = xs.n[3] * itemsize
     cdef int64_t per_row = row_bytes * w.stride[1] * w.kernel[0]
-    if xs.s[3] != 1 or per_row <= 0 or (w.kernel[0] == 1 and (row_bytes <= 256 or w.kernel[1] == 1)):
+    if (xs.s[3] != 1 or per_row <= 0
+            or (w.kernel[0] == 1 and (row_bytes <= 256 or w.kernel[1] == 1))):
         return 0
     return max(1, min(<int64_t>PREFETCH_ROWS_MAX, PREFETCH_BYTES_AHEAD // per_row))
 
