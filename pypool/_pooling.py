@@ -13,6 +13,7 @@ from ._args import (adaptive_geometry, check_flag, check_input, check_norm_type,
                     check_size, global_axes, global_geometry, result_array, result_dtype_avg,
                     thread_count, window_geometry)
 from ._dispatch import axes_merge, max_outputs, run_max, run_reduce, too_big_to_copy
+from . import _plans
 
 __all__ = [
     "max_pool", "avg_pool", "lp_pool", "adaptive_avg_pool", "adaptive_max_pool",
@@ -44,6 +45,13 @@ def _check_divisor(divisor_override):
 
 def _max_pool(rank, x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *,
               layout="channels_first", return_indices=False, out=None, num_threads=None):
+    key = None
+    if out is None and num_threads is None:
+        key = _plans.call_key("max", x, (rank, kernel_size, stride, padding, dilation, layout),
+                              (ceil_mode, return_indices))
+        plan = _plans.lookup(key)
+        if plan is not None:
+            return plan.run(x, return_indices)
     arr = check_input(x)
     g = window_geometry(arr.shape, kernel_size, stride, padding, dilation, ceil_mode, layout, rank)
     return_indices = check_flag("return_indices", return_indices)
@@ -51,12 +59,22 @@ def _max_pool(rank, x, kernel_size, stride=None, padding=0, dilation=1, ceil_mod
     nthreads = thread_count(num_threads, _window_work(g))
     run_max(arr, g.lead, g.spatial, g.out_spatial, g.channels_last, g.axes(), values, indices,
             nthreads)
+    if key is not None and arr is x:
+        _plans.remember_max(key, arr, g)
     return (values, indices) if return_indices else values
 
 
 def _avg_pool(rank, x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
               count_include_pad=True, divisor_override=None, *, layout="channels_first",
               dtype=None, out=None, num_threads=None):
+    key = None
+    if out is None and num_threads is None and dtype is None:
+        key = _plans.call_key("avg", x, (rank, kernel_size, stride, padding, dilation,
+                                         divisor_override, layout),
+                              (ceil_mode, count_include_pad))
+        plan = _plans.lookup(key)
+        if plan is not None:
+            return plan.run(x)
     arr = check_input(x)
     g = window_geometry(arr.shape, kernel_size, stride, padding, dilation, ceil_mode, layout, rank)
     count_include_pad = check_flag("count_include_pad", count_include_pad)
@@ -65,6 +83,8 @@ def _avg_pool(rank, x, kernel_size, stride=None, padding=0, dilation=1, ceil_mod
     nthreads = thread_count(num_threads, _window_work(g))
     run_reduce(arr, g.lead, g.spatial, g.out_spatial, g.channels_last, g.axes(), result,
                nthreads, count_include_pad=count_include_pad, divisor_override=divisor)
+    if key is not None and arr is x:
+        _plans.remember_average(key, arr, g, result.dtype, count_include_pad, divisor)
     return result
 
 

@@ -1,10 +1,16 @@
 """How calls behave: out=, num_threads, GIL release, input views, empty batches."""
 
 
+import os
+import sys
+
 import numpy as np
 import pytest
 
 import pypool
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import reference as ref  # noqa: E402
 
 RNG = np.random.default_rng(1234)
 
@@ -172,3 +178,63 @@ def test_geometry_cache_keeps_kinds_apart(bad):
         pypool.max_pool2d(x, **bad)
     # and the cached result is still right
     np.testing.assert_array_equal(pypool.max_pool2d(x, **good), np.ones((1, 1, 3, 3)))
+
+
+
+# (name, input dtype, input shape, call, reference: a tuple of the call's results)
+REMEMBERED = [
+    ("max int16 channels_last", np.int16, (2, 9, 8, 3),
+     lambda x: pypool.max_pool2d(x, 3, 2, 1, layout="channels_last"),
+     lambda x: ref.ref_max_pool(x, (3, 3), (2, 2), (1, 1), layout="channels_last")[:1]),
+    ("max float64 indices", np.float64, (2, 3, 9, 8),
+     lambda x: pypool.max_pool2d(x, (2, 3), (1, 2), ((1, 0), (0, 1)), return_indices=True),
+     lambda x: ref.ref_max_pool(x, (2, 3), (1, 2), ((1, 0), (0, 1)))),
+    ("max1d uint8 ceil", np.uint8, (2, 3, 11),
+     lambda x: pypool.max_pool1d(x, 3, 2, ceil_mode=True),
+     lambda x: ref.ref_max_pool(x, (3,), (2,), ceil_mode=True)[:1]),
+    ("avg float32 excl-pad", np.float32, (2, 3, 9, 8),
+     lambda x: pypool.avg_pool2d(x, 3, 1, 1, count_include_pad=False),
+     lambda x: (ref.ref_avg_pool(x, (3, 3), (1, 1), (1, 1), count_include_pad=False),)),
+    ("avg int32 divisor", np.int32, (2, 3, 9, 8),
+     lambda x: pypool.avg_pool2d(x, 2, divisor_override=3),
+     lambda x: (ref.ref_avg_pool(x, (2, 2), divisor_override=3),)),
+    ("avg3d float64 same", np.float64, (2, 3, 5, 6, 7),
+     lambda x: pypool.avg_pool3d(x, 2, 1, "same"),
+     lambda x: (ref.ref_avg_pool(x, (2, 2, 2), (1, 1, 1), "same"),)),
+]
+
+
+@pytest.mark.parametrize("name,dtype,shape,op,reference", REMEMBERED,
+                         ids=[r[0] for r in REMEMBERED])
+def test_remembered_calls_match_the_reference(name, dtype, shape, op, reference):
+    """Small calls with plain arguments are planned once and replayed (_plans): the
+    replays must give the reference's results, each time in new arrays."""
+    from pypool import _plans
+    # (multiples of 1/64: float64 sums are exact in any order, as the reference's)
+    x = (np.round(RNG.standard_normal(shape) * 20 * 64) / 64).astype(dtype)
+    want = reference(x)
+    _plans._PLANS.clear()
+    first = op(x)
+    assert len(_plans._PLANS) == 1    # the call was planned
+    previous = first if isinstance(first, tuple) else (first,)
+    for _ in range(3):
+        got = op(x)
+        got = got if isinstance(got, tuple) else (got,)
+        assert len(got) == len(want)
+        for g, w, old in zip(got, want, previous):
+            assert g.dtype == w.dtype and g.shape == w.shape
+            np.testing.assert_array_equal(g, w)
+            assert not np.shares_memory(g, old)
+        previous = got
+
+
+@pytest.mark.parametrize("bad", [dict(divisor_override=True), dict(count_include_pad=1),
+                                 dict(ceil_mode=0), dict(kernel_size=(2, 2.0))])
+def test_remembered_calls_keep_kinds_apart(bad):
+    """A planned call must not answer a call whose arguments only compare equal to it."""
+    x = np.ones((1, 1, 4, 4), np.float32)
+    good = dict(kernel_size=(2, 2), divisor_override=1, count_include_pad=True, ceil_mode=False)
+    for _ in range(2):
+        np.testing.assert_array_equal(pypool.avg_pool2d(x, **good), 4 * np.ones((1, 1, 2, 2)))
+    with pytest.raises(TypeError):
+        pypool.avg_pool2d(x, **{**good, **bad})
