@@ -691,7 +691,7 @@ cdef int max_plane_rows(const real_t* x, const Strided5* xs, real_t* y, const St
     """
     cdef int64_t OD = ys.n[1], OH = ys.n[2], OW = ys.n[3], H = xs.n[2], W = xs.n[3]
     cdef int64_t kw = w.kernel[2], sw = w.stride[2], plen = ct.plen
-    cdef int64_t r, jd, jh, jw, lo, n, o, o0
+    cdef int64_t r, jd, jh, jw, lo, n, o, o0, done
     cdef int64_t b = r0 // (OD * OH), od = (r0 // OH) % OD, oh = r0 % OH
     cdef bint first
     cdef const real_t* row
@@ -751,8 +751,12 @@ cdef int max_plane_rows(const real_t* x, const Strided5* xs, real_t* y, const St
             yrow = y + offset5(ys, b, od, oh, 0, 0)
             # Prefetches a few KB ahead, between 32-output pieces: alone, the
             # hardware prefetcher left one thread waiting on its loads (1 thread,
-            # float32, (64,256,4096) k3 s2: 32 -> 25 ms).
-            for o0 in range(0, OW, 32):
+            # float32, (64,256,4096) k3 s2: 32 -> 25 ms). float32 on AVX-512
+            # CPUs: _row_max.h, then the loop below for the last outputs.
+            done = 0
+            if real_t is float:
+                done = pypool_max3_s2_row_f32(row, yrow, OW, INLINE_PREFETCH_BYTES)
+            for o0 in range(done, OW, 32):
                 pypool_prefetch_bytes(<const char*>(row + 2 * o0) + INLINE_PREFETCH_BYTES,
                                       64 * sizeof(real_t))
                 for o in range(o0, min(o0 + 32, OW)):
@@ -1432,6 +1436,10 @@ cdef void max_lane_taps(const real_t* x, const Strided5* xs, real_t* accv, int64
                 else:
                     max_values_indices(accv, acci, src, t.xl, nl, (i_d * H + i_h) * W + i_w)
 
+
+cdef extern from "_row_max.h":
+    int64_t pypool_max3_s2_row_f32(const float* row, float* y, int64_t n,
+                                   int64_t ahead) noexcept nogil
 
 cdef extern from "_lanes_max.h":
     int64_t pypool_lanes_max_f32(const float* base, const int64_t* offsets, int64_t ntaps,
