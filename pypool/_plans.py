@@ -2,17 +2,19 @@
 
 On a (1, 1, 4, 4) input the kernel itself takes well under a microsecond;
 the checks, the geometry and the 5-D views took four times as long. A call
-whose every argument is a plain Python value (int, str, None, tuples of
-ints and int pairs; flags exactly True or False) on a C-contiguous, aligned, native ndarray, with ``out`` and
-``num_threads`` left out, is checked and planned the normal way once; its
-plan (result shape, 5-D shapes, kernel, per-axis tuple, work) is kept under
-the call's key, and later identical calls only allocate, reshape and run.
+on a C-contiguous, aligned, native ndarray without ``out=`` (and, for
+averages, without ``dtype=``), whose every other argument is a plain Python
+value - int, str, None, tuples of ints and of int pairs, flags exactly True
+or False - is checked and planned the normal way once. Its plan (result
+shape, 5-D shapes, kernel, per-axis tuple, work) is kept under the call's
+key, and later identical calls only allocate, reshape and run. The thread
+count is worked out on every call (the OpenMP default may change).
 
 The key holds the input's shape and dtype and every argument; arguments of
 any other type (NumPy integers, lists, floats that compare equal to ints,
 1 for True) never make or find a plan, so a call that the checks would
-reject is never answered from one. Plans are never changed once stored; the bounded dict is
-cleared when full.
+reject is never answered from one. Plans are never changed once stored;
+the bounded dict is cleared when full.
 """
 
 import numpy as np
@@ -75,13 +77,19 @@ def _plannable(x, g):
             and 0 not in g.out_shape() and x.size > 0)
 
 
+def _requested(num_threads):
+    """thread_count's request: 0 for the OpenMP default (num_threads was checked
+    by the call that made the plan)."""
+    return 0 if num_threads is None else min(num_threads, 2**31 - 1)
+
+
 class MaxPlan:
     __slots__ = ("out_shape", "dtype", "x5", "y5", "kernel", "axes", "work")
 
-    def run(self, x, return_indices):
+    def run(self, x, num_threads, return_indices):
         values = result_array(None, self.out_shape, self.dtype, None)
         indices = result_array(None, self.out_shape, _INT64, None) if return_indices else None
-        nthreads = _native.threads_for(0, self.work)
+        nthreads = _native.threads_for(_requested(num_threads), self.work)
         self.kernel(x.reshape(self.x5), values.reshape(self.y5),
                     None if indices is None else indices.reshape(self.y5),
                     return_indices, self.axes, False, nthreads)
@@ -92,9 +100,9 @@ class AveragePlan:
     __slots__ = ("out_shape", "dtype", "x5", "y5", "kernel", "axes", "work",
                  "count_include_pad", "divisor")
 
-    def run(self, x):
+    def run(self, x, num_threads):
         result = result_array(None, self.out_shape, self.dtype, None)
-        nthreads = _native.threads_for(0, self.work)
+        nthreads = _native.threads_for(_requested(num_threads), self.work)
         self.kernel(0, x.reshape(self.x5), result.reshape(self.y5), self.axes, False,
                     self.count_include_pad, self.divisor, 1.0, nthreads)
         return result

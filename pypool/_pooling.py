@@ -46,12 +46,12 @@ def _check_divisor(divisor_override):
 def _max_pool(rank, x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *,
               layout="channels_first", return_indices=False, out=None, num_threads=None):
     key = None
-    if out is None and num_threads is None:
-        key = _plans.call_key("max", x, (rank, kernel_size, stride, padding, dilation, layout),
-                              (ceil_mode, return_indices))
+    if out is None:
+        key = _plans.call_key("max", x, (rank, kernel_size, stride, padding, dilation, layout,
+                                         num_threads), (ceil_mode, return_indices))
         plan = _plans.lookup(key)
         if plan is not None:
-            return plan.run(x, return_indices)
+            return plan.run(x, num_threads, return_indices)
     arr = check_input(x)
     g = window_geometry(arr.shape, kernel_size, stride, padding, dilation, ceil_mode, layout, rank)
     return_indices = check_flag("return_indices", return_indices)
@@ -68,13 +68,13 @@ def _avg_pool(rank, x, kernel_size, stride=None, padding=0, dilation=1, ceil_mod
               count_include_pad=True, divisor_override=None, *, layout="channels_first",
               dtype=None, out=None, num_threads=None):
     key = None
-    if out is None and num_threads is None and dtype is None:
+    if out is None and dtype is None:
         key = _plans.call_key("avg", x, (rank, kernel_size, stride, padding, dilation,
-                                         divisor_override, layout),
+                                         divisor_override, layout, num_threads),
                               (ceil_mode, count_include_pad))
         plan = _plans.lookup(key)
         if plan is not None:
-            return plan.run(x)
+            return plan.run(x, num_threads)
     arr = check_input(x)
     g = window_geometry(arr.shape, kernel_size, stride, padding, dilation, ceil_mode, layout, rank)
     count_include_pad = check_flag("count_include_pad", count_include_pad)

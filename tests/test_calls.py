@@ -238,3 +238,18 @@ def test_remembered_calls_keep_kinds_apart(bad):
         np.testing.assert_array_equal(pypool.avg_pool2d(x, **good), 4 * np.ones((1, 1, 2, 2)))
     with pytest.raises(TypeError):
         pypool.avg_pool2d(x, **{**good, **bad})
+
+
+def test_remembered_calls_keep_num_threads_apart():
+    """num_threads is part of a plan's key: True (== 1) and 0 are still refused
+    after a call with num_threads=1 was planned, and results stay identical."""
+    x = RNG.standard_normal((2, 3, 40, 40)).astype(np.float32)
+    first = pypool.max_pool2d(x, 3, 2, 1, num_threads=1)
+    for n in (1, 1, 2, None):
+        np.testing.assert_array_equal(pypool.max_pool2d(x, 3, 2, 1, num_threads=n), first)
+    with pytest.raises(TypeError):
+        pypool.max_pool2d(x, 3, 2, 1, num_threads=True)
+    with pytest.raises(ValueError):
+        pypool.max_pool2d(x, 3, 2, 1, num_threads=0)
+    with pytest.raises(TypeError):
+        pypool.avg_pool2d(x, 3, 2, 1, num_threads=1.0)
