@@ -22,15 +22,11 @@
 #define PYPOOL_ROW_MAX_H
 
 #include <stdint.h>
-#include "_sums.h"    /* pypool_sums_avx512: the AVX-512 switch */
+#include "_sums.h"    /* pypool_sums_avx512 (the AVX-512 switch), pypool_max_nan16 */
 #include "_prefetch.h"
 
 #if defined(__AVX2__) && defined(PYPOOL_SUMS_HAVE_AVX512)
 #include <immintrin.h>
-
-PYPOOL_AVX512 static inline __m512 pypool_max_nan16(__m512 m, __m512 v) {
-    return _mm512_mask_mov_ps(_mm512_max_ps(v, m), _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), v);
-}
 
 PYPOOL_AVX512 static int64_t pypool_max3_s2_row_avx512(const float* row, float* y, int64_t n,
                                                       int64_t ahead) {

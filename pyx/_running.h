@@ -361,14 +361,10 @@ PYPOOL_ROWS_DOUBLING(pypool_rows_doubling_max_f64, double, pypool_vd, pypool_vma
 /* float32 doubling on CPUs with AVX-512: the same operations on 16 lanes (the
  * running pass over rows on 16 lanes measured no faster, so it stays AVX2). */
 #ifdef PYPOOL_SUMS_HAVE_AVX512
-PYPOOL_AVX512 static inline __m512 pypool_vmax16(__m512 m, __m512 v) {
-    return _mm512_mask_mov_ps(_mm512_max_ps(v, m), _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), v);
-}
-
 /* The last step's 16 outputs from at. */
 PYPOOL_AVX512 static inline __m512 pypool_doubling_last16(const float* at, int64_t r) {
     __m512 v = _mm512_loadu_ps(at);
-    return r ? pypool_vmax16(v, _mm512_loadu_ps(at + r)) : v;
+    return r ? pypool_max_nan16(v, _mm512_loadu_ps(at + r)) : v;
 }
 
 /* The last step of pypool_rows_doubling_max_f32_v16 at stride 1 into rows that
@@ -418,7 +414,7 @@ PYPOOL_AVX512 static void pypool_rows_doubling_max_f32_v16(
     while (2 * p <= k) {
         int64_t total = (nrows - 1) * ld + n - 2 * p + 1;
         for (i = 0; i < total; i += 16)
-            _mm512_storeu_ps(dst + i, pypool_vmax16(_mm512_loadu_ps(cur + i),
+            _mm512_storeu_ps(dst + i, pypool_max_nan16(_mm512_loadu_ps(cur + i),
                                                     _mm512_loadu_ps(cur + i + p)));
         cur = dst;
         dst = dst == b1 ? b2 : b1;
@@ -440,7 +436,7 @@ PYPOOL_AVX512 static void pypool_rows_doubling_max_f32_v16(
         for (o = 0; o < nout; o += 16) {
             v = _mm512_loadu_ps(at + o);
             if (r)
-                v = pypool_vmax16(v, _mm512_loadu_ps(at + o + r));
+                v = pypool_max_nan16(v, _mm512_loadu_ps(at + o + r));
             if (o + 16 <= nout)
                 _mm512_storeu_ps(y + o, v);
             else

@@ -105,6 +105,12 @@ PYPOOL_AVX512 static inline void pypool_widen16(__m512 v, __m512d* lo, __m512d* 
     *hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
 }
 
+/* max_nan (forward.pxi) on 16 floats: m = (v > m ? v : m), then v where v is
+ * NaN (the max paths of _running.h and _row_max.h share it). */
+PYPOOL_AVX512 static inline __m512 pypool_max_nan16(__m512 m, __m512 v) {
+    return _mm512_mask_mov_ps(_mm512_max_ps(v, m), _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), v);
+}
+
 /* The 8 lanes of each of 8 planes -> the 8 plane sums, in pypool_fold_lanes' order. */
 PYPOOL_AVX512 static inline __m512d pypool_fold_8_planes(const __m512d* lanes) {
     __m512d q0 = pypool_pair_sums(pypool_pair_sums(lanes[0], lanes[1]),
