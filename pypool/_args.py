@@ -383,14 +383,19 @@ def global_axes(size):
 _SHAPE5 = {}
 
 
+def shape5(lead, spatial, lanes):
+    """The kernels' (B, D, H, W, V) shape: lead axes merged, missing spatial axes as 1."""
+    batch = math.prod(lead) if lead else 1
+    return (batch,) + (1,) * (3 - len(spatial)) + tuple(spatial) + (lanes,)
+
+
 def view5(arr, lead, spatial, channels_last):
     """Reshape to the kernels' (B, D, H, W, V) view; a copy only if the strides demand one."""
     lanes = arr.shape[-1] if channels_last else 1
     key = (lead, spatial, lanes)
     shape = _SHAPE5.get(key)   # (a few hundred ns of tuple building saved per small call)
     if shape is None:
-        batch = math.prod(lead) if lead else 1
-        shape = (batch,) + (1,) * (3 - len(spatial)) + tuple(spatial) + (lanes,)
+        shape = shape5(lead, spatial, lanes)
         if len(_SHAPE5) >= 256:
             _SHAPE5.clear()
         _SHAPE5[key] = shape

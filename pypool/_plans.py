@@ -20,7 +20,7 @@ the bounded dict is cleared when full.
 import numpy as np
 
 from . import _native
-from ._args import _plain, result_array
+from ._args import _plain, result_array, shape5, thread_count
 
 _PLANS = {}
 _PLANS_MAX = 256
@@ -62,25 +62,11 @@ def _store(key, plan):
     _PLANS[key] = plan
 
 
-def _shape5(lead, spatial, lanes):
-    batch = 1
-    for n in lead:
-        batch *= n
-    return (batch,) + (1,) * (3 - len(spatial)) + tuple(spatial) + (lanes,)
-
-
 def _plannable(x, g):
-    """Inputs the kernels read as they are (no widening, no byte swap, no copy)
-    and calls with outputs to compute."""
-    dt = x.dtype
-    return (dt.isnative and (dt.kind in "iu" or (dt.kind == "f" and dt.itemsize in (4, 8)))
-            and 0 not in g.out_shape() and x.size > 0)
-
-
-def _requested(num_threads):
-    """thread_count's request: 0 for the OpenMP default (num_threads was checked
-    by the call that made the plan)."""
-    return 0 if num_threads is None else min(num_threads, 2**31 - 1)
+    """Calls with outputs to compute. (Which inputs the kernels read as they
+    are - no widening of bool or float16, no byte swap - the callers settle:
+    the input passed check_input unchanged and its dtype has a kernel.)"""
+    return x.size > 0 and 0 not in g.out_shape()
 
 
 class MaxPlan:
@@ -89,7 +75,7 @@ class MaxPlan:
     def run(self, x, num_threads, return_indices):
         values = result_array(None, self.out_shape, self.dtype, None)
         indices = result_array(None, self.out_shape, _INT64, None) if return_indices else None
-        nthreads = _native.threads_for(_requested(num_threads), self.work)
+        nthreads = thread_count(num_threads, self.work)
         self.kernel(x.reshape(self.x5), values.reshape(self.y5),
                     None if indices is None else indices.reshape(self.y5),
                     return_indices, self.axes, False, nthreads)
@@ -102,7 +88,7 @@ class AveragePlan:
 
     def run(self, x, num_threads):
         result = result_array(None, self.out_shape, self.dtype, None)
-        nthreads = _native.threads_for(_requested(num_threads), self.work)
+        nthreads = thread_count(num_threads, self.work)
         self.kernel(0, x.reshape(self.x5), result.reshape(self.y5), self.axes, False,
                     self.count_include_pad, self.divisor, 1.0, nthreads)
         return result
@@ -111,8 +97,8 @@ class AveragePlan:
 def _fill(plan, x, g, dtype, kernel):
     lanes = g.channels if g.channels_last else 1
     plan.out_shape, plan.dtype, plan.kernel = g.out_shape(), dtype, kernel
-    plan.x5 = _shape5(g.lead, g.spatial, lanes)
-    plan.y5 = _shape5(g.lead, g.out_spatial, lanes)
+    plan.x5 = shape5(g.lead, g.spatial, lanes)
+    plan.y5 = shape5(g.lead, g.out_spatial, lanes)
     plan.axes, plan.work = g.axes(), g.work()
 
 
