@@ -1,6 +1,14 @@
 """Hypothesis strategies shared by the property tests."""
 
+import os
+
 from hypothesis import strategies as st
+
+def examples(n):
+    """Example count n scaled by $PYPOOL_TEST_SCALE: 20 for a long bug hunt; CI's
+    re-runs of the suite on the wheel and the serial build use 0.5."""
+    return max(1, int(n * float(os.environ.get("PYPOOL_TEST_SCALE", "1"))))
+
 
 PAD_FORMS = ("int", "per_axis", "pairs", "valid")
 SAME_FORMS = ("same", "same_lower")

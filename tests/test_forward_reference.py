@@ -41,7 +41,7 @@ from reference import (  # noqa: E402
     resolve_pads,
 )
 
-from strategies import paddings  # noqa: E402
+from strategies import examples, paddings  # noqa: E402
 
 import pypool  # noqa: E402
 
@@ -243,7 +243,7 @@ def _spatial_ok(shape, nd, layout):
 # max_pool
 # ---------------------------------------------------------------------------
 
-@settings(max_examples=800, **COMMON)
+@settings(max_examples=examples(800), **COMMON)
 @given(data=st.data())
 def test_max_pool_matches_reference(data):
     draw = data.draw
@@ -302,7 +302,7 @@ def test_max_pool_matches_reference(data):
 # avg_pool
 # ---------------------------------------------------------------------------
 
-@settings(max_examples=800, **COMMON)
+@settings(max_examples=examples(800), **COMMON)
 @given(data=st.data())
 def test_avg_pool_matches_reference(data):
     draw = data.draw
@@ -349,7 +349,7 @@ def test_avg_pool_matches_reference(data):
 # aliases with plain ints
 # ---------------------------------------------------------------------------
 
-@settings(max_examples=150, **COMMON)
+@settings(max_examples=examples(150), **COMMON)
 @given(data=st.data())
 def test_aliases_with_plain_ints(data):
     draw = data.draw
@@ -388,7 +388,7 @@ def test_aliases_with_plain_ints(data):
 # out=
 # ---------------------------------------------------------------------------
 
-@settings(max_examples=100, **COMMON)
+@settings(max_examples=examples(100), **COMMON)
 @given(data=st.data())
 def test_out_argument(data):
     draw = data.draw
@@ -459,7 +459,7 @@ def global_inputs(draw, dtypes, extremes):
     return x, owner, layout
 
 
-@settings(max_examples=250, **COMMON)
+@settings(max_examples=examples(250), **COMMON)
 @given(data=st.data())
 def test_global_max_pool_matches_reference(data):
     x, owner, layout = data.draw(global_inputs(MAX_DTYPES, extremes=True))
@@ -477,7 +477,7 @@ def test_global_max_pool_matches_reference(data):
     assert_unchanged(x, snapshot, owner, owner_snapshot)
 
 
-@settings(max_examples=250, **COMMON)
+@settings(max_examples=examples(250), **COMMON)
 @given(data=st.data())
 def test_global_avg_pool_matches_reference(data):
     x, owner, layout = data.draw(global_inputs(AVG_DTYPES, extremes=False))
@@ -491,7 +491,7 @@ def test_global_avg_pool_matches_reference(data):
     assert_unchanged(x, snapshot, owner, owner_snapshot)
 
 
-@settings(max_examples=160, **COMMON)
+@settings(max_examples=examples(160), **COMMON)
 @given(planes=st.integers(1, 40), rows=st.integers(1, 9), cols=st.integers(1, 9),
        step=st.integers(1, 3), strided_out=st.booleans(), specials=st.booleans(),
        layout=st.sampled_from(["channels_first", "channels_last"]),
@@ -614,7 +614,7 @@ def test_avg_2x2_stride_2_adds_row_sums_in_row_major_order(shape, divisor_overri
                                   expected)
 
 
-@settings(max_examples=120, **COMMON)
+@settings(max_examples=examples(120), **COMMON)
 @given(out_rows=st.integers(1, 5), cols=st.integers(2, 41), planes=st.integers(1, 3),
        strided=st.booleans(), specials=st.booleans(), seed=st.integers(0, 2**32 - 1))
 def test_float32_avg_2x2_stride_2_rounds_the_float64_sum_once(out_rows, cols, planes, strided,
@@ -717,7 +717,7 @@ def _in_layout_as_view(x, layout, view):
     return x
 
 
-@settings(max_examples=300, **COMMON)
+@settings(max_examples=examples(300), **COMMON)
 @given(layout=st.sampled_from(LAYOUTS), planes=st.integers(1, 3), channels=st.integers(2, 19),
        rows=st.integers(2, 12), cols=st.integers(1, 70),
        pad=st.tuples(st.integers(0, 1), st.integers(0, 1)), count_include_pad=st.booleans(),
@@ -772,7 +772,7 @@ def test_float32_avg_3x3_stride_1_is_the_documented_sum_rounded_once(
     np.testing.assert_array_equal(x, snapshot)
 
 
-@settings(max_examples=250, **COMMON)
+@settings(max_examples=examples(250), **COMMON)
 @given(layout=st.sampled_from(LAYOUTS), planes=st.integers(1, 3), channels=st.integers(1, 40),
        rows=st.integers(1, 10), cols=st.integers(4, 75),
        kernel=st.tuples(st.integers(1, 4), st.integers(1, 5)),
@@ -1027,7 +1027,7 @@ def assert_values_equal_indexed_values(x, kernel, stride, padding, layout):
     np.testing.assert_array_equal(got[~nan].view(np.int32), ref[~nan].view(np.int32))
 
 
-@settings(max_examples=150, **COMMON)
+@settings(max_examples=examples(150), **COMMON)
 @given(dtype=st.sampled_from([np.float32, np.float64, np.int16]), planes=st.integers(1, 5),
        length=st.integers(3, 300), row_stride=st.sampled_from([1, 2]), two_d=st.booleans(),
        nan_share=st.sampled_from([0.0, 0.01, 0.3]), threads=st.sampled_from([1, 2, 3]),

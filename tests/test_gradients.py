@@ -12,7 +12,6 @@
 """
 
 import math
-import os
 
 import numpy as np
 import pytest
@@ -20,7 +19,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import pypool
-from strategies import paddings
+from strategies import examples, paddings
 
 LAYOUTS = ("channels_first", "channels_last")
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow,
@@ -28,9 +27,6 @@ SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow,
 MAX_EXTENT = {1: 7, 2: 5, 3: 3}
 H = 1e-4
 
-def examples(n):
-    """Example count scaled by $PYPOOL_TEST_SCALE (e.g. 20 for a long bug hunt)."""
-    return max(1, int(n * float(os.environ.get("PYPOOL_TEST_SCALE", "1"))))
 
 
 

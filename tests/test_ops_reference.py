@@ -37,7 +37,7 @@ from hypothesis.extra import numpy as hnp
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import reference_ops as R  # noqa: E402
 from reference import ref_global_max_pool  # noqa: E402
-from strategies import paddings  # noqa: E402
+from strategies import examples, paddings  # noqa: E402
 
 import pypool  # noqa: E402
 
@@ -56,9 +56,6 @@ SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                       HealthCheck.data_too_large,
                                                       HealthCheck.filter_too_much])
 
-def examples(n):
-    """Example count scaled by $PYPOOL_TEST_SCALE (e.g. 20 for a long bug hunt)."""
-    return max(1, int(n * float(os.environ.get("PYPOOL_TEST_SCALE", "1"))))
 
 
 

@@ -29,6 +29,7 @@ import torch.nn.functional as F  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from reference import ref_avg_pool, ref_pooled_shape  # noqa: E402
+from strategies import examples  # noqa: E402
 
 import pypool  # noqa: E402
 
@@ -85,7 +86,7 @@ def _run_pypool(fn, case, **kw):
     return res
 
 
-@settings(max_examples=400, **SETTINGS)
+@settings(max_examples=examples(400), **SETTINGS)
 @given(case=torch_cases("max"))
 def test_max_pool_matches_torch(case):
     tv, ti = MAX_FN[case["nd"]](
@@ -104,7 +105,7 @@ def test_max_pool_matches_torch(case):
     assert np.all(values[indices == -1] == -np.inf)
 
 
-@settings(max_examples=400, **SETTINGS)
+@settings(max_examples=examples(400), **SETTINGS)
 @given(case=torch_cases("avg"), count_include_pad=st.booleans(),
        divisor_override=st.one_of(st.none(), st.integers(1, 9)))
 def test_avg_pool_matches_torch(case, count_include_pad, divisor_override):
@@ -133,7 +134,7 @@ def test_avg_pool_matches_torch(case, count_include_pad, divisor_override):
     assert np.all(both_nan | close), (got, tv)
 
 
-@settings(max_examples=150, **SETTINGS)
+@settings(max_examples=examples(150), **SETTINGS)
 @given(nd=st.integers(1, 3), data=st.data())
 def test_global_pools_match_torch(nd, data):
     spatial = tuple(data.draw(st.integers(1, MAX_DIM[nd])) for _ in range(nd))

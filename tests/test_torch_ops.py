@@ -22,7 +22,6 @@ difference (see the notes at each test):
 """
 
 import math
-import os
 
 import numpy as np
 import pytest
@@ -33,6 +32,7 @@ torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
 
 import pypool  # noqa: E402
+from strategies import examples  # noqa: E402
 
 LAYOUTS = ("channels_first", "channels_last")
 DTYPES = (np.float32, np.float64)
@@ -40,9 +40,6 @@ SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                       HealthCheck.filter_too_much])
 MAX_EXTENT = {1: 9, 2: 7, 3: 5}
 
-def examples(n):
-    """Example count scaled by $PYPOOL_TEST_SCALE (e.g. 20 for a long bug hunt)."""
-    return max(1, int(n * float(os.environ.get("PYPOOL_TEST_SCALE", "1"))))
 
 
 
