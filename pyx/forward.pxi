@@ -716,6 +716,8 @@ cdef int max_plane_rows(const real_t* x, const Strided5* xs, real_t* y, const St
                        and ct.col[0] == 0 and taps_span_row(ct, kw, OW))
     cdef bint triples = (ind == NULL and ys.s[3] == 1 and kw == 3 and sw == 2
                          and w.step[2] == 1 and taps_span_row(ct, kw, OW))
+    # ... whose result, too large for the caches, bypasses them (_row_max.h)
+    cdef bint stream = triples and result_streams(ys, sizeof(real_t))
     # Values of 3-wide stride-2 windows over several rows (max 3x3 s2):
     # column_triples_row, with colv (at least W long) for the column maxima.
     cdef bint col_triples = (ind == NULL and ys.s[3] == 1 and kw == 3 and sw == 2
@@ -755,7 +757,7 @@ cdef int max_plane_rows(const real_t* x, const Strided5* xs, real_t* y, const St
             # CPUs: _row_max.h, then the loop below for the last outputs.
             done = 0
             if real_t is float:
-                done = pypool_max3_s2_row_f32(row, yrow, OW, INLINE_PREFETCH_BYTES)
+                done = pypool_max3_s2_row_f32(row, yrow, OW, INLINE_PREFETCH_BYTES, stream)
             for o0 in range(done, OW, 32):
                 pypool_prefetch_bytes(<const char*>(row + 2 * o0) + INLINE_PREFETCH_BYTES,
                                       64 * sizeof(real_t))
@@ -810,6 +812,8 @@ cdef int max_plane_rows(const real_t* x, const Strided5* xs, real_t* y, const St
                 for o in range(OW):
                     irow[o * js.s[3]] = -1 if acci[o] == INT32_MAX else <int64_t>acci[o]
         next_row(&b, &od, &oh, OD, OH)
+    if stream:
+        pypool_store_fence()
     free(accv)
     free(colv)
     free(acci)
@@ -1169,8 +1173,9 @@ cdef extern from "_stream.h":
 
 # Results at least this large are written with streaming stores (_stream.h)
 # where a kernel can: gradients (backward.pxi), max results of the band path
-# (running.pxi), avg 3x3 results (_avg3_plane.h) and channels_last float32 max
-# results and indices (_lanes_max.h).
+# (running.pxi), avg 3x3 results (_avg3_plane.h), channels_last float32 max
+# results and indices (_lanes_max.h) and float32 max 3-wide stride-2 rows
+# (_row_max.h).
 cdef int64_t STREAM_MIN_BYTES = 16 << 20
 
 
@@ -1439,7 +1444,7 @@ cdef void max_lane_taps(const real_t* x, const Strided5* xs, real_t* accv, int64
 
 cdef extern from "_row_max.h":
     int64_t pypool_max3_s2_row_f32(const float* row, float* y, int64_t n,
-                                   int64_t ahead) noexcept nogil
+                                   int64_t ahead, int stream) noexcept nogil
 
 cdef extern from "_lanes_max.h":
     int64_t pypool_lanes_max_f32(const float* base, const int64_t* offsets, int64_t ntaps,

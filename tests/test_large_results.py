@@ -149,6 +149,33 @@ def test_channels_last_max_of_a_large_result(shape, stride, indices, misaligned)
 
 
 @pytest.mark.parametrize("misaligned", [False, True])
+@pytest.mark.parametrize("shape,two_d", [
+    ((64, 33, 4096), False),     # rows of 2047 outputs: lines across rows, every start moves
+    ((40, 52, 4098), False),     # rows of 2048: each row whole lines when the result is aligned
+    ((8, 33, 8, 4096), True),    # 1-high windows of max_pool2d: the same row kernel
+])
+def test_max_3_wide_stride_2_of_a_large_result(shape, two_d, misaligned):
+    """Max 3 wide at stride 2 along rows (float32 on AVX-512 CPUs, _row_max.h)
+    streams results of 16 MB and more, whole lines only: bit for bit the
+    reference's values (NaN, and zeros of both signs), nothing around the
+    result touched, and the same bits from a fresh result and one thread."""
+    rng = np.random.default_rng(sum(shape))
+    x = rng.integers(-3, 4, shape).astype(np.float32)
+    x[(x == 0) & (rng.random(shape) < 0.5)] = -0.0
+    x.reshape(-1)[rng.integers(0, x.size, 300)] = np.nan
+    kernel, stride = ((1, 3), (1, 2)) if two_d else ((3,), (2,))
+    ref, _ = ref_max_pool(x, kernel, stride)
+    assert ref.nbytes >= STREAM_MIN_BYTES
+    buf, start, out = _out_at(4 if misaligned else 0, ref.shape, 7.0)
+    pool = pypool.max_pool2d if two_d else pypool.max_pool1d
+    assert pool(x, kernel, stride, out=out, num_threads=2) is out
+    np.testing.assert_array_equal(out.view(np.uint32), ref.view(np.uint32))
+    _untouched(buf, start, ref.size, 7.0)
+    np.testing.assert_array_equal(pool(x, kernel, stride, num_threads=1).view(np.uint32),
+                                  ref.view(np.uint32))
+
+
+@pytest.mark.parametrize("misaligned", [False, True])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(12, 128, 56, 56), (8, 128, 90, 91)])
 def test_avg_backward_2x2_of_a_large_gradient(shape, dtype, misaligned):
