@@ -551,7 +551,8 @@ cdef int band_alloc(BandScratch* bs, const Windows* w, const RunPlan* rp,
     # (16 elements: whole 64-byte lines of floats, so every buffer below starts on one)
     cdef int64_t width = (whole_vectors((rp.strip - 1) * w.stride[2] + 2 * w.kernel[2]) + 40
                           + 15) // 16 * 16
-    cdef int64_t sweep = 4 * 8 * w.kernel[1]   # 4 vectors of up to 8 lanes per block row
+    # 4 vectors per block row, of up to 16 lanes (float32 max on AVX-512, _running.h)
+    cdef int64_t sweep = 4 * 16 * w.kernel[1]
     cdef int64_t rows_size = (rp.lines + 1) * width   # a segment's rows and a row of slack
     cdef size_t nbytes = (<size_t>(nrows * sizeof(void*))
                           + <size_t>(sweep + width + 4 * rows_size) * itemsize)
@@ -560,7 +561,7 @@ cdef int band_alloc(BandScratch* bs, const Windows* w, const RunPlan* rp,
     if bs.block == NULL:
         return 1
     # Every buffer starts on a 64-byte line (all sizes are whole lines: sweep is
-    # 32 elements a kernel row, the rest multiples of width), so rows of doubles
+    # 64 elements a kernel row, the rest multiples of width), so rows of doubles
     # are aligned and fewer of the column pass's loads split lines, and the
     # doubling passes' 64-byte stores into b1 and b2 never do (1 thread, max 13x13
     # on (8,128,64,64): 3.9 -> 3.8 ms, 3 alternating runs; b2 started mid-line).

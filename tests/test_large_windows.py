@@ -322,6 +322,29 @@ def test_large_channels_last_max_ties_follow_row_major_order(channels, kernel, s
     assert_values_equal_indexed_values(x, kernel, stride, padding, "channels_last")
 
 
+@pytest.mark.parametrize("width", [19, 40])
+@pytest.mark.parametrize("kernel,stride,padding", [((7, 7), (1, 1), (3, 3)),
+                                                   ((9, 5), (2, 1), (4, 2))])
+def test_large_channels_first_max_ties_follow_column_major_order(width, kernel, stride,
+                                                                 padding):
+    """channels_first float32 large windows go by bands: a running max down the
+    rows (16 columns a vector on AVX-512 CPUs), then doubling along them, so a
+    tie between +0 and -0 keeps the column-major first zero (README, Max):
+    bit for bit the values the indices path (row-major first) gives for the
+    transposed input and window. NaN propagates. Widths of one vector and a
+    few columns, and of several vectors."""
+    rng = np.random.default_rng(width)
+    x = rng.choice(np.array([-0.0, 0.0, -1.0, np.nan], np.float32), (2, 3, 29, width),
+                   p=[0.45, 0.45, 0.08, 0.02])
+    got = pypool.max_pool2d(x, kernel, stride, padding)
+    flipped, _ = pypool.max_pool2d(np.ascontiguousarray(x.swapaxes(2, 3)), kernel[::-1],
+                                   stride[::-1], padding[::-1], return_indices=True)
+    ref = flipped.swapaxes(2, 3)
+    nan = np.isnan(ref)
+    assert (np.isnan(got) == nan).all()
+    np.testing.assert_array_equal(got[~nan].view(np.int32), ref[~nan].view(np.int32))
+
+
 @pytest.mark.parametrize("layout", ["channels_first", "channels_last"])
 @pytest.mark.parametrize("kernel,stride,padding,dilation,ceil_mode", [
     (7, 1, 3, 1, False),                        # large on every axis
