@@ -9,9 +9,9 @@
  * GCC's AVX2 code for the scalar loop gathers the even and odd elements with
  * six permutes and three blends per 8 outputs; here two two-source permutes
  * and an align give 16 outputs. In L2 ((1,48,4096), 1 thread) 0.64 -> 0.44 ns
- * per output; the (64,256,4096) benchmark case waits on memory either way
+ * per output; the (64,256,4096) benchmark case waited on memory either way
  * (25.8-28.3 ms against 26.9-28.3; prefetching into L2 instead, or 12 KB
- * ahead, changed nothing).
+ * ahead, changed nothing) until its results streamed (below).
  *
  * Returns how many leading outputs it wrote (0 without AVX-512); the caller
  * does the rest. Reads row[0 .. 2 * done]: the windows must lie inside the
