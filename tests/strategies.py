@@ -4,6 +4,7 @@ import os
 
 from hypothesis import strategies as st
 
+
 def examples(n):
     """Example count n scaled by $PYPOOL_TEST_SCALE: 20 for a long bug hunt; CI's
     re-runs of the suite on the wheel and the serial build use 0.5."""

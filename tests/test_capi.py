@@ -25,6 +25,7 @@ import pytest
 
 import pypool
 from pypool import _args, _native
+from strategies import examples
 
 _spec = importlib.util.spec_from_file_location(
     "capi_build", os.path.join(os.path.dirname(__file__), "capi", "build.py"))
@@ -35,11 +36,6 @@ _spec.loader.exec_module(build)
 # Averages of full-range integers into float16 overflow to inf, as they should.
 pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning",
                                         "ignore:invalid value encountered in cast:RuntimeWarning")
-
-
-def _scale(n):
-    """Case count scaled by $PYPOOL_TEST_SCALE (as the property tests)."""
-    return max(1, int(n * float(os.environ.get("PYPOOL_TEST_SCALE", "1"))))
 
 
 # ----------------------------------------------------------------------------- the header's numbers
@@ -455,7 +451,7 @@ def test_results_equal_the_python_api(consumer, op):
     """Random calls of every op (both layouts, every dtype, any strides) give the
     Python API's results bit for bit, and write nothing outside their outputs."""
     rng = np.random.default_rng(sorted(BUILDERS).index(op) + 1000)
-    for n in range(_scale(40)):
+    for n in range(examples(40)):
         case = draw_case(rng, op)
         check_call(consumer, case, f"{op} case {n}: params {case[1]}, shapes "
                                    f"{[a.shape for a in case[2]]}, strides "
@@ -621,7 +617,7 @@ def test_geometry_helpers_agree_with_python(c_consumer):
     """pooled_shape / resolve_padding / unpooled_shape run the Python layer's checks:
     the same calls succeed with the same numbers, and the same calls fail."""
     rng = np.random.default_rng(11)
-    for _ in range(_scale(300)):
+    for _ in range(examples(300)):
         rank = int(rng.integers(1, 4))
         layout = str(rng.choice(LAYOUTS))
         shape, _ = draw_shape(rng, rank, layout)

@@ -57,8 +57,6 @@ SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                       HealthCheck.filter_too_much])
 
 
-
-
 def _native(dtype):
     return np.dtype(dtype).newbyteorder("=")
 
