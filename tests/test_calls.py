@@ -253,3 +253,42 @@ def test_remembered_calls_keep_num_threads_apart():
         pypool.max_pool2d(x, 3, 2, 1, num_threads=0)
     with pytest.raises(TypeError):
         pypool.avg_pool2d(x, 3, 2, 1, num_threads=1.0)
+
+
+@pytest.mark.parametrize("layout", ["channels_first", "channels_last"])
+@pytest.mark.parametrize("rank", [1, 2, 3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int16])
+def test_adaptive_pooling_to_one_cell_is_global_pooling(layout, rank, dtype, monkeypatch):
+    """Adaptive pooling to one cell per axis runs the global kernels
+    (pypool._pooling._one_cell): the reference's averages (the terms are
+    multiples of 1/8, so float64 sums are exact in any order), maxima and
+    indices, NaN included, for a reversed view, a strided out= and 1 or 2
+    threads."""
+    import reference_ops as R
+    from pypool import _pooling
+    calls = []
+    for name in ("run_reduce", "run_max"):
+        real = getattr(_pooling, name)
+        monkeypatch.setattr(_pooling, name,
+                            lambda *a, _real=real, **k: calls.append(k) or _real(*a, **k))
+    rng = np.random.default_rng(rank * 7 + len(layout))
+    spatial = (9, 6, 5)[:rank]
+    shape = (3, 4) + spatial if layout == "channels_first" else (3,) + spatial + (4,)
+    x = (rng.integers(-40, 40, shape) / (8 if np.dtype(dtype).kind == "f" else 1)).astype(dtype)
+    if np.dtype(dtype).kind == "f":
+        x.reshape(-1)[rng.integers(0, x.size, 3)] = np.nan
+    ones = (1,) * rank
+    for view in (x, x[..., ::-1]):
+        want = R.ref_adaptive_avg_pool(view, ones, layout=layout)
+        holder = np.full(want.shape + (2,), 7.0, want.dtype)
+        got = pypool.adaptive_avg_pool(view, ones, layout=layout, out=holder[..., 0])
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(
+            pypool.adaptive_avg_pool(view, ones, layout=layout, num_threads=2), want)
+        want_v, want_i = R.ref_adaptive_max_pool(view, ones, layout=layout)
+        for threads in (1, 2):
+            got_v, got_i = pypool.adaptive_max_pool(view, ones, layout=layout, return_indices=True,
+                                                    num_threads=threads)
+            np.testing.assert_array_equal(got_v, want_v)
+            np.testing.assert_array_equal(got_i, want_i)
+    assert calls and not any(k.get("adaptive") for k in calls)
