@@ -109,7 +109,7 @@ def _one_cell(g, arr):
     """The global kernels' view of adaptive pooling to one cell per axis (a
     global pool over those axes), or None for other output sizes. The global
     paths are the faster: 1 thread, float32 (16,64,112,112) to (1, 1), 6.0 ->
-    2.6 ms."""
+    1.85 ms (PyTorch: 1.84 ms)."""
     if any(o != 1 for o in g.out_spatial):
         return None
     return _global_plan(arr, g.lead, math.prod(g.spatial), g.channels_last)

@@ -1697,7 +1697,8 @@ cdef enum:
     # The AVX-512 global sums (both layouts) prefetch this many bytes ahead
     # (measured best at 12-16 KiB), for inputs of more than PLANES_IN_CACHE
     # elements (1 MiB of float32, an L2's worth; smaller ones ran up to 15%
-    # slower with prefetching).
+    # slower with prefetching); channels_first, only planes of at most 1/8 of
+    # it (see global_sum_planes).
     PLANES_PREFETCH = 12288
     PLANES_IN_CACHE = 262144
 
