@@ -1205,6 +1205,70 @@ cdef inline bint avg3_applies(const Strided5* xs, const Strided5* ys,
     return xs.n[2] >= 2
 
 
+cdef extern from "_window_sums.h":
+    int pypool_window_sums_f32(double* acc, const float** rows, int64_t nrows, int64_t s,
+                               int64_t k, int64_t n) noexcept nogil
+    int pypool_window_sums_f64(double* acc, const double** rows, int64_t nrows, int64_t s,
+                               int64_t k, int64_t n) noexcept nogil
+
+
+cdef inline bint window_sums_apply(const Windows* w, int mode) noexcept nogil:
+    """Sums the plane path may take from _window_sums.h: no dilation along the
+    row, a column stride of 2 or more, and windows that share no input row
+    with the next output row (so row sums kept in slots would never be used
+    twice)."""
+    return (mode == ACC_SUM and w.stride[2] >= 2 and w.step[2] == 1
+            and (w.kernel[1] - 1) * w.step[1] + 1 <= w.stride[1]
+            and (w.kernel[0] - 1) * w.step[0] + 1 <= w.stride[0])
+
+
+cdef bint window_sums_row(double* acc, const real_t** rowp, const real_t* x, const Strided5* xs,
+                       const Windows* w, const ColumnTaps* ct, int64_t b, int64_t od,
+                       int64_t oh, int64_t OW) noexcept nogil:
+    """acc[o] = output o's window sum, for one output row of the plane path, in
+    its order: each row's in-bounds taps left to right, then the rows in
+    order. The interior (every tap in bounds) by _window_sums.h's transposes,
+    the edges here. False (nothing done) when that kernel is not available.
+    ``rowp`` holds kernel[0] * kernel[1] pointers."""
+    cdef int64_t kw = w.kernel[2], s = w.stride[2], n = 0, jd, jh, jw, o, a, e, shift, r
+    cdef int done = 1
+    cdef double h
+    for jd in range(w.count[0][od]):
+        for jh in range(w.count[1][oh]):
+            rowp[n] = (x + b * xs.s[0] + (w.first[0][od] + jd * w.step[0]) * xs.s[1]
+                       + (w.first[1][oh] + jh * w.step[1]) * xs.s[2])
+            n += 1
+    if n == 0:
+        for o in range(OW):
+            acc[o] = 0.0
+        return True
+    inside_outputs(ct, kw, OW, &a, &e)
+    if a < e:
+        shift = ct.col[0] + (a - ct.lo[0]) * s    # output a's first tap
+        for r in range(n):
+            rowp[r] = rowp[r] + shift
+        if real_t is float:
+            done = pypool_window_sums_f32(acc + a, rowp, n, s, kw, e - a)
+        elif real_t is double:
+            done = pypool_window_sums_f64(acc + a, rowp, n, s, kw, e - a)
+        else:
+            done = 0
+        for r in range(n):
+            rowp[r] = rowp[r] - shift
+        if not done:
+            return False
+    for o in range(OW):
+        if a <= o < e:
+            continue
+        for r in range(n):
+            h = 0.0
+            for jw in range(kw):
+                if ct.lo[jw] <= o < ct.hi[jw]:
+                    h = h + <double>rowp[r][ct.col[jw] + (o - ct.lo[jw]) * s]
+            acc[o] = h if r == 0 else acc[o] + h
+    return True
+
+
 cdef int reduce_plane_rows(const real_t* x, const Strided5* xs, float_out_t* y,
                            const Strided5* ys, const Windows* w, const ColumnTaps* ct,
                            int mode, double p, int64_t divisor_override, const double* recw,
@@ -1239,6 +1303,9 @@ cdef int reduce_plane_rows(const real_t* x, const Strided5* xs, float_out_t* y,
     cdef bint is_max = mode == ACC_MAXABS
     cdef bint pairs = (mode == ACC_SUM and kw == 2 and sw == 2 and w.step[2] == 1
                        and ct.col[0] == 0 and taps_span_row(ct, kw, OW))
+    cdef bint by_windows = ((real_t is float or real_t is double) and not pairs
+                         and window_sums_apply(w, mode))
+    cdef const real_t** window_rows = NULL
     cdef const real_t* row0
     cdef const real_t* row1
     cdef double* hs
@@ -1262,8 +1329,12 @@ cdef int reduce_plane_rows(const real_t* x, const Strided5* xs, float_out_t* y,
     pbuf[0] = padded
     pbuf[1] = padded + padded_len + 1 if padded != NULL else NULL
     ptag[0] = ptag[1] = -1
+    if by_windows:
+        window_rows = <const real_t**>malloc(<size_t>(w.kernel[0] * w.kernel[1] + 1)
+                                             * sizeof(real_t*))
     if (acc == NULL or tags == NULL or rows == NULL or phases == NULL
-            or (use_padded and padded == NULL)):
+            or (use_padded and padded == NULL) or (by_windows and window_rows == NULL)):
+        free(window_rows)
         free(acc)
         free(tags)
         free(rows)
@@ -1304,6 +1375,13 @@ cdef int reduce_plane_rows(const real_t* x, const Strided5* xs, float_out_t* y,
                              od, oh, divisor_override, 0, recw)
             next_row(&b, &od, &oh, OD, OH)
             continue
+        if by_windows:
+            if window_sums_row(acc, window_rows, x, xs, w, ct, b, od, oh, OW):
+                finish_plane_row(y + offset5(ys, b, od, oh, 0, 0), ys.s[3], acc, OW, mode, p, w,
+                                 od, oh, divisor_override, 0, recw)
+                next_row(&b, &od, &oh, OD, OH)
+                continue
+            by_windows = False    # (no AVX-512: the loop below, from now on)
         n = 0
         pending = NULL
         for jd in range(w.count[0][od]):
@@ -1361,6 +1439,7 @@ cdef int reduce_plane_rows(const real_t* x, const Strided5* xs, float_out_t* y,
         finish_plane_row(y + offset5(ys, b, od, oh, 0, 0), ys.s[3], acc, OW, mode, p, w, od, oh,
                          divisor_override, 0, recw)
         next_row(&b, &od, &oh, OD, OH)
+    free(window_rows)
     free(acc)
     free(tags)
     free(rows)
@@ -1599,8 +1678,19 @@ cdef inline void finish_lanes(float_out_t* y, int64_t ystride, const double* acc
     """y[c * ystride] = finished acc[c] for the V lanes of one output position;
     one loop per case, so that the averages' divisions vectorize."""
     cdef int64_t c
+    cdef double rec
     # "+ 0.0": a sum starts from +0, so a window of -0 values averages to +0.
-    if mode == ACC_SUM and ystride == 1:
+    if mode == ACC_SUM and is_pow2(divisor):
+        # x / 2**k and x * 2**-k round the same real number: the same bits,
+        # without the division (2x2 windows give 4 lanes of results per 16 inputs).
+        rec = 1.0 / divisor
+        if ystride == 1:
+            for c in range(V):
+                y[c] = <float_out_t>((acc[c] + 0.0) * rec)
+        else:
+            for c in range(V):
+                y[c * ystride] = <float_out_t>((acc[c] + 0.0) * rec)
+    elif mode == ACC_SUM and ystride == 1:
         for c in range(V):
             y[c] = <float_out_t>((acc[c] + 0.0) / divisor)
     elif mode == ACC_SUM:
@@ -1932,6 +2022,16 @@ cdef int reduce_forward(const real_t* x, const Strided5* xs, float_out_t* y, con
         else:
             for r in range(tasks):
                 failed += global_sum_channels(x, xs, y, ys, divisor, cblock, r)
+    elif not use_running_path(xs, ys, w, False) and use_lane_direct(xs, ys, w):
+        chunks = chunk_count(rows, nthreads)
+        if nthreads > 1:
+            for r in prange(chunks, num_threads=nthreads, schedule="static"):
+                failed += lane_direct_rows(x, xs, y, ys, w, mode, p, divisor_override,
+                                           r * rows // chunks, (r + 1) * rows // chunks)
+        else:
+            for r in range(chunks):
+                failed += lane_direct_rows(x, xs, y, ys, w, mode, p, divisor_override,
+                                           r * rows // chunks, (r + 1) * rows // chunks)
     elif not use_running_path(xs, ys, w, False) and use_lane_sums(xs, ys, w, mode):
         chunks = chunk_count(rows, nthreads)
         if nthreads > 1:

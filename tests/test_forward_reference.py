@@ -642,6 +642,64 @@ def test_float32_avg_2x2_stride_2_rounds_the_float64_sum_once(out_rows, cols, pl
     assert not np.signbit(got[got == 0]).any()
 
 
+def _row_sums_then_rows(z, kh, kw, sh, sw, OH, OW):
+    """Float64 sums of the (OH, OW) windows of kh x kw at strides (sh, sw) on the
+    last two axes of z, already padded with zeros (which change at most the
+    sign of a zero sum): each window row's taps added left to right, then the
+    rows top to bottom."""
+    cols = np.arange(OW) * sw
+    rows = z[..., :, cols]
+    for j in range(1, kw):
+        rows = rows + z[..., :, cols + j]
+    starts = np.arange(OH) * sh
+    total = rows[..., starts, :]
+    for i in range(1, kh):
+        total = total + rows[..., starts + i, :]
+    return total
+
+
+@settings(max_examples=examples(150), **COMMON)
+@given(kernel=st.tuples(st.integers(1, 9), st.integers(1, 19)),
+       extra=st.tuples(st.integers(0, 3), st.integers(0, 5)), data=st.data(),
+       ceil_mode=st.booleans(), dtype=st.sampled_from([np.float32, np.float64]),
+       planes=st.integers(1, 4), reverse=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_windows_that_share_no_row_add_row_sums_then_rows(kernel, extra, data, ceil_mode, dtype,
+                                                         planes, reverse, seed):
+    """Windows no two output rows share (the stride along H at least the
+    window's height) and a column stride of 2 or more: channels_first takes
+    _window_sums.h's transposes on AVX-512 CPUs, channels_last sums each
+    window straight from the input. Both keep the documented order (each
+    row's taps left to right, then the rows): the sums are the reference's
+    in that order, bit for bit, and the layouts agree bit for bit. Terms of
+    2**60 among ordinary ones make any other order show; padding and
+    ceil_mode give edge windows with missing taps; reversed rows."""
+    kh, kw = kernel
+    sh, sw = kh + extra[0], max(2, kw - 2 + extra[1])   # columns may overlap
+    ph = data.draw(st.integers(0, kh // 2), label="ph")
+    pw = data.draw(st.integers(0, kw // 2), label="pw")
+    rng = np.random.default_rng(seed)
+    H = int(rng.integers(kh, kh + 3 * sh))
+    W = int(rng.integers(max(kw, 4 * sw), 4 * sw + 3 * kw + 20))
+    shape = (planes, 3, H, W)
+    x = (rng.standard_normal(shape) * 10.0 ** rng.integers(-6, 6, shape)).astype(dtype)
+    x[rng.random(shape) < 0.1] *= dtype(2.0 ** 60)
+    if reverse:
+        x = x[:, :, ::-1, :]
+    args = dict(kernel_size=kernel, stride=(sh, sw), padding=(ph, pw), ceil_mode=ceil_mode,
+                dtype=np.float64)
+    first = pypool.avg_pool2d(x, divisor_override=1, **args)
+    OH, OW = first.shape[-2:]
+    z = np.zeros(shape[:2] + (OH * sh + kh, OW * sw + kw))
+    z[..., ph:ph + H, pw:pw + W] = x
+    expected = _row_sums_then_rows(z, kh, kw, sh, sw, OH, OW) + 0.0
+    np.testing.assert_array_equal(first.view(np.int64), expected.view(np.int64))
+    xl = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    for kw_ in (dict(divisor_override=1), dict(count_include_pad=False), {}):
+        a = pypool.avg_pool2d(x, **args, **kw_)
+        b = pypool.avg_pool2d(xl, layout="channels_last", **args, **kw_)
+        np.testing.assert_array_equal(b.transpose(0, 3, 1, 2).view(np.int64), a.view(np.int64))
+
+
 def _padded_window_sums(x, kh, kw, dil, pad):
     """Float64 window sums of the channels_first plane path, in its order: each
     input row's taps left to right, then the window's rows top to bottom (zeros

@@ -95,6 +95,14 @@ COMPUTE = textwrap.dedent("""
                                                         count_include_pad=False)
     results["band_avg_f64"] = pypool.avg_pool2d(mx, (9, 11), (2, 1), (4, 5), dtype=np.float64)
     results["band_avg_f64_in"] = pypool.avg_pool2d(mx.astype(np.float64), (5, 9), 1, (2, 4))
+    # windows that share no row with the next output row (channels_first:
+    # _window_sums.h's transposes with AVX-512, a masked last block, edge
+    # windows; channels_last: each window straight from the input): the 2**60 terms
+    results["window_sums"] = pypool.avg_pool2d(mx, (4, 8), (4, 8), (1, 3), ceil_mode=True)
+    results["window_sums_f64"] = pypool.avg_pool2d(mx.astype(np.float64), (3, 5), (4, 3), (1, 2),
+                                                   count_include_pad=False)
+    results["window_sums_4"] = pypool.avg_pool2d(mx, 4, dtype=np.float64)
+    results["lane_direct"] = pypool.avg_pool2d(mxl, 4, 4, 1, layout="channels_last")
     # float32 max with indices (its own kernel with AVX-512): ties of both zeros
     # and NaN, stride 1 and 2, rows of several 16-output steps and a tail
     v, i = pypool.max_pool2d(bx, (2, 5), 1, (1, 2), return_indices=True)

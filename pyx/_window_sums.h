@@ -1,0 +1,157 @@
+/* Window sums of channels_first rows at a column stride of 2 or more, on
+ * AVX-512 CPUs: the averages whose windows share no row with the next output
+ * row (4x4 at stride 4, 8x8 at 8, ...), which the plane path (reduce_plane_rows
+ * in forward.pxi) otherwise does by splitting every row into its stride
+ * phases, a scalar loop that took 5-8 times a global average's time on the
+ * same input.
+ *
+ * acc[o], o < n, is the sum over the window's rows r (in order) of row r's
+ * taps rows[r][o*s + j], j < k, added left to right from tap 0: the plane
+ * path's additions in its order, so the same bits. Lanes are 8 consecutive
+ * outputs: each row's taps come as 8 loads of 8 taps (one per output, as
+ * doubles) and an 8 x 8 transpose turns them into 8 vectors of one tap each.
+ * Gathers of the taps (tried first) were 20-40% slower on the Intel machine
+ * here, and use half their lanes or less when a row has few outputs.
+ *
+ * Returns 1 when it did the sums, 0 when the caller must (no AVX-512, or the
+ * switch in _sums.h off).
+ */
+#ifndef PYPOOL_WINDOW_SUMS_H
+#define PYPOOL_WINDOW_SUMS_H
+
+#include <stdint.h>
+#include "_sums.h"    /* pypool_sums_avx512: the AVX-512 switch */
+
+#if defined(__AVX2__) && defined(PYPOOL_SUMS_HAVE_AVX512)
+
+PYPOOL_AVX512_BEGIN
+
+/* c[j] lane l = r[l] lane j: an 8x8 transpose in 24 shuffles. */
+static inline void pypool_transpose8_pd(__m512d r[8], __m512d c[8]) {
+    const __m512i lo_pairs = _mm512_set_epi64(13, 12, 5, 4, 9, 8, 1, 0);
+    const __m512i hi_pairs = _mm512_set_epi64(15, 14, 7, 6, 11, 10, 3, 2);
+    __m512d t[8], u[8];
+    int i;
+    for (i = 0; i < 8; i += 2) {
+        t[i] = _mm512_unpacklo_pd(r[i], r[i + 1]);      /* columns 0, 2, 4, 6 of the pair */
+        t[i + 1] = _mm512_unpackhi_pd(r[i], r[i + 1]);  /* columns 1, 3, 5, 7 */
+    }
+    for (i = 0; i < 8; i += 4) {
+        u[i] = _mm512_permutex2var_pd(t[i], lo_pairs, t[i + 2]);          /* columns 0, 4 */
+        u[i + 1] = _mm512_permutex2var_pd(t[i], hi_pairs, t[i + 2]);      /* 2, 6 */
+        u[i + 2] = _mm512_permutex2var_pd(t[i + 1], lo_pairs, t[i + 3]);  /* 1, 5 */
+        u[i + 3] = _mm512_permutex2var_pd(t[i + 1], hi_pairs, t[i + 3]);  /* 3, 7 */
+    }
+    c[0] = _mm512_shuffle_f64x2(u[0], u[4], 0x44);
+    c[4] = _mm512_shuffle_f64x2(u[0], u[4], 0xEE);
+    c[2] = _mm512_shuffle_f64x2(u[1], u[5], 0x44);
+    c[6] = _mm512_shuffle_f64x2(u[1], u[5], 0xEE);
+    c[1] = _mm512_shuffle_f64x2(u[2], u[6], 0x44);
+    c[5] = _mm512_shuffle_f64x2(u[2], u[6], 0xEE);
+    c[3] = _mm512_shuffle_f64x2(u[3], u[7], 0x44);
+    c[7] = _mm512_shuffle_f64x2(u[3], u[7], 0xEE);
+}
+
+/* Row r's taps j0 .. j0+nt-1 (nt <= 8) of outputs o .. o+nl-1 (nl <= 8), as
+ * doubles; lanes past them zero. Rows of 8 or 4 taps take plain loads (a
+ * 512-bit masked load of 8 floats still pays for the line split of the 64
+ * bytes it spans: 5.0 -> 4.2 ms for 8x8 windows). */
+static inline void pypool_load_taps_f32(__m512d v[8], const float* base, int64_t s, int64_t nl,
+                                        int64_t nt) {
+    __mmask16 taps = (__mmask16)((1u << nt) - 1);
+    int64_t l;
+    for (l = 0; l < 8; l++) {
+        if (l >= nl)
+            v[l] = _mm512_setzero_pd();
+        else if (nt == 8)
+            v[l] = _mm512_cvtps_pd(_mm256_loadu_ps(base + l * s));
+        else if (nt == 4)    /* (4x4 windows; lanes 4-7 are never added) */
+            v[l] = _mm512_zextpd256_pd512(_mm256_cvtps_pd(_mm_loadu_ps(base + l * s)));
+        else
+            v[l] = _mm512_cvtps_pd(_mm512_castps512_ps256(_mm512_maskz_loadu_ps(taps,
+                                                                                base + l * s)));
+    }
+}
+
+static inline void pypool_load_taps_f64(__m512d v[8], const double* base, int64_t s, int64_t nl,
+                                        int64_t nt) {
+    __mmask8 taps = (__mmask8)((1u << nt) - 1);
+    int64_t l;
+    for (l = 0; l < 8; l++) {
+        if (l >= nl)
+            v[l] = _mm512_setzero_pd();
+        else if (nt == 8)
+            v[l] = _mm512_loadu_pd(base + l * s);
+        else
+            v[l] = _mm512_maskz_loadu_pd(taps, base + l * s);
+    }
+}
+
+/* One kernel body per input type: FLOAT the element, LOAD its tap loader. */
+#define PYPOOL_WINDOW_SUMS_BODY(FLOAT, LOAD)                                          \
+    int64_t o, r, j0, j;                                                              \
+    for (o = 0; o < n; o += 8) {                                                      \
+        int64_t nl = n - o < 8 ? n - o : 8;                                           \
+        __m512d sum = _mm512_setzero_pd();                                            \
+        for (r = 0; r < nrows; r++) {                                                 \
+            const FLOAT* base = rows[r] + o * s;                                      \
+            __m512d h = _mm512_setzero_pd(), v[8], c[8];                              \
+            for (j0 = 0; j0 < k; j0 += 8) {                                           \
+                int64_t nt = k - j0 < 8 ? k - j0 : 8;                                 \
+                LOAD(v, base + j0, s, nl, nt);                                                          \
+                pypool_transpose8_pd(v, c);                                           \
+                /* Tap 0 starts the row's sum (no +0 before it). */                    \
+                h = j0 == 0 ? c[0] : _mm512_add_pd(h, c[0]);                          \
+                for (j = 1; j < nt; j++)                                              \
+                    h = _mm512_add_pd(h, c[j]);                                       \
+            }                                                                         \
+            sum = r == 0 ? h : _mm512_add_pd(sum, h);                                 \
+        }                                                                             \
+        _mm512_mask_storeu_pd(acc + o, (__mmask8)((1u << nl) - 1), sum);              \
+    }
+
+static void pypool_window_sums_f32_avx512(double* acc, const float* const* rows, int64_t nrows,
+                                          int64_t s, int64_t k, int64_t n) {
+    PYPOOL_WINDOW_SUMS_BODY(float, pypool_load_taps_f32)
+}
+
+static void pypool_window_sums_f64_avx512(double* acc, const double* const* rows, int64_t nrows,
+                                          int64_t s, int64_t k, int64_t n) {
+    PYPOOL_WINDOW_SUMS_BODY(double, pypool_load_taps_f64)
+}
+
+#undef PYPOOL_WINDOW_SUMS_BODY
+
+PYPOOL_AVX512_END
+
+static inline int pypool_window_sums_f32(double* acc, const float* const* rows, int64_t nrows,
+                                         int64_t s, int64_t k, int64_t n) {
+    if (!pypool_sums_avx512)
+        return 0;
+    pypool_window_sums_f32_avx512(acc, rows, nrows, s, k, n);
+    return 1;
+}
+
+static inline int pypool_window_sums_f64(double* acc, const double* const* rows, int64_t nrows,
+                                         int64_t s, int64_t k, int64_t n) {
+    if (!pypool_sums_avx512)
+        return 0;
+    pypool_window_sums_f64_avx512(acc, rows, nrows, s, k, n);
+    return 1;
+}
+
+#else
+static inline int pypool_window_sums_f32(double* acc, const float* const* rows, int64_t nrows,
+                                         int64_t s, int64_t k, int64_t n) {
+    (void)acc; (void)rows; (void)nrows; (void)s; (void)k; (void)n;
+    return 0;
+}
+
+static inline int pypool_window_sums_f64(double* acc, const double* const* rows, int64_t nrows,
+                                         int64_t s, int64_t k, int64_t n) {
+    (void)acc; (void)rows; (void)nrows; (void)s; (void)k; (void)n;
+    return 0;
+}
+#endif
+
+#endif
