@@ -98,7 +98,7 @@ static inline void pypool_load_taps_f64(__m512d v[8], const double* base, int64_
             __m512d h = _mm512_setzero_pd(), v[8], c[8];                              \
             for (j0 = 0; j0 < k; j0 += 8) {                                           \
                 int64_t nt = k - j0 < 8 ? k - j0 : 8;                                 \
-                LOAD(v, base + j0, s, nl, nt);                                                          \
+                LOAD(v, base + j0, s, nl, nt);                                        \
                 pypool_transpose8_pd(v, c);                                           \
                 /* Tap 0 starts the row's sum (no +0 before it). */                    \
                 h = j0 == 0 ? c[0] : _mm512_add_pd(h, c[0]);                          \
@@ -122,7 +122,83 @@ static void pypool_window_sums_f64_avx512(double* acc, const double* const* rows
 
 #undef PYPOOL_WINDOW_SUMS_BODY
 
+/* channels_last: one window's sums for channels [c, c + 8 * NV) of a position
+ * (the first tap at x; rows rs apart, taps ts apart, in elements), 8 channels
+ * a vector, NV vectors kept in registers while the window is read. */
+#define PYPOOL_LANE_WINDOW_BODY(NV, LOAD)                                             \
+    __m512d a[NV], h[NV];                                                             \
+    int64_t r, j, v;                                                                  \
+    for (r = 0; r < nh; r++) {                                                        \
+        for (v = 0; v < NV; v++)                                                      \
+            h[v] = LOAD(x + r * rs + 8 * v, m);                                       \
+        for (j = 1; j < nw; j++)                                                      \
+            for (v = 0; v < NV; v++)                                                  \
+                h[v] = _mm512_add_pd(h[v], LOAD(x + r * rs + j * ts + 8 * v, m));     \
+        for (v = 0; v < NV; v++)                                                      \
+            a[v] = r == 0 ? h[v] : _mm512_add_pd(a[v], h[v]);                         \
+    }                                                                                 \
+    for (v = 0; v < NV; v++)                                                          \
+        _mm512_mask_storeu_pd(acc + 8 * v, m, a[v]);
+
+/* 8 channels as doubles; a mask below 0xFF loads only its lanes (whole
+ * vectors take plain loads: see pypool_load_taps_f32). */
+static inline __m512d pypool_load8_f32(const float* p, __mmask8 m) {
+    if (m == 0xFF)
+        return _mm512_cvtps_pd(_mm256_loadu_ps(p));
+    return _mm512_cvtps_pd(_mm512_castps512_ps256(_mm512_maskz_loadu_ps((__mmask16)m, p)));
+}
+
+static inline __m512d pypool_load8_f64(const double* p, __mmask8 m) {
+    if (m == 0xFF)
+        return _mm512_loadu_pd(p);
+    return _mm512_maskz_loadu_pd(m, p);
+}
+
+/* acc[c], c < V: sum over the window's nh rows (in order) of each row's nw
+ * taps added left to right from tap 0, channel c of every tap (contiguous
+ * channels). 64 channels at a time in registers, then 8 at a time (the
+ * last masked). */
+#define PYPOOL_LANE_SUMS(NAME, FLOAT, LOAD)                                           \
+    static void NAME(double* acc_all, const FLOAT* x_all, int64_t rs, int64_t ts,   \
+                     int64_t nh, int64_t nw, int64_t V) {                             \
+        int64_t c = 0;                                                                \
+        for (; c + 64 <= V; c += 64) {                                                \
+            double* acc = acc_all + c;                                                \
+            const FLOAT* x = x_all + c;                                               \
+            const __mmask8 m = 0xFF;                                                  \
+            PYPOOL_LANE_WINDOW_BODY(8, LOAD)                                          \
+        }                                                                             \
+        for (; c < V; c += 8) {                                                       \
+            double* acc = acc_all + c;                                                \
+            const FLOAT* x = x_all + c;                                               \
+            const __mmask8 m = V - c >= 8 ? (__mmask8)0xFF : (__mmask8)((1u << (V - c)) - 1); \
+            PYPOOL_LANE_WINDOW_BODY(1, LOAD)                                          \
+        }                                                                             \
+    }
+
+PYPOOL_LANE_SUMS(pypool_lane_window_sums_f32_avx512, float, pypool_load8_f32)
+PYPOOL_LANE_SUMS(pypool_lane_window_sums_f64_avx512, double, pypool_load8_f64)
+
+#undef PYPOOL_LANE_SUMS
+#undef PYPOOL_LANE_WINDOW_BODY
+
 PYPOOL_AVX512_END
+
+static inline int pypool_lane_window_sums_f32(double* acc, const float* x, int64_t rs, int64_t ts,
+                                              int64_t nh, int64_t nw, int64_t V) {
+    if (!pypool_sums_avx512)
+        return 0;
+    pypool_lane_window_sums_f32_avx512(acc, x, rs, ts, nh, nw, V);
+    return 1;
+}
+
+static inline int pypool_lane_window_sums_f64(double* acc, const double* x, int64_t rs,
+                                              int64_t ts, int64_t nh, int64_t nw, int64_t V) {
+    if (!pypool_sums_avx512)
+        return 0;
+    pypool_lane_window_sums_f64_avx512(acc, x, rs, ts, nh, nw, V);
+    return 1;
+}
 
 static inline int pypool_window_sums_f32(double* acc, const float* const* rows, int64_t nrows,
                                          int64_t s, int64_t k, int64_t n) {
@@ -141,6 +217,18 @@ static inline int pypool_window_sums_f64(double* acc, const double* const* rows,
 }
 
 #else
+static inline int pypool_lane_window_sums_f32(double* acc, const float* x, int64_t rs, int64_t ts,
+                                              int64_t nh, int64_t nw, int64_t V) {
+    (void)acc; (void)x; (void)rs; (void)ts; (void)nh; (void)nw; (void)V;
+    return 0;
+}
+
+static inline int pypool_lane_window_sums_f64(double* acc, const double* x, int64_t rs,
+                                              int64_t ts, int64_t nh, int64_t nw, int64_t V) {
+    (void)acc; (void)x; (void)rs; (void)ts; (void)nh; (void)nw; (void)V;
+    return 0;
+}
+
 static inline int pypool_window_sums_f32(double* acc, const float* const* rows, int64_t nrows,
                                          int64_t s, int64_t k, int64_t n) {
     (void)acc; (void)rows; (void)nrows; (void)s; (void)k; (void)n;

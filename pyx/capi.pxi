@@ -1175,6 +1175,7 @@ cdef int reduce_family(int kind, int op, const pypool_params* p, const pypool_te
     if st == PYPOOL_OK:
         st = make_windows_c(&w, plan.ax, kind == KIND_ADAPTIVE, count_include_pad)
     if st == PYPOOL_OK:
+        sliding_if_equal_cells(&w, &xo.v)
         if kd_out == PYPOOL_FLOAT32:
             failed = reduce_kernel(kd, &xo, <float*>yo.data, &yo.v, &w, op, divisor, norm,
                                    nthreads)

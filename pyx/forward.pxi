@@ -1210,6 +1210,10 @@ cdef extern from "_window_sums.h":
                                int64_t k, int64_t n) noexcept nogil
     int pypool_window_sums_f64(double* acc, const double** rows, int64_t nrows, int64_t s,
                                int64_t k, int64_t n) noexcept nogil
+    int pypool_lane_window_sums_f32(double* acc, const float* x, int64_t rs, int64_t ts,
+                                    int64_t nh, int64_t nw, int64_t V) noexcept nogil
+    int pypool_lane_window_sums_f64(double* acc, const double* x, int64_t rs, int64_t ts,
+                                    int64_t nh, int64_t nw, int64_t V) noexcept nogil
 
 
 cdef inline bint window_sums_apply(const Windows* w, int mode) noexcept nogil:
@@ -2126,6 +2130,7 @@ def reduce_pool_forward(int op, const real_t[:, :, :, :, :] x, float_out_t[:, :,
     describe(&xs, x.shape, x.strides, sizeof(real_t))
     describe(&ys, y.shape, y.strides, sizeof(float_out_t))
     make_windows(&w, geom, adaptive, count_include_pad)
+    sliding_if_equal_cells(&w, &xs)
     cdef int failed
     try:
         with nogil:

@@ -291,6 +291,24 @@ cdef pypool_status adaptive_windows(Windows* w, const int64_t* in_sizes,
     return PYPOOL_OK
 
 
+cdef void sliding_if_equal_cells(Windows* w, const Strided5* xs) noexcept nogil:
+    """Adaptive cells that all have one size per axis (every input size a
+    multiple of the output size, as 112 -> 7) are the sliding windows of that
+    size at that stride, without padding: the same tables. Mark them so, so
+    that an average takes the sliding-window paths and their order of adds
+    (1 thread, float32 (16,64,112,112) to 7 x 7: 7.0 -> 3.0-3.9 ms, PyTorch 5.9-6.1)."""
+    cdef int a
+    if w.sliding:
+        return
+    for a in range(3):
+        if w.out[a] <= 0 or xs.n[a + 1] <= 0 or xs.n[a + 1] % w.out[a] != 0:
+            return
+    for a in range(3):
+        w.kernel[a] = xs.n[a + 1] // w.out[a]
+        w.stride[a] = w.kernel[a]
+    w.sliding = True
+
+
 cdef void free_covers(Covers* c) noexcept nogil:
     free(c.block)
     c.block = NULL

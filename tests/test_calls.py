@@ -292,3 +292,33 @@ def test_adaptive_pooling_to_one_cell_is_global_pooling(layout, rank, dtype, mon
             np.testing.assert_array_equal(got_v, want_v)
             np.testing.assert_array_equal(got_i, want_i)
     assert calls and not any(k.get("adaptive") for k in calls)
+
+
+@pytest.mark.parametrize("layout", ["channels_first", "channels_last"])
+@pytest.mark.parametrize("rank", [1, 2, 3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_adaptive_averages_of_equal_cells_are_sliding_averages(layout, rank, dtype):
+    """Adaptive average pooling whose cells all have one size per axis (each
+    input size a multiple of the output size) runs as the sliding-window
+    average of that size and stride (the kernels' sliding_if_equal_cells),
+    so it gives its bits, which follow the documented order of the sliding
+    paths: terms of 2**60 among ordinary ones make the adaptive path's
+    row-major order differ. Also the reference's values (to rounding), for a
+    reversed view, 2 threads and the C API's twin (tests/test_capi.py)."""
+    import reference_ops as R
+    rng = np.random.default_rng(rank * 11 + len(layout))
+    spatial, cells = {1: ((96,), (4,)), 2: ((24, 36), (4, 4)), 3: ((12, 8, 20), (3, 2, 5))}[rank]
+    out_size = tuple(s // c for s, c in zip(spatial, cells))
+    shape = (2, 5) + spatial if layout == "channels_first" else (2,) + spatial + (5,)
+    x = (rng.standard_normal(shape) * 10.0 ** rng.integers(-6, 6, shape)).astype(dtype)
+    x[rng.random(shape) < 0.1] *= dtype(2.0 ** 60)
+    for view in (x, x[..., ::-1]):
+        got = pypool.adaptive_avg_pool(view, out_size, layout=layout, dtype=np.float64)
+        sliding = pypool.avg_pool(view, cells, layout=layout, dtype=np.float64)
+        np.testing.assert_array_equal(got.view(np.int64), sliding.view(np.int64))
+        np.testing.assert_array_equal(
+            pypool.adaptive_avg_pool(view, out_size, layout=layout, dtype=np.float64,
+                                     num_threads=2).view(np.int64), sliding.view(np.int64))
+        want = R.ref_adaptive_avg_pool(view, out_size, layout=layout, keep_float64=True)
+        scale = R.ref_adaptive_avg_pool(np.abs(view), out_size, layout=layout, keep_float64=True)
+        assert (np.abs(got - want) <= 1e-13 * scale).all()

@@ -662,25 +662,29 @@ def _row_sums_then_rows(z, kh, kw, sh, sw, OH, OW):
 @given(kernel=st.tuples(st.integers(1, 9), st.integers(1, 19)),
        extra=st.tuples(st.integers(0, 3), st.integers(0, 5)), data=st.data(),
        ceil_mode=st.booleans(), dtype=st.sampled_from([np.float32, np.float64]),
-       planes=st.integers(1, 4), reverse=st.booleans(), seed=st.integers(0, 2**32 - 1))
+       planes=st.integers(1, 3), channels=st.sampled_from([3, 8, 64, 75]),
+       reverse=st.booleans(), seed=st.integers(0, 2**32 - 1))
 def test_windows_that_share_no_row_add_row_sums_then_rows(kernel, extra, data, ceil_mode, dtype,
-                                                         planes, reverse, seed):
+                                                         planes, channels, reverse, seed):
     """Windows no two output rows share (the stride along H at least the
-    window's height) and a column stride of 2 or more: channels_first takes
-    _window_sums.h's transposes on AVX-512 CPUs, channels_last sums each
-    window straight from the input. Both keep the documented order (each
-    row's taps left to right, then the rows): the sums are the reference's
-    in that order, bit for bit, and the layouts agree bit for bit. Terms of
-    2**60 among ordinary ones make any other order show; padding and
-    ceil_mode give edge windows with missing taps; reversed rows."""
+    window's height), a column stride of 2 or more and at least 4 output
+    columns: channels_first takes _window_sums.h's transposes on AVX-512
+    CPUs, channels_last sums each window straight from the input. Both keep
+    the documented order (each row's taps left to right, then the rows): the
+    sums are the reference's in that order, bit for bit, and the layouts
+    agree bit for bit. Terms of 2**60 among ordinary ones make any other
+    order show; padding and ceil_mode give edge windows with missing taps;
+    reversed rows; channel counts that fill 8 or 64 lanes and leave a rest."""
     kh, kw = kernel
     sh, sw = kh + extra[0], max(2, kw - 2 + extra[1])   # columns may overlap
     ph = data.draw(st.integers(0, kh // 2), label="ph")
     pw = data.draw(st.integers(0, kw // 2), label="pw")
     rng = np.random.default_rng(seed)
     H = int(rng.integers(kh, kh + 3 * sh))
-    W = int(rng.integers(max(kw, 4 * sw), 4 * sw + 3 * kw + 20))
-    shape = (planes, 3, H, W)
+    # At least 4 output columns: narrower rows take the general paths, whose
+    # channels_first order is row-major over the whole window (README).
+    W = int(rng.integers(kw + 3 * sw, 4 * sw + 3 * kw + 20))
+    shape = (planes, channels, H, W)
     x = (rng.standard_normal(shape) * 10.0 ** rng.integers(-6, 6, shape)).astype(dtype)
     x[rng.random(shape) < 0.1] *= dtype(2.0 ** 60)
     if reverse:

@@ -103,6 +103,15 @@ COMPUTE = textwrap.dedent("""
                                                    count_include_pad=False)
     results["window_sums_4"] = pypool.avg_pool2d(mx, 4, dtype=np.float64)
     results["lane_direct"] = pypool.avg_pool2d(mxl, 4, 4, 1, layout="channels_last")
+    # 75 channels: a 64-channel block in registers, then 8 and a masked 3;
+    # terms of 2**60 of either sign in every row and float64 results, so the
+    # order of three rows shows
+    many = rng.standard_normal((2, 13, 17, 75)).astype(np.float32)
+    many[rng.random(many.shape) < 0.2] *= np.float32(2.0 ** 60)
+    results["lane_direct_75"] = pypool.avg_pool2d(many, (3, 4), (3, 2), 1, dtype=np.float64,
+                                                  layout="channels_last")
+    results["lane_direct_75_f64"] = pypool.avg_pool2d(many.astype(np.float64), 3,
+                                                      layout="channels_last")
     # float32 max with indices (its own kernel with AVX-512): ties of both zeros
     # and NaN, stride 1 and 2, rows of several 16-output steps and a tail
     v, i = pypool.max_pool2d(bx, (2, 5), 1, (1, 2), return_indices=True)
