@@ -732,22 +732,31 @@ cdef bint band_sum_task(const real_t* x, const Strided5* xs, float_out_t* y,
     return True
 
 
-cdef void running_max_task(const real_t* x, const Strided5* xs, real_t* y, const Strided5* ys,
-                           const Windows* w, const RunPlan* rp, int64_t task, real_t* za,
-                           real_t* zb, real_t* zc, real_t* zd, BandScratch* bs) noexcept nogil:
-    """Max pooling (values only) of one task; za .. zd hold rp.scratch elements each;
-    bs, unless NULL, the band path's buffers."""
+cdef int running_max_task(const real_t* x, const Strided5* xs, real_t* y, const Strided5* ys,
+                          const Windows* w, const RunPlan* rp, int64_t task, real_t** scratch,
+                          BandScratch* bs) noexcept nogil:
+    """Max pooling (values only) of one task; bs, unless NULL, the band path's
+    buffers; *scratch, 4 buffers of rp.scratch elements for the other paths,
+    allocated when first needed (NULL until then). 1 when it cannot be."""
     cdef RunTask t
     cdef Segment sg
     cdef int64_t g = 0, v, o, g0, n, group = column_group(sizeof(real_t)), V = rp.V
     cdef real_t* yrow
     cdef real_t* line
     plan_task(&t, xs, ys, w, rp, task)
+    if V == 1 and bs != NULL and band_max_task(x, xs, y, ys, w, rp, &t, bs):
+        return 0
+    if scratch[0] == NULL:
+        scratch[0] = <real_t*>malloc(<size_t>(4 * rp.scratch) * sizeof(real_t))
+        if scratch[0] == NULL:
+            return 1
+    cdef real_t* za = scratch[0]
+    cdef real_t* zb = za + rp.scratch
+    cdef real_t* zc = za + 2 * rp.scratch
+    cdef real_t* zd = za + 3 * rp.scratch
     if V > 1:
         lanes_max_task(x, xs, y, ys, w, rp, &t, za, zb, zc, zd)
-        return
-    if bs != NULL and band_max_task(x, xs, y, ys, w, rp, &t, bs):
-        return
+        return 0
     while g < t.nl:
         segment_at(&sg, &t, ys, w, rp, g)
         for v in range(sg.v1 - sg.v0):
@@ -770,6 +779,7 @@ cdef void running_max_task(const real_t* x, const Strided5* xs, real_t* y, const
                 for o in range(t.nout):
                     yrow[o * ys.s[3]] = line[o]
         g0 += n
+    return 0
 
 
 # channels_last: a row's columns are already positions of V contiguous lanes,
@@ -813,23 +823,31 @@ cdef void lanes_max_task(const real_t* x, const Strided5* xs, real_t* y, const S
         g += sg.n
 
 
-cdef void running_reduce_task(const real_t* x, const Strided5* xs, float_out_t* y,
-                              const Strided5* ys, const Windows* w, const RunPlan* rp,
-                              int mode, double p, int64_t divisor_override, const double* recw,
-                              int64_t task, double* za, double* zb, double* zc,
-                              double* zd, BandScratch* bs) noexcept nogil:
-    """Average or Lp norm of one task; za .. zd hold rp.scratch doubles each; bs,
-    unless NULL, the sum band path's buffers."""
+cdef int running_reduce_task(const real_t* x, const Strided5* xs, float_out_t* y,
+                             const Strided5* ys, const Windows* w, const RunPlan* rp,
+                             int mode, double p, int64_t divisor_override, const double* recw,
+                             int64_t task, double** scratch, BandScratch* bs) noexcept nogil:
+    """Average or Lp norm of one task; bs, unless NULL, the sum band path's
+    buffers; *scratch as for running_max_task (doubles). 1 on no memory."""
     cdef RunTask t
     cdef Segment sg
     cdef int64_t g = 0, v, g0, n, group = column_group(sizeof(double))
     cdef bint is_max = mode == ACC_MAXABS
     plan_task(&t, xs, ys, w, rp, task)
+    if (rp.V == 1 and bs != NULL
+            and band_sum_task(x, xs, y, ys, w, rp, &t, bs, divisor_override, recw)):
+        return 0
+    if scratch[0] == NULL:
+        scratch[0] = <double*>malloc(<size_t>(4 * rp.scratch) * sizeof(double))
+        if scratch[0] == NULL:
+            return 1
+    cdef double* za = scratch[0]
+    cdef double* zb = za + rp.scratch
+    cdef double* zc = za + 2 * rp.scratch
+    cdef double* zd = za + 3 * rp.scratch
     if rp.V > 1:
         lanes_reduce_task(x, xs, y, ys, w, rp, &t, mode, p, divisor_override, za, zb, zc, zd)
-        return
-    if bs != NULL and band_sum_task(x, xs, y, ys, w, rp, &t, bs, divisor_override, recw):
-        return
+        return 0
     while g < t.nl:
         segment_at(&sg, &t, ys, w, rp, g)
         for v in range(sg.v1 - sg.v0):
@@ -848,6 +866,7 @@ cdef void running_reduce_task(const real_t* x, const Strided5* xs, float_out_t* 
                              za + g * t.nout, t.nout, mode, p, w, sg.od, sg.oh,
                              divisor_override, t.ow0, recw)
         g0 += n
+    return 0
 
 
 cdef void lanes_reduce_task(const real_t* x, const Strided5* xs, float_out_t* y,
@@ -887,51 +906,54 @@ cdef void lanes_reduce_task(const real_t* x, const Strided5* xs, float_out_t* y,
 cdef int running_max_tasks(const real_t* x, const Strided5* xs, real_t* y, const Strided5* ys,
                            const Windows* w, const RunPlan* rp, int64_t t0,
                            int64_t t1) noexcept nogil:
-    """Tasks [t0, t1) of a running max; 1 when scratch cannot be allocated, else 0."""
+    """Tasks [t0, t1) of a running max; 1 when scratch cannot be allocated, else 0.
+    The scratch of the paths other than the band path is allocated only if one
+    of them runs: a call's fresh scratch costs page faults (and as much time as
+    the pooling on 64 x 64 planes of a few channels)."""
     cdef int64_t task
     cdef BandScratch bands
     cdef BandScratch* bs = NULL
-    cdef real_t* za = <real_t*>malloc(<size_t>(4 * rp.scratch) * sizeof(real_t))
-    if za == NULL:
-        return 1
+    cdef real_t* scratch = NULL
+    cdef int failed = 0
     if use_bands(xs, w, rp, sizeof(real_t)):
         if band_alloc(&bands, w, rp, sizeof(real_t)):
-            free(za)
             return 1
         bs = &bands
     for task in range(t0, t1):
         if task + 1 < t1:
             prefetch_task(x, xs, ys, w, rp, task + 1)
-        running_max_task(x, xs, y, ys, w, rp, task, za, za + rp.scratch, za + 2 * rp.scratch,
-                         za + 3 * rp.scratch, bs)
+        if running_max_task(x, xs, y, ys, w, rp, task, &scratch, bs):
+            failed = 1
+            break
     if bs != NULL:
         free(bands.block)
-    free(za)
-    return 0
+    free(scratch)
+    return failed
 
 
 cdef int running_reduce_tasks(const real_t* x, const Strided5* xs, float_out_t* y,
                               const Strided5* ys, const Windows* w, const RunPlan* rp, int mode,
                               double p, int64_t divisor_override, const double* recw, int64_t t0,
                               int64_t t1) noexcept nogil:
-    """Tasks [t0, t1) of a running average / Lp norm; 1 when scratch cannot be allocated."""
+    """Tasks [t0, t1) of a running average / Lp norm; 1 when scratch cannot be
+    allocated. Scratch as in running_max_tasks."""
     cdef int64_t task
     cdef BandScratch bands
     cdef BandScratch* bs = NULL
-    cdef double* za = <double*>malloc(<size_t>(4 * rp.scratch) * sizeof(double))
-    if za == NULL:
-        return 1
+    cdef double* scratch = NULL
+    cdef int failed = 0
     if use_sum_bands(xs, w, rp, mode, real_t is float or real_t is double):
         if band_alloc(&bands, w, rp, sizeof(double)):
-            free(za)
             return 1
         bs = &bands
     for task in range(t0, t1):
         if task + 1 < t1:
             prefetch_task(x, xs, ys, w, rp, task + 1)
-        running_reduce_task(x, xs, y, ys, w, rp, mode, p, divisor_override, recw, task, za,
-                            za + rp.scratch, za + 2 * rp.scratch, za + 3 * rp.scratch, bs)
+        if running_reduce_task(x, xs, y, ys, w, rp, mode, p, divisor_override, recw, task,
+                               &scratch, bs):
+            failed = 1
+            break
     if bs != NULL:
         free(bands.block)
-    free(za)
-    return 0
+    free(scratch)
+    return failed

@@ -218,6 +218,31 @@ def test_many_tasks_wide_rows_and_threads(op, layout):
         np.testing.assert_array_equal(run(threads).view(np.uint32), first.view(np.uint32))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("op", ["max", "avg"])
+def test_band_and_transposing_tasks_in_one_call(op, dtype):
+    """129 output columns: a strip of 128 takes the band path, the last one
+    (2 input columns inside: a 3-column window is not made a running one, so
+    no block alignment widens it) the transposing path, whose scratch is then
+    allocated mid-call. Both against the reference; every thread count gives
+    the same bits."""
+    rng = np.random.default_rng(11)
+    x = rng.integers(-40, 40, (2, 3, 40, 129)).astype(dtype) / 8    # exact sums
+    x[0, 1, 7, 127] = np.nan
+    if op == "max":
+        run = lambda t: pypool.max_pool2d(x, (7, 3), 1, (3, 1), num_threads=t)
+        assert_same_max(run(1), ref_max_pool(x, (7, 3), (1, 1), (3, 1))[0])
+    else:
+        run = lambda t: pypool.avg_pool2d(x, (7, 3), 1, (3, 1), count_include_pad=False,
+                                          num_threads=t)
+        ref = ref_avg_pool(x, (7, 3), (1, 1), (3, 1), count_include_pad=False,
+                           keep_float64=True)
+        assert_avg_matches(run(1), ref, dtype)
+    first = run(1)
+    for threads in (2, 3):
+        np.testing.assert_array_equal(run(threads), first)
+
+
 def _separable_max(x, kernel, padding):
     """Max over each kernel[0] x kernel[1] window of the last two axes (stride
     1, symmetric padding that never wins): rows, then columns, NaN propagating."""
