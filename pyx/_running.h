@@ -585,6 +585,21 @@ static inline __m256 pypool_finish8(__m512d s, __m512d divisor, __m512d recip) {
     return _mm512_cvtpd_ps(q);
 }
 
+/* pypool_finish8 of two vectors, their risks tested together. */
+static inline void pypool_finish16(__m512d s0, __m512d s1, __m512d d0, __m512d d1,
+                                   __m512d r0, __m512d r1, __m256* f0, __m256* f1) {
+    s0 = _mm512_add_pd(s0, _mm512_setzero_pd());
+    s1 = _mm512_add_pd(s1, _mm512_setzero_pd());
+    __m512d q0 = _mm512_mul_pd(s0, r0), q1 = _mm512_mul_pd(s1, r1);
+    __mmask16 risk = pypool_rounding_risk16(q0, q1);
+    if (risk) {
+        q0 = _mm512_mask_div_pd(q0, (__mmask8)risk, s0, d0);
+        q1 = _mm512_mask_div_pd(q1, (__mmask8)(risk >> 8), s1, d1);
+    }
+    *f0 = _mm512_cvtpd_ps(q0);
+    *f1 = _mm512_cvtpd_ps(q1);
+}
+
 /* The window sums finished as float32 averages, straight into the result:
  * y[r * y_ld + o] = (float)((sum + 0.0) / (dh[r] * dw[o])) (dw NULL: "/ dh[r]"),
  * as finish_plane_row computes them; rdw[o] = 1 / dw[o]. With stream (y and
@@ -605,12 +620,18 @@ static void pypool_rows_window_averages_v8(const double* src, int64_t ld, int64_
         __m512d d = _mm512_set1_pd(dh[r]), rd = _mm512_set1_pd(1.0 / dh[r]);
         for (o = 0; o + 4 * VL <= nout; o += 4 * VL) {
             PYPOOL_WINDOW_SUMS_AT(pypool_vd8, 4, v, run, left, o, a, b, rest);
-            for (u = 0; u < 4; u++) {
-                __m256 f = dw ? pypool_finish8((__m512d)v[u],
-                                               _mm512_mul_pd(d, _mm512_loadu_pd(dw + o + u * VL)),
-                                               _mm512_mul_pd(rd, _mm512_loadu_pd(rdw + o + u * VL)))
-                              : pypool_finish8((__m512d)v[u], d, rd);
-                pypool_put_ps8(yr + o + u * VL, f, stream);
+            for (u = 0; u < 4; u += 2) {
+                __m512d d0 = d, d1 = d, r0 = rd, r1 = rd;
+                __m256 f0, f1;
+                if (dw) {
+                    d0 = _mm512_mul_pd(d, _mm512_loadu_pd(dw + o + u * VL));
+                    d1 = _mm512_mul_pd(d, _mm512_loadu_pd(dw + o + (u + 1) * VL));
+                    r0 = _mm512_mul_pd(rd, _mm512_loadu_pd(rdw + o + u * VL));
+                    r1 = _mm512_mul_pd(rd, _mm512_loadu_pd(rdw + o + (u + 1) * VL));
+                }
+                pypool_finish16((__m512d)v[u], (__m512d)v[u + 1], d0, d1, r0, r1, &f0, &f1);
+                pypool_put_ps8(yr + o + u * VL, f0, stream);
+                pypool_put_ps8(yr + o + (u + 1) * VL, f1, stream);
             }
         }
         for (; o + VL <= nout; o += VL) {

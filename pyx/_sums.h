@@ -133,6 +133,30 @@ PYPOOL_AVX512 static inline __mmask8 pypool_rounding_risk8(__m512d q) {
     return near_midpoint | (outside & _mm512_test_epi64_mask(magnitude, magnitude));
 }
 
+/* pypool_rounding_risk8 of 16 quotients (q0's lanes in bits 0-7, q1's in
+ * 8-15), on 32-bit halves: the bits it tests lie in the low half (the 29
+ * dropped by a cast to float) or the high one (sign and exponent), and
+ * gathering each half of both vectors into one takes a permute, so the
+ * tests run once per 16 lanes: 12 operations instead of 22. */
+PYPOOL_AVX512 static inline __mmask16 pypool_rounding_risk16(__m512d q0, __m512d q1) {
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    __m512i b0 = _mm512_castpd_si512(q0), b1 = _mm512_castpd_si512(q1);
+    __m512i low = _mm512_permutex2var_epi32(b0, even, b1);
+    __m512i high = _mm512_permutex2var_epi32(b0, odd, b1);
+    __mmask16 near_midpoint = _mm512_cmplt_epu32_mask(
+        _mm512_sub_epi32(_mm512_and_si512(low, _mm512_set1_epi32((1 << 29) - 1)),
+                         _mm512_set1_epi32((1 << 28) - 64)),
+        _mm512_set1_epi32(128));
+    /* magnitude: the exponent in bits 21-31; its range test as in risk8 */
+    __m512i magnitude = _mm512_slli_epi32(high, 1);
+    __mmask16 outside = _mm512_cmpge_epu32_mask(
+        _mm512_sub_epi32(magnitude, _mm512_set1_epi32((1023 - 126) << 21)),
+        _mm512_set1_epi32(254 << 21));
+    __m512i any = _mm512_or_si512(magnitude, low);
+    return near_midpoint | (outside & _mm512_test_epi32_mask(any, any));
+}
+
 /* y[k * ystride] = sums[k] / divisor for 8 planes: sums * recip, except where
  * pypool_rounding_risk8 asks for the quotient. */
 PYPOOL_AVX512 static inline void pypool_store_8_averages(__m512d sums, double divisor,

@@ -326,6 +326,14 @@ def test_float32_average_rounds_like_the_division_near_midpoints():
     rows[:, 0, 0, 4:13] = windows
     got = pypool.avg_pool2d(rows, (1, 9), 1, (0, 4), count_include_pad=True)
     np.testing.assert_array_equal(got[:, 0, 0, 8], expected)
+    # ... and rows of 40 outputs, one window in each of the first four vectors
+    # of 8 (on AVX-512 CPUs, tested for risk two vectors at a time)
+    rows = np.zeros((1024, 1, 1, 40), np.float32)
+    for j, o in enumerate((4, 13, 22, 31)):
+        rows[:, 0, 0, o - 4:o + 5] = windows[j::4]
+    got = pypool.avg_pool2d(rows, (1, 9), 1, (0, 4), count_include_pad=True)
+    for j, o in enumerate((4, 13, 22, 31)):
+        np.testing.assert_array_equal(got[:, 0, 0, o], expected[j::4])
     # global average of 3x3 planes
     np.testing.assert_array_equal(pypool.global_avg_pool(windows.reshape(1, -1, 3, 3))[0], expected)
     # channels_last: the windows side by side as channels
