@@ -611,10 +611,11 @@ static void pypool_rows_window_averages_v8(const double* src, int64_t ld, int64_
                                            const double* rdw, int stream) {
     enum { VL = 8 };
     int64_t a = pypool_sum_run_length(k), b = k / a, rest = k - a * b, r, o, u;
-    const double* runs = pypool_sum_runs_v8(src, ld, nrows, k, nout, a, tmp);
     pypool_vd8 v[4];
     for (r = 0; r < nrows; r++) {
-        const double* run = runs + r * ld;
+        /* one row's runs at a time: they stay in L1 for the window sums (all
+           rows' runs, 70 KB for 64 rows of 64 outputs, went through L2) */
+        const double* run = pypool_sum_runs_v8(src + r * ld, ld, 1, k, nout, a, tmp);
         const double* left = src + r * ld + a * b;
         float* yr = y + r * y_ld;
         __m512d d = _mm512_set1_pd(dh[r]), rd = _mm512_set1_pd(1.0 / dh[r]);
