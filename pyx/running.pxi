@@ -658,6 +658,29 @@ cdef inline bint use_sum_bands(const Strided5* xs, const Windows* w, const RunPl
             and w.stride[2] == 1)
 
 
+cdef enum:
+    BAND_CHUNK = 16    # output rows a sum band task pools at a time (direct rows) ...
+    BAND_CHUNK_MIN = 8 # ... and its bounds with running rows, whose chunks end on a
+    BAND_CHUNK_MAX = 32  # block of kh rows
+
+
+cdef inline int64_t band_chunk(const Segment* sg, int64_t i0, int64_t sh, int64_t kh,
+                               bint run_h) noexcept nogil:
+    """Output rows of the segment's chunk from i0: the row pass writes their
+    column sums and the column pass reads them back while they are in L1 (a
+    task's 64 rows of sums, 70 KB for 64 outputs a row, went through L2). With
+    running rows a chunk ends where a block of kh padded rows starts, so no
+    block's suffix sums are made twice; where none starts within
+    BAND_CHUNK_MAX rows, the rest of the segment is one chunk."""
+    cdef int64_t i, rest = sg.n - i0
+    if not run_h:
+        return rest if rest < BAND_CHUNK else BAND_CHUNK
+    for i in range(i0 + BAND_CHUNK_MIN, min(sg.n, i0 + BAND_CHUNK_MAX + 1)):
+        if ((sg.oh + i) * sh - sg.v0) % kh == 0:
+            return i - i0
+    return rest
+
+
 cdef bint band_sum_task(const real_t* x, const Strided5* xs, float_out_t* y,
                         const Strided5* ys, const Windows* w, const RunPlan* rp,
                         const RunTask* t, BandScratch* bs, int64_t divisor_override,
@@ -665,7 +688,8 @@ cdef bint band_sum_task(const real_t* x, const Strided5* xs, float_out_t* y,
     """One task of an average by sum bands; False (nothing written) when its
     inside columns are fewer than a vector, for the transposing path to take."""
     cdef Segment sg
-    cdef int64_t g = 0, v, i, first_w = t.ow0 * w.stride[2] - t.u0
+    cdef int64_t g = 0, v, i, i0, n, first_h, first_w = t.ow0 * w.stride[2] - t.u0
+    cdef bint done
     cdef int64_t kh = w.kernel[1], sh = w.stride[1], right = t.lead + t.ninside
     cdef const real_t** rows = <const real_t**>bs.rows
     cdef real_t* ident = <real_t*>bs.ident
@@ -686,46 +710,51 @@ cdef bint band_sum_task(const real_t* x, const Strided5* xs, float_out_t* y,
         for v in range(sg.v1 - sg.v0):
             row = segment_row(x, xs, w, &sg, t, sg.v0 + v)
             rows[v] = row if row != NULL else ident
-        # the column sums of the segment's output rows, at their inside columns
-        if real_t is float:
-            if rp.run_h:
-                pypool_rows_running_sum_f32(rows, t.ninside, sg.oh * sh - sg.v0, sh, kh, sg.n,
-                                            <double*>bs.sweep, lines + t.lead, t.width)
-            else:
-                pypool_rows_direct_sum_f32(rows, t.ninside, sg.oh * sh - sg.v0, sh, kh, sg.n,
-                                           lines + t.lead, t.width)
-        elif real_t is double:
-            if rp.run_h:
-                pypool_rows_running_sum_f64(rows, t.ninside, sg.oh * sh - sg.v0, sh, kh, sg.n,
-                                            <double*>bs.sweep, lines + t.lead, t.width)
-            else:
-                pypool_rows_direct_sum_f64(rows, t.ninside, sg.oh * sh - sg.v0, sh, kh, sg.n,
-                                           lines + t.lead, t.width)
-        for i in range(sg.n):
-            line = lines + i * t.width
-            fill(line, 0.0, t.lead)
-            fill(line + right, 0.0, t.ncols - right)
-        # ... summed along the columns and finished into the result's rows: float32
-        # rows in one pass where the CPU has AVX-512, else sums, then finish_plane_row
-        if float_out_t is float and ys.s[3] == 1:
-            if g == 0:
-                for i in range(t.nout):    # (per task: tasks are a strip of columns)
-                    recw_task[i] = 1.0 / w.divisor[2][t.ow0 + i]
-            for i in range(sg.n):
-                divisors[i] = (<double>divisor_override if divisor_override > 0 else
-                               w.divisor[0][sg.od] * w.divisor[1][sg.oh + i])
-            if pypool_rows_window_averages_f32(
-                    lines + first_w, t.width, sg.n, w.kernel[2], t.nout, <double*>bs.b1,
-                    y + offset5(ys, sg.b, sg.od, sg.oh, t.ow0, 0), ys.s[2], divisors,
-                    NULL if divisor_override > 0 else w.divisor[2] + t.ow0, recw_task, stream):
-                g += sg.n
-                continue
-        pypool_rows_window_sums(lines + first_w, t.width, sg.n, w.kernel[2], t.nout,
-                                <double*>bs.b1, sums, t.nout)
-        for i in range(sg.n):
-            finish_plane_row(y + offset5(ys, sg.b, sg.od, sg.oh + i, t.ow0, 0), ys.s[3],
-                             sums + i * t.nout, t.nout, ACC_SUM, 0.0, w, sg.od, sg.oh + i,
-                             divisor_override, t.ow0, recw)
+        if float_out_t is float and g == 0:
+            for i in range(t.nout):    # (per task: tasks are a strip of columns)
+                recw_task[i] = 1.0 / w.divisor[2][t.ow0 + i]
+        i0 = 0
+        while i0 < sg.n:
+            n = band_chunk(&sg, i0, sh, kh, rp.run_h)
+            first_h = (sg.oh + i0) * sh - sg.v0
+            # the column sums of the chunk's output rows, at their inside columns
+            if real_t is float:
+                if rp.run_h:
+                    pypool_rows_running_sum_f32(rows, t.ninside, first_h, sh, kh, n,
+                                                <double*>bs.sweep, lines + t.lead, t.width)
+                else:
+                    pypool_rows_direct_sum_f32(rows, t.ninside, first_h, sh, kh, n,
+                                               lines + t.lead, t.width)
+            elif real_t is double:
+                if rp.run_h:
+                    pypool_rows_running_sum_f64(rows, t.ninside, first_h, sh, kh, n,
+                                                <double*>bs.sweep, lines + t.lead, t.width)
+                else:
+                    pypool_rows_direct_sum_f64(rows, t.ninside, first_h, sh, kh, n,
+                                               lines + t.lead, t.width)
+            for i in range(n):
+                line = lines + i * t.width
+                fill(line, 0.0, t.lead)
+                fill(line + right, 0.0, t.ncols - right)
+            # ... summed along the columns and finished into the result's rows: float32
+            # rows in one pass where the CPU has AVX-512, else sums, then finish_plane_row
+            done = False
+            if float_out_t is float and ys.s[3] == 1:
+                for i in range(n):
+                    divisors[i] = (<double>divisor_override if divisor_override > 0 else
+                                   w.divisor[0][sg.od] * w.divisor[1][sg.oh + i0 + i])
+                done = pypool_rows_window_averages_f32(
+                    lines + first_w, t.width, n, w.kernel[2], t.nout, <double*>bs.b1,
+                    y + offset5(ys, sg.b, sg.od, sg.oh + i0, t.ow0, 0), ys.s[2], divisors,
+                    NULL if divisor_override > 0 else w.divisor[2] + t.ow0, recw_task, stream)
+            if not done:
+                pypool_rows_window_sums(lines + first_w, t.width, n, w.kernel[2], t.nout,
+                                        <double*>bs.b1, sums, t.nout)
+                for i in range(n):
+                    finish_plane_row(y + offset5(ys, sg.b, sg.od, sg.oh + i0 + i, t.ow0, 0),
+                                     ys.s[3], sums + i * t.nout, t.nout, ACC_SUM, 0.0, w, sg.od,
+                                     sg.oh + i0 + i, divisor_override, t.ow0, recw)
+            i0 += n
         g += sg.n
     if stream:
         pypool_store_fence()
