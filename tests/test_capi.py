@@ -474,6 +474,22 @@ def test_global_average_adds_in_the_python_layer_order(consumer):
         assert_same_bits(out, want, f"input {n}, strides {x.strides}")
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_adaptive_averages_of_equal_cells_add_as_sliding_ones(consumer, layout):
+    """Adaptive averages whose cells all have one size per axis take the sliding
+    paths from C too (test_calls.py has the Python side): the sliding average's
+    bits, where terms of 2**60 among ordinary ones make any other order show."""
+    rng = np.random.default_rng(9)
+    shape = (2, 5, 24, 36) if layout == "channels_first" else (2, 24, 36, 5)
+    x = rng.standard_normal(shape) * 10.0 ** rng.integers(-6, 6, shape)
+    x[rng.random(shape) < 0.1] *= 2.0 ** 60
+    want = pypool.avg_pool(x, (4, 4), layout=layout)
+    assert_same_bits(pypool.adaptive_avg_pool(x, (6, 9), layout=layout), want, "Python")
+    out = np.empty(want.shape)
+    assert consumer.run("adaptive_avg_pool", c_params(2, layout), (x, out)) == OK
+    assert_same_bits(out, want, "C API")
+
+
 def test_float16_conversions_match_numpy(c_consumer):
     """float16 data go through the C API's own conversions: widening every one of the
     65536 bit patterns, and narrowing doubles (ties, subnormals, overflow, NaN
