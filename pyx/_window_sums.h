@@ -184,62 +184,27 @@ PYPOOL_LANE_SUMS(pypool_lane_window_sums_f64_avx512, double, pypool_load8_f64)
 
 PYPOOL_AVX512_END
 
-static inline int pypool_lane_window_sums_f32(double* acc, const float* x, int64_t rs, int64_t ts,
-                                              int64_t nh, int64_t nw, int64_t V) {
-    if (!pypool_sums_avx512)
-        return 0;
-    pypool_lane_window_sums_f32_avx512(acc, x, rs, ts, nh, nw, V);
-    return 1;
-}
-
-static inline int pypool_lane_window_sums_f64(double* acc, const double* x, int64_t rs,
-                                              int64_t ts, int64_t nh, int64_t nw, int64_t V) {
-    if (!pypool_sums_avx512)
-        return 0;
-    pypool_lane_window_sums_f64_avx512(acc, x, rs, ts, nh, nw, V);
-    return 1;
-}
-
-static inline int pypool_window_sums_f32(double* acc, const float* const* rows, int64_t nrows,
-                                         int64_t s, int64_t k, int64_t n) {
-    if (!pypool_sums_avx512)
-        return 0;
-    pypool_window_sums_f32_avx512(acc, rows, nrows, s, k, n);
-    return 1;
-}
-
-static inline int pypool_window_sums_f64(double* acc, const double* const* rows, int64_t nrows,
-                                         int64_t s, int64_t k, int64_t n) {
-    if (!pypool_sums_avx512)
-        return 0;
-    pypool_window_sums_f64_avx512(acc, rows, nrows, s, k, n);
-    return 1;
-}
-
+/* NAME(...): NAME_avx512(...) where the CPU has AVX-512, returning 1; else 0,
+ * and the caller takes its own loops. */
+#define PYPOOL_IF_AVX512(NAME, PARAMS, ARGS)                                          \
+    static inline int NAME PARAMS {                                                   \
+        if (!pypool_sums_avx512)                                                      \
+            return 0;                                                                 \
+        NAME##_avx512 ARGS;                                                           \
+        return 1;                                                                     \
+    }
 #else
-static inline int pypool_lane_window_sums_f32(double* acc, const float* x, int64_t rs, int64_t ts,
-                                              int64_t nh, int64_t nw, int64_t V) {
-    (void)acc; (void)x; (void)rs; (void)ts; (void)nh; (void)nw; (void)V;
-    return 0;
-}
-
-static inline int pypool_lane_window_sums_f64(double* acc, const double* x, int64_t rs,
-                                              int64_t ts, int64_t nh, int64_t nw, int64_t V) {
-    (void)acc; (void)x; (void)rs; (void)ts; (void)nh; (void)nw; (void)V;
-    return 0;
-}
-
-static inline int pypool_window_sums_f32(double* acc, const float* const* rows, int64_t nrows,
-                                         int64_t s, int64_t k, int64_t n) {
-    (void)acc; (void)rows; (void)nrows; (void)s; (void)k; (void)n;
-    return 0;
-}
-
-static inline int pypool_window_sums_f64(double* acc, const double* const* rows, int64_t nrows,
-                                         int64_t s, int64_t k, int64_t n) {
-    (void)acc; (void)rows; (void)nrows; (void)s; (void)k; (void)n;
-    return 0;
-}
+#define PYPOOL_IF_AVX512(NAME, PARAMS, ARGS) static inline int NAME PARAMS { return 0; }
 #endif
+
+PYPOOL_IF_AVX512(pypool_lane_window_sums_f32, (double* acc, const float* x, int64_t rs,
+                 int64_t ts, int64_t nh, int64_t nw, int64_t V), (acc, x, rs, ts, nh, nw, V))
+PYPOOL_IF_AVX512(pypool_lane_window_sums_f64, (double* acc, const double* x, int64_t rs,
+                 int64_t ts, int64_t nh, int64_t nw, int64_t V), (acc, x, rs, ts, nh, nw, V))
+PYPOOL_IF_AVX512(pypool_window_sums_f32, (double* acc, const float* const* rows, int64_t nrows,
+                 int64_t s, int64_t k, int64_t n), (acc, rows, nrows, s, k, n))
+PYPOOL_IF_AVX512(pypool_window_sums_f64, (double* acc, const double* const* rows,
+                 int64_t nrows, int64_t s, int64_t k, int64_t n), (acc, rows, nrows, s, k, n))
+#undef PYPOOL_IF_AVX512
 
 #endif
