@@ -296,7 +296,10 @@ cdef void sliding_if_equal_cells(Windows* w, const Strided5* xs) noexcept nogil:
     multiple of the output size, as 112 -> 7) are the sliding windows of that
     size at that stride, without padding: the same tables. Mark them so, so
     that an average takes the sliding-window paths and their order of adds
-    (1 thread, float32 (16,64,112,112) to 7 x 7: 7.0 -> 3.0-3.9 ms, PyTorch 5.9-6.1)."""
+    (1 thread, float32 (16,64,112,112) to 7 x 7: 7.0 -> 3.0-3.9 ms, PyTorch 5.9-6.1).
+    Called by the average and Lp entry points only, not in adaptive_windows:
+    max paths for large windows break ties in another order (README), and
+    the backward passes keep the adaptive path's order."""
     cdef int a
     if w.sliding:
         return
