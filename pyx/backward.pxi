@@ -14,6 +14,12 @@
 
 from libc.string cimport memset
 
+cdef extern from "_scatter.h":
+    void pypool_scatter_add_f32(double* acc, const int64_t* ind, const float* grad,
+                                int64_t n) noexcept nogil
+    void pypool_scatter_add_f64(double* acc, const int64_t* ind, const double* grad,
+                                int64_t n) noexcept nogil
+
 
 cdef void gather_row(const float_out_t* g, const Strided5* gs, float_out_t* dx,
                      const Strided5* ds, const Windows* w, const Covers* c,
@@ -239,10 +245,10 @@ cdef void scatter_grad_plane(const float_out_t* g, const Strided5* gs, const int
             irow = ind + offset5(js, b, od, oh, 0, 0)
             grow = g + offset5(gs, b, od, oh, 0, 0)
             if V == 1 and js.s[3] == 1 and gs.s[3] == 1:   # contiguous channels_first rows
-                for ow in range(OW):
-                    k = irow[ow]
-                    if k >= 0:
-                        acc[k] += <double>grow[ow]
+                if float_out_t is float:
+                    pypool_scatter_add_f32(acc, irow, <const float*>grow, OW)
+                else:
+                    pypool_scatter_add_f64(acc, irow, <const double*>grow, OW)
                 continue
             for ow in range(OW):
                 for v in range(V):
@@ -250,41 +256,77 @@ cdef void scatter_grad_plane(const float_out_t* g, const Strided5* gs, const int
                     if k >= 0:
                         acc[k * V + v] += <double>grow[ow * gs.s[3] + v * gs.s[4]]
     # While the plane is written out, ask for the next plane's gradients and
-    # indices, a share per row: the scatter above would otherwise start each
-    # plane waiting on memory.
-    cdef int64_t ahead_i = 0, ahead_g = 0, share_i = 0, share_g = 0, rows = D * H, row = 0
+    # indices, a share per span written: the scatter above would otherwise
+    # start each plane waiting on memory.
+    cdef int64_t ahead_i = 0, ahead_g = 0, share_i = 0, share_g = 0, span = 0, spans
+    cdef int64_t n, start, stop, cut
     cdef const char* next_i = NULL
     cdef const char* next_g = NULL
+    # A plane whose result is one contiguous run is written as one row, cut
+    # into pieces where the result's cache lines begin: written row by row, the
+    # line two rows share (NumPy's arrays are 16-byte aligned) took ordinary
+    # stores, a read of the line first, on every row.
+    cdef bint flat = (V == 1 and ds.s[3] == 1 and ds.s[2] == W
+                      and (D == 1 or ds.s[1] == H * W))
+    spans = (plane + DRAIN_PIECE - 1) // DRAIN_PIECE + 1 if flat else D * H
     if (b + 1 < gs.n[0] and V == 1 and js.s[3] == 1 and gs.s[3] == 1 and js.s[2] == OW
             and gs.s[2] == OW and (OD == 1 or (js.s[1] == OH * OW and gs.s[1] == OH * OW))):
         next_i = <const char*>(ind + (b + 1) * js.s[0])
         next_g = <const char*>(g + (b + 1) * gs.s[0])
         ahead_i = OD * OH * OW * <int64_t>sizeof(int64_t)
         ahead_g = OD * OH * OW * <int64_t>sizeof(float_out_t)
-        share_i = ((ahead_i + rows - 1) // rows + 63) & ~(<int64_t>63)
-        share_g = ((ahead_g + rows - 1) // rows + 63) & ~(<int64_t>63)
-    a = acc
-    for d in range(D):
-        for h in range(H):
-            if next_i != NULL:
-                if row * share_i < ahead_i:
-                    pypool_prefetch_bytes(next_i + row * share_i, min(share_i, ahead_i - row * share_i))
-                if row * share_g < ahead_g:
-                    pypool_prefetch_bytes(next_g + row * share_g, min(share_g, ahead_g - row * share_g))
-                row += 1
-            drow = dx + offset5(ds, b, d, h, 0, 0)
-            if V == 1 and ds.s[3] == 1 and float_out_t is float:
-                pypool_drain_f64_as_f32(<float*>drow, a, W, stream)
-            elif V == 1 and ds.s[3] == 1:
-                pypool_drain_f64(<double*>drow, a, W, stream)
+        share_i = ((ahead_i + spans - 1) // spans + 63) & ~(<int64_t>63)
+        share_g = ((ahead_g + spans - 1) // spans + 63) & ~(<int64_t>63)
+    if flat:
+        drow = dx + offset5(ds, b, 0, 0, 0, 0)
+        cut = ((64 - <int64_t>(<uintptr_t>drow & 63)) & 63) // <int64_t>sizeof(float_out_t)
+        start = 0
+        while start < plane:
+            cut += DRAIN_PIECE
+            stop = min(cut, plane)
+            prefetch_share(next_i, ahead_i, share_i, next_g, ahead_g, share_g, span)
+            span += 1
+            if float_out_t is float:
+                pypool_drain_f64_as_f32(<float*>drow + start, acc + start, stop - start, stream)
             else:
-                for w in range(W):
-                    for v in range(V):
-                        drow[w * ds.s[3] + v * ds.s[4]] = <float_out_t>a[w * V + v]
-                        a[w * V + v] = 0.0
-            a += W * V
+                pypool_drain_f64(<double*>drow + start, acc + start, stop - start, stream)
+            start = stop
+    else:
+        a = acc
+        for d in range(D):
+            for h in range(H):
+                prefetch_share(next_i, ahead_i, share_i, next_g, ahead_g, share_g, span)
+                span += 1
+                drow = dx + offset5(ds, b, d, h, 0, 0)
+                if V == 1 and ds.s[3] == 1 and float_out_t is float:
+                    pypool_drain_f64_as_f32(<float*>drow, a, W, stream)
+                elif V == 1 and ds.s[3] == 1:
+                    pypool_drain_f64(<double*>drow, a, W, stream)
+                else:
+                    for w in range(W):
+                        for v in range(V):
+                            drow[w * ds.s[3] + v * ds.s[4]] = <float_out_t>a[w * V + v]
+                            a[w * V + v] = 0.0
+                a += W * V
     if stream:
         pypool_store_fence()
+
+
+# Elements a max backward drains per piece of a contiguous plane (a multiple of
+# 16, so pieces after the first start on a cache line of float32 and float64).
+cdef int64_t DRAIN_PIECE = 1024
+
+
+cdef inline void prefetch_share(const char* next_i, int64_t ahead_i, int64_t share_i,
+                                const char* next_g, int64_t ahead_g, int64_t share_g,
+                                int64_t span) noexcept nogil:
+    """Share ``span`` of the next plane's indices and gradients (none when next_i is NULL)."""
+    if next_i == NULL:
+        return
+    if span * share_i < ahead_i:
+        pypool_prefetch_bytes(next_i + span * share_i, min(share_i, ahead_i - span * share_i))
+    if span * share_g < ahead_g:
+        pypool_prefetch_bytes(next_g + span * share_g, min(share_g, ahead_g - span * share_g))
 
 
 cdef int scatter_grad_planes(const float_out_t* g, const Strided5* gs, const int64_t* ind,

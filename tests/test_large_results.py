@@ -200,3 +200,52 @@ def test_avg_backward_2x2_of_a_large_gradient(shape, dtype, misaligned):
     np.testing.assert_array_equal(got, ref)
     assert not np.signbit(got[got == 0]).any()
     _untouched(buf, start, ref.size, 7.0)
+
+
+def _scatter_oracle(g, ind, shape):
+    """max backward's result: zeros plus, at each plane position, the float64 sum
+    of the gradients whose index points there, in row-major output order."""
+    planes = int(np.prod(shape[:-2]))
+    plane = shape[-2] * shape[-1]
+    acc = np.zeros((planes, plane))
+    rows = np.repeat(np.arange(planes), ind.shape[-2] * ind.shape[-1])
+    flat_i, flat_g = ind.reshape(-1), g.reshape(-1).astype(np.float64)
+    keep = flat_i >= 0
+    np.add.at(acc, (rows[keep], flat_i[keep]), flat_g[keep])   # in order: unbuffered
+    return acc.reshape(shape).astype(g.dtype)
+
+
+@pytest.mark.parametrize("misaligned", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape,rows_apart", [
+    ((8, 64, 96, 91), False),    # planes of 8736: pieces cut on the result's lines
+    ((8, 64, 96, 91), True),     # result rows 3 elements apart: drained row by row
+    ((6, 37, 152, 150), False),  # 37 channels, planes of 22800
+])
+def test_max_backward_of_a_large_gradient(shape, rows_apart, dtype, misaligned):
+    """Max backward streams gradients of 16 MB and more, draining each plane's
+    float64 sums as one run cut at the result's cache lines (or row by row
+    when the result's rows are apart). Indices of a real 3x3 stride 2 max,
+    some moved anywhere in their plane, some -1, and float64 halves the batch."""
+    if dtype == np.float64:
+        shape = (shape[0] // 2,) + shape[1:]
+    rng = np.random.default_rng(sum(shape) + rows_apart)
+    x = rng.standard_normal(shape).astype(dtype)
+    y, ind = pypool.max_pool2d(x, 3, 2, 1, return_indices=True)
+    plane = shape[-2] * shape[-1]
+    moved = rng.random(ind.shape) < 0.01
+    ind[moved] = rng.integers(-1, plane, int(moved.sum()))
+    g = rng.standard_normal(y.shape).astype(dtype)
+    ref = _scatter_oracle(g, ind, shape)
+    assert ref.nbytes >= STREAM_MIN_BYTES
+    item = np.dtype(dtype).itemsize
+    wide = shape[:-1] + (shape[-1] + 3,) if rows_apart else shape
+    buf, start, whole = _out_at(item if misaligned else 0, wide, 7.0, dtype)
+    out = whole[..., :shape[-1]]
+    got = pypool.max_pool_backward(g, ind, shape, out=out, num_threads=2)
+    assert got is out
+    np.testing.assert_array_equal(got, ref)
+    if rows_apart:
+        np.testing.assert_array_equal(whole[..., shape[-1]:], 7.0)
+    _untouched(buf, start, whole.size, 7.0)
+    np.testing.assert_array_equal(pypool.max_pool_backward(g, ind, shape, num_threads=1), ref)
