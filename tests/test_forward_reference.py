@@ -1013,7 +1013,7 @@ def test_max_3_wide_stride_2_windows_over_several_rows(nd, padding, ceil_mode, d
     rng = np.random.default_rng(11)
     kernel = (3,) * nd
     dil = (dilation,) * (nd - 1) + (1,)   # dilated rows, unit column steps
-    for W in (7, 8, 17, 40):
+    for W in (7, 8, 17, 40, 64, 113):
         shape = (2, 3) + (4, 9, W)[3 - nd:]
         if dtype == np.int16:
             x = rng.integers(-30000, 30000, shape).astype(np.int16)
@@ -1026,6 +1026,11 @@ def test_max_3_wide_stride_2_windows_over_several_rows(nd, padding, ceil_mode, d
         if dtype != np.int16:
             assert (np.isnan(got) == nan).all(), W
         np.testing.assert_array_equal(got[~nan], expected[~nan])
+    if dtype != np.int16:
+        # Windows reaching into the padding hold nothing above -inf (padding is no value).
+        x = np.full((2, 3) + (4, 9, 40)[3 - nd:], -np.inf, dtype)
+        got = pypool.max_pool(x, kernel, 2, padding, dilation=dil, ceil_mode=ceil_mode)
+        assert got.size and (got == -np.inf).all()
     # Signs of zeros: the first maximum in column-major order (no padding: all taps inside).
     x = rng.choice(np.array([-0.0, 0.0, -1.0], np.float32), (2, 3) + (5, 7, 19)[3 - nd:])
     got = pypool.max_pool(x, kernel, 2)
