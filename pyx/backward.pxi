@@ -329,22 +329,100 @@ cdef inline void prefetch_share(const char* next_i, int64_t ahead_i, int64_t sha
         pypool_prefetch_bytes(next_g + span * share_g, min(share_g, ahead_g - span * share_g))
 
 
+cdef inline bint overlaps_planes(const Strided5* gs, const Strided5* js,
+                                 const Strided5* ds) noexcept nogil:
+    """Whether scatter_overlapped_planes takes this max backward: channels_first
+    gradient and index rows of unit stride, each plane of the result one
+    contiguous run."""
+    cdef int64_t D = ds.n[1], H = ds.n[2], W = ds.n[3]
+    return (gs.n[4] == 1 and gs.s[3] == 1 and js.s[3] == 1 and ds.s[3] == 1
+            and ds.s[2] == W and (D == 1 or ds.s[1] == H * W))
+
+
+cdef void scatter_overlapped_planes(const float_out_t* g, const Strided5* gs,
+                                    const int64_t* ind, const Strided5* js, float_out_t* dx,
+                                    const Strided5* ds, int64_t b0, int64_t b1,
+                                    double* acc) noexcept nogil:
+    """Planes [b0, b1) of a max backward (overlaps_planes), with plane b's
+    scatter and plane b - 1's drain taking turns: after each output row of
+    plane b, the next piece of plane b - 1 (about a plane per row count, cut
+    where the result's cache lines begin) is written out. Loads and
+    streaming stores then overlap, where draining whole planes between the
+    scatters left each phase waiting on one of them (1 thread, float32
+    (32,64,112,112) 3x3 s2: a C model of both, 5.6 -> 5.1 ms).
+
+    ``acc``: two zeroed plane accumulators, left zero. The same additions in
+    the same order as scatter_grad_plane."""
+    cdef int64_t OD = gs.n[1], OH = gs.n[2], OW = gs.n[3], rows = OD * OH
+    cdef int64_t plane = ds.n[1] * ds.n[2] * ds.n[3], b, r, start, cut, stop, piece, head
+    cdef double* fill = acc            # plane b's sums
+    cdef double* out = acc + plane     # plane b - 1's, being written
+    cdef double* t
+    cdef const int64_t* irow
+    cdef const float_out_t* grow
+    cdef float_out_t* drow = NULL
+    cdef bint stream = ds.n[0] * plane * <int64_t>sizeof(float_out_t) >= STREAM_MIN_BYTES
+    # pieces of whole 64-byte lines (16 elements hold one for float32 and float64)
+    piece = ((plane + rows - 1) // rows + 15) & ~(<int64_t>15)
+    for b in range(b0, b1 + 1):
+        start = 0
+        cut = 0
+        if b > b0:
+            drow = dx + offset5(ds, b - 1, 0, 0, 0, 0)
+            head = ((64 - <int64_t>(<uintptr_t>drow & 63)) & 63) // <int64_t>sizeof(float_out_t)
+            cut = head
+        for r in range(rows if b < b1 else 0):
+            irow = ind + offset5(js, b, r // OH, r % OH, 0, 0)
+            grow = g + offset5(gs, b, r // OH, r % OH, 0, 0)
+            if float_out_t is float:
+                pypool_scatter_add_f32(fill, irow, <const float*>grow, OW)
+            else:
+                pypool_scatter_add_f64(fill, irow, <const double*>grow, OW)
+            if b > b0 and start < plane:
+                cut += piece
+                stop = min(cut, plane)
+                drain_run(drow, out, start, stop, stream)
+                start = stop
+        if b > b0 and start < plane:
+            drain_run(drow, out, start, plane, stream)
+        t = fill
+        fill = out
+        out = t
+    if stream:
+        pypool_store_fence()
+
+
+cdef inline void drain_run(float_out_t* drow, double* acc, int64_t start, int64_t stop,
+                           bint stream) noexcept nogil:
+    """drow[start:stop] = acc[start:stop] (rounded), then those sums zeroed."""
+    if float_out_t is float:
+        pypool_drain_f64_as_f32(<float*>drow + start, acc + start, stop - start, stream)
+    else:
+        pypool_drain_f64(<double*>drow + start, acc + start, stop - start, stream)
+
+
 cdef int scatter_grad_planes(const float_out_t* g, const Strided5* gs, const int64_t* ind,
                              const Strided5* js, float_out_t* dx, const Strided5* ds,
                              int64_t b0, int64_t b1) noexcept nogil:
     """Planes [b0, b1) of a max backward; 1 when the accumulator cannot be allocated.
 
-    One accumulator serves all the chunk's planes: a plane-sized malloc and
-    free each time made the allocator hand the pages back and fault them in
-    again (the kernel zeroing them), a third of the time of a large call."""
+    One accumulator (two when the planes overlap) serves all the chunk's
+    planes: a plane-sized malloc and free each time made the allocator hand
+    the pages back and fault them in again (the kernel zeroing them), a third
+    of the time of a large call."""
     cdef int64_t b, plane = ds.n[1] * ds.n[2] * ds.n[3] * ds.n[4]
-    cdef double* acc = <double*>malloc(<size_t>(plane + 1) * sizeof(double))
+    cdef bint overlap = overlaps_planes(gs, js, ds) and b1 - b0 >= 2
+    cdef int64_t n = 2 * plane if overlap else plane
+    cdef double* acc = <double*>malloc(<size_t>(n + 1) * sizeof(double))
     if acc == NULL:
         return 1
     # Zeroed once: each plane hands its rows out and leaves them zero.
-    memset(acc, 0, <size_t>plane * sizeof(double))
-    for b in range(b0, b1):
-        scatter_grad_plane(g, gs, ind, js, dx, ds, b, acc)
+    memset(acc, 0, <size_t>n * sizeof(double))
+    if overlap:
+        scatter_overlapped_planes(g, gs, ind, js, dx, ds, b0, b1, acc)
+    else:
+        for b in range(b0, b1):
+            scatter_grad_plane(g, gs, ind, js, dx, ds, b, acc)
     free(acc)
     return 0
 
