@@ -1568,19 +1568,27 @@ cdef int64_t lanes_max_registers(const real_t* x, const Strided5* xs, real_t* yr
     did (0 when it does not apply). stream: with streaming stores (_lanes_max.h)."""
     cdef int64_t offsets[LANE_TAPS_MAX]
     cdef int32_t flats[LANE_TAPS_MAX]
-    cdef int64_t n = 0, jd, jh, jw, i_d, i_h, i_w
+    cdef int64_t n = 0, jd, jh, jw, i_d, i_h, i_w, row, flat_row
     cdef int64_t ntaps = w.count[0][od] * w.count[1][oh] * w.count[2][ow]
+    cdef int64_t first_w = w.first[2][ow], nw = w.count[2][ow]
+    cdef int64_t step_w = w.step[2] * xs.s[3]
     if real_t is not float or ntaps == 0 or ntaps > LANE_TAPS_MAX:
         return 0
+    # Offsets a row at a time, and the flats only when indices are asked for:
+    # per output position this bookkeeping cost about as much as its maxima
+    # (64 lanes, 9 taps).
     for jd in range(w.count[0][od]):
         i_d = w.first[0][od] + jd * w.step[0]
         for jh in range(w.count[1][oh]):
             i_h = w.first[1][oh] + jh * w.step[1]
-            for jw in range(w.count[2][ow]):
-                i_w = w.first[2][ow] + jw * w.step[2]
-                offsets[n] = offset5(xs, t.b, i_d, i_h, i_w, 0)
-                flats[n] = <int32_t>((i_d * xs.n[2] + i_h) * xs.n[3] + i_w)
-                n += 1
+            row = offset5(xs, t.b, i_d, i_h, first_w, 0)
+            for jw in range(nw):
+                offsets[n + jw] = row + jw * step_w
+            if irow != NULL:
+                flat_row = (i_d * xs.n[2] + i_h) * xs.n[3] + first_w
+                for jw in range(nw):
+                    flats[n + jw] = <int32_t>(flat_row + jw * w.step[2])
+            n += nw
     if irow != NULL:
         return pypool_lanes_max_idx_f32(<const float*>x + t.lane0, offsets, flats, n, t.nlanes,
                                         <float*>yrow + t.lane0, irow + t.lane0, stream)
