@@ -259,7 +259,7 @@ cdef void scatter_grad_plane(const float_out_t* g, const Strided5* gs, const int
     # indices, a share per span written: the scatter above would otherwise
     # start each plane waiting on memory.
     cdef int64_t ahead_i = 0, ahead_g = 0, share_i = 0, share_g = 0, span = 0, spans
-    cdef int64_t n, start, stop, cut
+    cdef int64_t start, stop, cut
     cdef const char* next_i = NULL
     cdef const char* next_g = NULL
     # A plane whose result is one contiguous run is written as one row, cut
@@ -332,11 +332,11 @@ cdef inline void prefetch_share(const char* next_i, int64_t ahead_i, int64_t sha
 cdef inline bint overlaps_planes(const Strided5* gs, const Strided5* js,
                                  const Strided5* ds) noexcept nogil:
     """Whether scatter_overlapped_planes takes this max backward: channels_first
-    gradient and index rows of unit stride, each plane of the result one
-    contiguous run."""
+    gradient and index rows of unit stride (at least one row a plane), each
+    plane of the result one contiguous run."""
     cdef int64_t D = ds.n[1], H = ds.n[2], W = ds.n[3]
     return (gs.n[4] == 1 and gs.s[3] == 1 and js.s[3] == 1 and ds.s[3] == 1
-            and ds.s[2] == W and (D == 1 or ds.s[1] == H * W))
+            and gs.n[1] * gs.n[2] > 0 and ds.s[2] == W and (D == 1 or ds.s[1] == H * W))
 
 
 cdef void scatter_overlapped_planes(const float_out_t* g, const Strided5* gs,

@@ -1547,7 +1547,6 @@ cdef void max_lane_taps(const real_t* x, const Strided5* xs, real_t* accv, int64
                     max_values_indices(accv, acci, src, t.xl, nl, (i_d * H + i_h) * W + i_w)
 
 
-
 cdef extern from "_lanes_max.h":
     int64_t pypool_lanes_max_f32(const float* base, const int64_t* offsets, int64_t ntaps,
                                  int64_t nl, float* out, int stream) noexcept nogil
@@ -1568,15 +1567,14 @@ cdef int64_t lanes_max_registers(const real_t* x, const Strided5* xs, real_t* yr
     did (0 when it does not apply). stream: with streaming stores (_lanes_max.h)."""
     cdef int64_t offsets[LANE_TAPS_MAX]
     cdef int32_t flats[LANE_TAPS_MAX]
-    cdef int64_t n = 0, jd, jh, jw, i_d, i_h, i_w, row, flat_row
+    cdef int64_t n = 0, jd, jh, jw, i_d, i_h, row, flat_row
     cdef int64_t ntaps = w.count[0][od] * w.count[1][oh] * w.count[2][ow]
     cdef int64_t first_w = w.first[2][ow], nw = w.count[2][ow]
     cdef int64_t step_w = w.step[2] * xs.s[3]
     if real_t is not float or ntaps == 0 or ntaps > LANE_TAPS_MAX:
         return 0
-    # Offsets a row at a time, and the flats only when indices are asked for:
-    # per output position this bookkeeping cost about as much as its maxima
-    # (64 lanes, 9 taps).
+    # Offsets a window row at a time, and the flats only when indices are asked
+    # for (values, (32,112,112,64) 3x3 s2, 1 thread: 4.64 -> 4.21 ms).
     for jd in range(w.count[0][od]):
         i_d = w.first[0][od] + jd * w.step[0]
         for jh in range(w.count[1][oh]):
