@@ -37,19 +37,29 @@
 #if defined(__AVX2__) && defined(PYPOOL_SUMS_HAVE_AVX512)
 #include <immintrin.h>
 
-/* Outputs o .. o + 15 (row[2o .. 2o + 32]). */
-PYPOOL_AVX512 static inline __m512 pypool_max3_s2_16(const float* row, int64_t o) {
+/* Lanes 0 .. n - 1 (none for n <= 0, all for n >= 16). */
+static inline __mmask16 pypool_first_lanes16(int64_t n) {
+    return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
+}
+
+/* 16 outputs of 3-wide stride-2 windows from 33 values: lo, hi (values
+ * 0 .. 31) and lane 0 of next (value 32). */
+PYPOOL_AVX512 static inline __m512 pypool_triples16(__m512 lo, __m512 hi, __m512 next) {
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14,
                                            16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-    const float* p = row + 2 * o;
-    __m512 lo = _mm512_loadu_ps(p), hi = _mm512_loadu_ps(p + 16);
-    __m512 e0 = _mm512_permutex2var_ps(lo, even, hi);    /* row[2o + 2i] */
-    __m512 e1 = _mm512_permutex2var_ps(lo, odd, hi);     /* row[2o + 2i + 1] */
-    /* row[2o + 2i + 2]: e0 moved down one lane, row[2o + 32] in the last */
-    __m512 e2 = _mm512_castsi512_ps(_mm512_alignr_epi32(
-        _mm512_castps_si512(_mm512_set1_ps(p[32])), _mm512_castps_si512(e0), 1));
+    __m512 e0 = _mm512_permutex2var_ps(lo, even, hi);    /* values 2i */
+    __m512 e1 = _mm512_permutex2var_ps(lo, odd, hi);     /* values 2i + 1 */
+    /* values 2i + 2: e0 moved down one lane, value 32 in the last */
+    __m512 e2 = _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(next),
+                                                        _mm512_castps_si512(e0), 1));
     return pypool_max_nan16(pypool_max_nan16(e0, e1), e2);
+}
+
+/* Outputs o .. o + 15 (row[2o .. 2o + 32]). */
+PYPOOL_AVX512 static inline __m512 pypool_max3_s2_16(const float* row, int64_t o) {
+    const float* p = row + 2 * o;
+    return pypool_triples16(_mm512_loadu_ps(p), _mm512_loadu_ps(p + 16), _mm512_set1_ps(p[32]));
 }
 
 PYPOOL_AVX512 static int64_t pypool_max3_s2_row_avx512(const float* row, float* y, int64_t n,
@@ -74,23 +84,16 @@ PYPOOL_AVX512 static int64_t pypool_max3_s2_row_avx512(const float* row, float* 
     return o;
 }
 
-/* The last n - o (< 16) outputs, from masked loads of row[2o .. 2n]. */
+/* The last n - o (< 16) outputs, from masked loads of row[2o .. 2n] (value
+ * 32 of the triples is not needed). */
 PYPOOL_AVX512 static inline void pypool_max3_s2_tail(const float* row, float* y, int64_t o,
                                                     int64_t n) {
-    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14,
-                                           16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-    int64_t m = n - o, cols = 2 * m + 1;    /* m < 16, so cols <= 31 */
+    int64_t cols = 2 * (n - o) + 1;
     const float* p = row + 2 * o;
-    __m512 lo = _mm512_maskz_loadu_ps(cols >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << cols) - 1), p);
-    __m512 hi = _mm512_maskz_loadu_ps(cols > 16 ? (__mmask16)((1u << (cols - 16)) - 1) : 0, p + 16);
-    __m512 e0 = _mm512_permutex2var_ps(lo, even, hi);
-    __m512 e1 = _mm512_permutex2var_ps(lo, odd, hi);
-    /* lane 15 (row[2o + 32]) is not needed: m < 16 */
-    __m512 e2 = _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_setzero_si512(),
-                                                        _mm512_castps_si512(e0), 1));
-    _mm512_mask_storeu_ps(y + o, (__mmask16)((1u << m) - 1),
-                          pypool_max_nan16(pypool_max_nan16(e0, e1), e2));
+    __m512 lo = _mm512_maskz_loadu_ps(pypool_first_lanes16(cols), p);
+    __m512 hi = _mm512_maskz_loadu_ps(pypool_first_lanes16(cols - 16), p + 16);
+    _mm512_mask_storeu_ps(y + o, pypool_first_lanes16(n - o),
+                          pypool_triples16(lo, hi, _mm512_setzero_ps()));
 }
 
 PYPOOL_AVX512 static int64_t pypool_max3_s2_all_avx512(const float* row, float* y, int64_t n,
@@ -99,11 +102,6 @@ PYPOOL_AVX512 static int64_t pypool_max3_s2_all_avx512(const float* row, float* 
     if (o < n)
         pypool_max3_s2_tail(row, y, o, n);
     return n;
-}
-
-/* Lanes 0 .. n - 1 (none for n <= 0, all for n >= 16). */
-static inline __mmask16 pypool_first_lanes16(int64_t n) {
-    return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
 }
 
 /* Column maxima of 2 or 3 rows (r2 NULL for 2) of W columns, columns c .. c + 15,
@@ -120,19 +118,6 @@ PYPOOL_AVX512 static inline __m512 pypool_column_max16(const float* r0, const fl
     __mmask16 k = (__mmask16)(pypool_first_lanes16(W - c) & ~pypool_first_lanes16(-c));
     m = pypool_max_nan16(_mm512_mask_loadu_ps(pad, k, r0 + c), _mm512_mask_loadu_ps(pad, k, r1 + c));
     return r2 ? pypool_max_nan16(m, _mm512_mask_loadu_ps(pad, k, r2 + c)) : m;
-}
-
-/* 16 outputs from the column maxima lo, hi (columns 2o .. 2o + 31) and next
- * (2o + 32 in lane 0). */
-PYPOOL_AVX512 static inline __m512 pypool_triples16(__m512 lo, __m512 hi, __m512 next) {
-    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14,
-                                           16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-    __m512 e0 = _mm512_permutex2var_ps(lo, even, hi);
-    __m512 e1 = _mm512_permutex2var_ps(lo, odd, hi);
-    __m512 e2 = _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(next),
-                                                        _mm512_castps_si512(e0), 1));
-    return pypool_max_nan16(pypool_max_nan16(e0, e1), e2);
 }
 
 PYPOOL_AVX512 static int64_t pypool_max3_s2_rows_avx512(const float* r0, const float* r1,

@@ -266,8 +266,7 @@ cdef void scatter_grad_plane(const float_out_t* g, const Strided5* gs, const int
     # into pieces where the result's cache lines begin: written row by row, the
     # line two rows share (NumPy's arrays are 16-byte aligned) took ordinary
     # stores, a read of the line first, on every row.
-    cdef bint flat = (V == 1 and ds.s[3] == 1 and ds.s[2] == W
-                      and (D == 1 or ds.s[1] == H * W))
+    cdef bint flat = plane_is_one_run(ds)
     spans = (plane + DRAIN_PIECE - 1) // DRAIN_PIECE + 1 if flat else D * H
     if (b + 1 < gs.n[0] and V == 1 and js.s[3] == 1 and gs.s[3] == 1 and js.s[2] == OW
             and gs.s[2] == OW and (OD == 1 or (js.s[1] == OH * OW and gs.s[1] == OH * OW))):
@@ -279,17 +278,14 @@ cdef void scatter_grad_plane(const float_out_t* g, const Strided5* gs, const int
         share_g = ((ahead_g + spans - 1) // spans + 63) & ~(<int64_t>63)
     if flat:
         drow = dx + offset5(ds, b, 0, 0, 0, 0)
-        cut = ((64 - <int64_t>(<uintptr_t>drow & 63)) & 63) // <int64_t>sizeof(float_out_t)
+        cut = to_next_line(drow) // <int64_t>sizeof(float_out_t)
         start = 0
         while start < plane:
             cut += DRAIN_PIECE
             stop = min(cut, plane)
             prefetch_share(next_i, ahead_i, share_i, next_g, ahead_g, share_g, span)
             span += 1
-            if float_out_t is float:
-                pypool_drain_f64_as_f32(<float*>drow + start, acc + start, stop - start, stream)
-            else:
-                pypool_drain_f64(<double*>drow + start, acc + start, stop - start, stream)
+            drain_run(drow, acc, start, stop, stream)
             start = stop
     else:
         a = acc
@@ -298,10 +294,8 @@ cdef void scatter_grad_plane(const float_out_t* g, const Strided5* gs, const int
                 prefetch_share(next_i, ahead_i, share_i, next_g, ahead_g, share_g, span)
                 span += 1
                 drow = dx + offset5(ds, b, d, h, 0, 0)
-                if V == 1 and ds.s[3] == 1 and float_out_t is float:
-                    pypool_drain_f64_as_f32(<float*>drow, a, W, stream)
-                elif V == 1 and ds.s[3] == 1:
-                    pypool_drain_f64(<double*>drow, a, W, stream)
+                if V == 1 and ds.s[3] == 1:
+                    drain_run(drow, a, 0, W, stream)
                 else:
                     for w in range(W):
                         for v in range(V):
@@ -329,14 +323,25 @@ cdef inline void prefetch_share(const char* next_i, int64_t ahead_i, int64_t sha
         pypool_prefetch_bytes(next_g + span * share_g, min(share_g, ahead_g - span * share_g))
 
 
+cdef inline bint plane_is_one_run(const Strided5* ds) noexcept nogil:
+    """Whether each (b) plane of a channels_first ds is one contiguous run."""
+    cdef int64_t D = ds.n[1], H = ds.n[2], W = ds.n[3]
+    return (ds.n[4] == 1 and ds.s[3] == 1 and ds.s[2] == W
+            and (D == 1 or ds.s[1] == H * W))
+
+
+cdef inline int64_t to_next_line(const void* p) noexcept nogil:
+    """Bytes from p to the next 64-byte line boundary (0 on one)."""
+    return (64 - <int64_t>(<uintptr_t>p & 63)) & 63
+
+
 cdef inline bint overlaps_planes(const Strided5* gs, const Strided5* js,
                                  const Strided5* ds) noexcept nogil:
     """Whether scatter_overlapped_planes takes this max backward: channels_first
     gradient and index rows of unit stride (at least one row a plane), each
     plane of the result one contiguous run."""
-    cdef int64_t D = ds.n[1], H = ds.n[2], W = ds.n[3]
-    return (gs.n[4] == 1 and gs.s[3] == 1 and js.s[3] == 1 and ds.s[3] == 1
-            and gs.n[1] * gs.n[2] > 0 and ds.s[2] == W and (D == 1 or ds.s[1] == H * W))
+    return (gs.n[4] == 1 and gs.s[3] == 1 and js.s[3] == 1 and gs.n[1] * gs.n[2] > 0
+            and plane_is_one_run(ds))
 
 
 cdef void scatter_overlapped_planes(const float_out_t* g, const Strided5* gs,
@@ -354,7 +359,7 @@ cdef void scatter_overlapped_planes(const float_out_t* g, const Strided5* gs,
     ``acc``: two zeroed plane accumulators, left zero. The same additions in
     the same order as scatter_grad_plane."""
     cdef int64_t OD = gs.n[1], OH = gs.n[2], OW = gs.n[3], rows = OD * OH
-    cdef int64_t plane = ds.n[1] * ds.n[2] * ds.n[3], b, r, start, cut, stop, piece, head
+    cdef int64_t plane = ds.n[1] * ds.n[2] * ds.n[3], b, r, start, cut, stop, piece
     cdef double* fill = acc            # plane b's sums
     cdef double* out = acc + plane     # plane b - 1's, being written
     cdef double* t
@@ -369,8 +374,7 @@ cdef void scatter_overlapped_planes(const float_out_t* g, const Strided5* gs,
         cut = 0
         if b > b0:
             drow = dx + offset5(ds, b - 1, 0, 0, 0, 0)
-            head = ((64 - <int64_t>(<uintptr_t>drow & 63)) & 63) // <int64_t>sizeof(float_out_t)
-            cut = head
+            cut = to_next_line(drow) // <int64_t>sizeof(float_out_t)
         for r in range(rows if b < b1 else 0):
             irow = ind + offset5(js, b, r // OH, r % OH, 0, 0)
             grow = g + offset5(gs, b, r // OH, r % OH, 0, 0)

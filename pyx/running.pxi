@@ -710,7 +710,7 @@ cdef bint band_sum_task(const real_t* x, const Strided5* xs, float_out_t* y,
         for v in range(sg.v1 - sg.v0):
             row = segment_row(x, xs, w, &sg, t, sg.v0 + v)
             rows[v] = row if row != NULL else ident
-        if float_out_t is float and g == 0:
+        if float_out_t is float and ys.s[3] == 1 and g == 0:
             for i in range(t.nout):    # (per task: tasks are a strip of columns)
                 recw_task[i] = 1.0 / w.divisor[2][t.ow0 + i]
         i0 = 0

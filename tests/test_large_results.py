@@ -21,6 +21,7 @@ import pypool
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from reference import ref_max_pool  # noqa: E402
+from reference_ops import ref_max_pool_backward  # noqa: E402
 
 STREAM_MIN_BYTES = 16 << 20
 
@@ -202,19 +203,6 @@ def test_avg_backward_2x2_of_a_large_gradient(shape, dtype, misaligned):
     _untouched(buf, start, ref.size, 7.0)
 
 
-def _scatter_oracle(g, ind, shape):
-    """max backward's result: zeros plus, at each plane position, the float64 sum
-    of the gradients whose index points there, in row-major output order."""
-    planes = int(np.prod(shape[:-2]))
-    plane = shape[-2] * shape[-1]
-    acc = np.zeros((planes, plane))
-    rows = np.repeat(np.arange(planes), ind.shape[-2] * ind.shape[-1])
-    flat_i, flat_g = ind.reshape(-1), g.reshape(-1).astype(np.float64)
-    keep = flat_i >= 0
-    np.add.at(acc, (rows[keep], flat_i[keep]), flat_g[keep])   # in order: unbuffered
-    return acc.reshape(shape).astype(g.dtype)
-
-
 @pytest.mark.parametrize("misaligned", [False, True])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape,rows_apart", [
@@ -236,7 +224,7 @@ def test_max_backward_of_a_large_gradient(shape, rows_apart, dtype, misaligned):
     moved = rng.random(ind.shape) < 0.01
     ind[moved] = rng.integers(-1, plane, int(moved.sum()))
     g = rng.standard_normal(y.shape).astype(dtype)
-    ref = _scatter_oracle(g, ind, shape)
+    ref = ref_max_pool_backward(g, ind, shape)
     assert ref.nbytes >= STREAM_MIN_BYTES
     item = np.dtype(dtype).itemsize
     wide = shape[:-1] + (shape[-1] + 3,) if rows_apart else shape
