@@ -568,7 +568,45 @@ PYPOOL_ROWS_WINDOW_SUMS(pypool_rows_window_sums_v4, pypool_vd, pypool_sum_runs_v
 
 #ifdef PYPOOL_SUMS_HAVE_AVX512
 PYPOOL_AVX512_BEGIN
-PYPOOL_SUM_RUNS(pypool_sum_runs_v8, pypool_vd8)
+PYPOOL_SUM_RUNS(pypool_sum_runs_loads_v8, pypool_vd8)
+
+/* The same runs for a <= 8, each vector of the rows loaded once: a run's
+ * later terms are picked from it and the next vector by permutes (Zen 4 loads
+ * one 512-bit vector a cycle, and the loads were what limited this pass).
+ * Inlined with a constant a, so the loop over a run's terms unrolls. */
+static inline __attribute__((always_inline)) void
+pypool_sum_runs_picked(const double* src, int64_t total, const int64_t a, double* tmp) {
+    int64_t i, j;
+    __m512i pick[8];
+    __m512d cur = _mm512_loadu_pd(src), next, v;
+    for (j = 1; j < a; j++)
+        pick[j] = _mm512_add_epi64(_mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0),
+                                   _mm512_set1_epi64(j));
+    for (i = 0; i < total; i += 8) {
+        next = _mm512_loadu_pd(src + i + 8);
+        v = cur;
+        for (j = 1; j < a; j++)    /* in order: the same adds as the loads version */
+            v = _mm512_add_pd(v, _mm512_permutex2var_pd(cur, pick[j], next));
+        _mm512_storeu_pd(tmp + i, v);
+        cur = next;
+    }
+}
+
+static const double* pypool_sum_runs_v8(const double* src, int64_t ld, int64_t nrows,
+                                        int64_t k, int64_t nout, int64_t a, double* tmp) {
+    int64_t total = (nrows - 1) * ld + nout + k - a;
+    switch (a) {
+    case 1: return src;
+    case 2: pypool_sum_runs_picked(src, total, 2, tmp); return tmp;
+    case 3: pypool_sum_runs_picked(src, total, 3, tmp); return tmp;
+    case 4: pypool_sum_runs_picked(src, total, 4, tmp); return tmp;
+    case 5: pypool_sum_runs_picked(src, total, 5, tmp); return tmp;
+    case 6: pypool_sum_runs_picked(src, total, 6, tmp); return tmp;
+    case 7: pypool_sum_runs_picked(src, total, 7, tmp); return tmp;
+    case 8: pypool_sum_runs_picked(src, total, 8, tmp); return tmp;
+    default: return pypool_sum_runs_loads_v8(src, ld, nrows, k, nout, a, tmp);
+    }
+}
 PYPOOL_ROWS_WINDOW_SUMS(pypool_rows_window_sums_v8, pypool_vd8, pypool_sum_runs_v8)
 
 /* 8 window sums finished: (float)((s + 0.0) / divisor) lane by lane, as the
@@ -612,10 +650,9 @@ static void pypool_rows_window_averages_v8(const double* src, int64_t ld, int64_
     enum { VL = 8 };
     int64_t a = pypool_sum_run_length(k), b = k / a, rest = k - a * b, r, o, u;
     pypool_vd8 v[4];
+    const double* runs = pypool_sum_runs_v8(src, ld, nrows, k, nout, a, tmp);
     for (r = 0; r < nrows; r++) {
-        /* one row's runs at a time: they stay in L1 for the window sums (all
-           rows' runs, 70 KB for 64 rows of 64 outputs, went through L2) */
-        const double* run = pypool_sum_runs_v8(src + r * ld, ld, 1, k, nout, a, tmp);
+        const double* run = runs + r * ld;
         const double* left = src + r * ld + a * b;
         float* yr = y + r * y_ld;
         __m512d d = _mm512_set1_pd(dh[r]), rd = _mm512_set1_pd(1.0 / dh[r]);
