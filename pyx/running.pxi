@@ -694,12 +694,18 @@ cdef inline int64_t band_chunk(const Segment* sg, int64_t i0, int64_t sh, int64_
     running rows a chunk ends where a block of kh padded rows starts, so no
     block's suffix sums are made twice; where none starts within
     BAND_CHUNK_MAX rows, the rest of the segment is one chunk."""
-    cdef int64_t i, rest = sg.n - i0
+    cdef int64_t i, rest = sg.n - i0, at, step = sh % kh
     if not run_h:
         return rest if rest < BAND_CHUNK else BAND_CHUNK
-    for i in range(i0 + BAND_CHUNK_MIN, min(sg.n, i0 + BAND_CHUNK_MAX + 1)):
-        if ((sg.oh + i) * sh - sg.v0) % kh == 0:
+    i = i0 + BAND_CHUNK_MIN
+    at = ((sg.oh + i) * sh - sg.v0) % kh    # row i's first padded row, within its block
+    while i < min(sg.n, i0 + BAND_CHUNK_MAX + 1):    # (one division, not one a row)
+        if at == 0:
             return i - i0
+        at += step
+        if at >= kh:
+            at -= kh
+        i += 1
     return rest
 
 
