@@ -613,10 +613,12 @@ PYPOOL_ROWS_WINDOW_SUMS(pypool_rows_window_sums_v8, pypool_vd8, pypool_sum_runs_
  * product (s + 0.0) * recip where that rounds the same (pypool_rounding_risk8;
  * recip = rdh * rdw[o], each rounded: within a few units of the quotient),
  * else the quotient. A 512-bit division costs as much as all the loads and
- * adds of a window. */
+ * adds of a window. The product is fma(s, recip, +0): the exact product plus
+ * +0 rounded once, which is s * recip but +0 for s = -0 (one operation, not
+ * an add and a multiply); the lanes divided are never zeros, for which
+ * "+ 0.0" changes nothing. */
 static inline __m256 pypool_finish8(__m512d s, __m512d divisor, __m512d recip) {
-    s = _mm512_add_pd(s, _mm512_setzero_pd());
-    __m512d q = _mm512_mul_pd(s, recip);
+    __m512d q = _mm512_fmadd_pd(s, recip, _mm512_setzero_pd());
     __mmask8 risk = pypool_rounding_risk8(q);
     if (risk)
         q = _mm512_mask_div_pd(q, risk, s, divisor);
@@ -626,9 +628,8 @@ static inline __m256 pypool_finish8(__m512d s, __m512d divisor, __m512d recip) {
 /* pypool_finish8 of two vectors, their risks tested together. */
 static inline void pypool_finish16(__m512d s0, __m512d s1, __m512d d0, __m512d d1,
                                    __m512d r0, __m512d r1, __m256* f0, __m256* f1) {
-    s0 = _mm512_add_pd(s0, _mm512_setzero_pd());
-    s1 = _mm512_add_pd(s1, _mm512_setzero_pd());
-    __m512d q0 = _mm512_mul_pd(s0, r0), q1 = _mm512_mul_pd(s1, r1);
+    __m512d q0 = _mm512_fmadd_pd(s0, r0, _mm512_setzero_pd());
+    __m512d q1 = _mm512_fmadd_pd(s1, r1, _mm512_setzero_pd());
     __mmask16 risk = pypool_rounding_risk16(q0, q1);
     if (risk) {
         q0 = _mm512_mask_div_pd(q0, (__mmask8)risk, s0, d0);
