@@ -611,7 +611,8 @@ PYPOOL_ROWS_WINDOW_SUMS(pypool_rows_window_sums_v8, pypool_vd8, pypool_sum_runs_
 
 /* 8 window sums finished: (float)((s + 0.0) / divisor) lane by lane, as the
  * product (s + 0.0) * recip where that rounds the same (pypool_rounding_risk8;
- * recip = rdh * rdw[o], each rounded: within a few units of the quotient),
+ * recip = rdh * rdw[o], each rounded, or 1 / dh[r] when dw is NULL: within a
+ * few units of the quotient),
  * else the quotient. A 512-bit division costs as much as all the loads and
  * adds of a window. The product is fma(s, recip, +0): the exact product plus
  * +0 rounded once, which is s * recip but +0 for s = -0 (one operation, not

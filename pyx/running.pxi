@@ -609,11 +609,10 @@ cdef bint band_max_task(const real_t* x, const Strided5* xs, real_t* y, const St
     fewer than a vector, for the transposing path to take."""
     cdef Segment sg
     cdef int64_t g = 0, v, i, o, out_ld, first_w = t.ow0 * w.stride[2] - t.u0
-    cdef int64_t kh = w.kernel[1], sh = w.stride[1], right = t.lead + t.ninside
+    cdef int64_t kh = w.kernel[1], sh = w.stride[1]
     cdef const real_t** rows = <const real_t**>bs.rows
     cdef real_t* lines = <real_t*>bs.lines
     cdef real_t* ident = <real_t*>bs.ident
-    cdef real_t* line
     cdef real_t* yrow
     cdef real_t* target
     cdef const real_t* row
@@ -718,12 +717,11 @@ cdef bint band_sum_task(const real_t* x, const Strided5* xs, float_out_t* y,
     cdef Segment sg
     cdef int64_t g = 0, v, i, i0, n, first_h, first_w = t.ow0 * w.stride[2] - t.u0
     cdef bint done
-    cdef int64_t kh = w.kernel[1], sh = w.stride[1], right = t.lead + t.ninside
+    cdef int64_t kh = w.kernel[1], sh = w.stride[1]
     cdef const real_t** rows = <const real_t**>bs.rows
     cdef real_t* ident = <real_t*>bs.ident
     cdef double* lines = <double*>bs.lines
     cdef double* sums = <double*>bs.staged
-    cdef double* line
     cdef const real_t* row
     cdef double divisors[RUN_LINES_SUMS]    # a segment's rows' divisors (dh)
     cdef double recw_task[RUN_STRIP]        # 1 / the task's column divisors (dw)
