@@ -743,13 +743,15 @@ cdef bint band_sum_task(const real_t* x, const Strided5* xs, float_out_t* y,
             # (per task: tasks are a strip of columns) a column divisor the same
             # for all of them (count_include_pad away from a ceil_mode edge) joins
             # the row divisors, which saves two loads and two products a vector
-            dw = NULL if divisor_override > 0 else w.divisor[2] + t.ow0
-            for i in range(t.nout):
-                if dw != NULL and dw[i] != dw[0]:
-                    break
-            else:
-                dw_all = 1.0 if dw == NULL else dw[0]
-                dw = NULL
+            # (with divisor_override dw stays NULL and dw_all 1)
+            if divisor_override <= 0:
+                dw = w.divisor[2] + t.ow0
+                for i in range(t.nout):
+                    if dw[i] != dw[0]:
+                        break
+                else:
+                    dw_all = dw[0]
+                    dw = NULL
             if dw != NULL:
                 for i in range(t.nout):
                     recw_task[i] = 1.0 / dw[i]
@@ -779,8 +781,8 @@ cdef bint band_sum_task(const real_t* x, const Strided5* xs, float_out_t* y,
                 for i in range(n):
                     divisors[i] = (<double>divisor_override if divisor_override > 0 else
                                    w.divisor[0][sg.od] * w.divisor[1][sg.oh + i0 + i])
-                    if dw == NULL and divisor_override <= 0:
-                        divisors[i] = divisors[i] * dw_all    # as finish_plane_row's product
+                    if dw == NULL:    # (as finish_plane_row's product)
+                        divisors[i] = divisors[i] * dw_all
                 done = pypool_rows_window_averages_f32(
                     lines + first_w, t.width, n, w.kernel[2], t.nout, <double*>bs.b1,
                     y + offset5(ys, sg.b, sg.od, sg.oh + i0, t.ow0, 0), ys.s[2], divisors,
