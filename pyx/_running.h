@@ -626,6 +626,18 @@ static inline __m256 pypool_finish8(__m512d s, __m512d divisor, __m512d recip) {
     return _mm512_cvtpd_ps(q);
 }
 
+/* pypool_finish8 where recip is 1 / divisor correctly rounded (one divisor
+ * for the row): the product corrected by one Newton step, q + (s - q*d) * r,
+ * each with one rounding, is then the correctly rounded quotient
+ * (Markstein's theorem: r within half an ulp of 1/d, q within one ulp of
+ * s/d; s - q*d is exact), so no lane needs the division and no branch
+ * decides it. Non-finite s: the residual is NaN, and q (inf or NaN) stays. */
+static inline __m512d pypool_quotient8(__m512d s, __m512d divisor, __m512d recip) {
+    __m512d q = _mm512_fmadd_pd(s, recip, _mm512_setzero_pd());
+    __m512d e = _mm512_fnmadd_pd(q, divisor, s);
+    return _mm512_mask3_fmadd_pd(e, recip, q, _mm512_cmp_pd_mask(e, e, _CMP_ORD_Q));
+}
+
 /* pypool_finish8 of two vectors, their risks tested together. */
 static inline void pypool_finish16(__m512d s0, __m512d s1, __m512d d0, __m512d d1,
                                    __m512d r0, __m512d r1, __m256* f0, __m256* f1) {
@@ -669,7 +681,12 @@ static void pypool_rows_window_averages_v8(const double* src, int64_t ld, int64_
                     r0 = _mm512_mul_pd(rd, _mm512_loadu_pd(rdw + o + u * VL));
                     r1 = _mm512_mul_pd(rd, _mm512_loadu_pd(rdw + o + (u + 1) * VL));
                 }
-                pypool_finish16((__m512d)v[u], (__m512d)v[u + 1], d0, d1, r0, r1, &f0, &f1);
+                if (dw) {
+                    pypool_finish16((__m512d)v[u], (__m512d)v[u + 1], d0, d1, r0, r1, &f0, &f1);
+                } else {
+                    f0 = _mm512_cvtpd_ps(pypool_quotient8((__m512d)v[u], d, rd));
+                    f1 = _mm512_cvtpd_ps(pypool_quotient8((__m512d)v[u + 1], d, rd));
+                }
                 pypool_put_ps8(yr + o + u * VL, f0, stream);
                 pypool_put_ps8(yr + o + (u + 1) * VL, f1, stream);
             }
@@ -678,7 +695,7 @@ static void pypool_rows_window_averages_v8(const double* src, int64_t ld, int64_
             PYPOOL_WINDOW_SUMS_AT(pypool_vd8, 1, v, run, left, o, a, b, rest);
             __m256 f = dw ? pypool_finish8((__m512d)v[0], _mm512_mul_pd(d, _mm512_loadu_pd(dw + o)),
                                            _mm512_mul_pd(rd, _mm512_loadu_pd(rdw + o)))
-                          : pypool_finish8((__m512d)v[0], d, rd);
+                          : _mm512_cvtpd_ps(pypool_quotient8((__m512d)v[0], d, rd));
             pypool_put_ps8(yr + o, f, stream);
         }
         for (; o < nout; o++)

@@ -342,6 +342,26 @@ def test_float32_average_rounds_like_the_division_near_midpoints():
     np.testing.assert_array_equal(got[0, 0, 0], expected)
 
 
+@pytest.mark.parametrize("count_include_pad", [True, False])
+def test_sum_band_averages_of_infinities(count_include_pad):
+    """Sum band float32 averages near infinities: a window holding +inf averages
+    to +inf, one holding -inf to -inf, one holding both to NaN; the others stay
+    finite and exact. (The quotient's Newton correction, whose residual is NaN
+    for an infinite sum, must keep the infinite product.)"""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 3, 30, 70)).astype(np.float32)
+    x[0, 0, 4, 5] = np.inf
+    x[0, 1, 20, 50] = -np.inf
+    x[1, 2, 10, 30], x[1, 2, 14, 36] = np.inf, -np.inf
+    ref64 = ref_avg_pool(x, (15, 15), (1, 1), (7, 7), count_include_pad=count_include_pad)
+    for threads in (1, 2):
+        got = pypool.avg_pool2d(x, 15, 1, 7, count_include_pad=count_include_pad,
+                                num_threads=threads)
+        assert_avg_matches(got, ref64, np.float32)
+    assert np.isposinf(got[0, 0, 4, 5]) and np.isneginf(got[0, 1, 20, 50])
+    assert np.isnan(got[1, 2, 12, 33]) and np.isfinite(got[0, 0, 25, 60])
+
+
 @pytest.mark.parametrize("channels", [8, 13])
 @pytest.mark.parametrize("kernel,stride,padding", [(7, 1, 3), ((9, 5), (2, 1), (4, 2))])
 def test_large_channels_last_max_ties_follow_row_major_order(channels, kernel, stride, padding):
