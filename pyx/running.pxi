@@ -542,6 +542,8 @@ cdef struct BandScratch:
     int64_t width        # elements of each row (vector slack included)
     int64_t border[4]    # the lines' border columns hold the identity for this
                          # (task width, lead, right, ncols): see band_borders
+    int64_t fold_ow0     # the strip (first output column) whose column divisors
+    double fold_dw       # are all fold_dw (0: not all the same; -1: no strip yet)
 
 
 cdef void band_borders(BandScratch* bs, const RunTask* t, real_t identity,
@@ -564,6 +566,18 @@ cdef void band_borders(BandScratch* bs, const RunTask* t, real_t identity,
     bs.border[1] = t.lead
     bs.border[2] = right
     bs.border[3] = t.ncols
+
+
+cdef inline void band_rows(const real_t** rows, const real_t* x, const Strided5* xs,
+                           const Windows* w, const Segment* sg, const RunTask* t,
+                           const real_t* ident) noexcept nogil:
+    """rows[v] = the segment's padded row sg.v0 + v, as segment_row gives it
+    (ident for a padding row), a multiply a row instead of segment_row's five."""
+    cdef int64_t v, h
+    cdef const real_t* top = segment_row(x, xs, w, sg, t, w.pad_begin[1])   # input row 0
+    for v in range(sg.v1 - sg.v0):
+        h = sg.v0 + v - w.pad_begin[1]
+        rows[v] = top + h * xs.s[2] if top != NULL and 0 <= h < xs.n[2] else ident
 
 
 cdef int band_alloc(BandScratch* bs, const Windows* w, const RunPlan* rp,
@@ -592,6 +606,7 @@ cdef int band_alloc(BandScratch* bs, const Windows* w, const RunPlan* rp,
     start = <char*>bs.block + (64 - (<size_t>bs.block) % 64) % 64
     bs.width = width
     bs.border[0] = -1    # (no borders set yet)
+    bs.fold_ow0 = -1
     bs.sweep = <void*>start
     bs.ident = <void*>(<char*>bs.sweep + sweep * itemsize)
     bs.lines = <void*>(<char*>bs.ident + width * itemsize)
@@ -615,16 +630,13 @@ cdef bint band_max_task(const real_t* x, const Strided5* xs, real_t* y, const St
     cdef real_t* ident = <real_t*>bs.ident
     cdef real_t* yrow
     cdef real_t* target
-    cdef const real_t* row
     if not (real_t is float or real_t is double) or t.ninside * sizeof(real_t) < 32:
         return False
     fill(ident, lowest(<real_t>0), t.ninside)
     band_borders(bs, t, lowest(<real_t>0), rp.lines)
     while g < t.nl:
         segment_at(&sg, t, ys, w, rp, g)
-        for v in range(sg.v1 - sg.v0):
-            row = segment_row(x, xs, w, &sg, t, sg.v0 + v)
-            rows[v] = row if row != NULL else ident
+        band_rows(rows, x, xs, w, &sg, t, ident)
         # the column maxima of the segment's output rows, at their inside columns
         if rp.run_h:
             if real_t is float:
@@ -722,7 +734,6 @@ cdef bint band_sum_task(const real_t* x, const Strided5* xs, float_out_t* y,
     cdef real_t* ident = <real_t*>bs.ident
     cdef double* lines = <double*>bs.lines
     cdef double* sums = <double*>bs.staged
-    cdef const real_t* row
     cdef double divisors[RUN_LINES_SUMS]    # a segment's rows' divisors (dh)
     cdef double recw_task[RUN_STRIP]        # 1 / the task's column divisors (dw)
     cdef const double* dw = NULL            # the task's column divisors, NULL when one
@@ -736,21 +747,24 @@ cdef bint band_sum_task(const real_t* x, const Strided5* xs, float_out_t* y,
     band_borders[double](bs, t, 0.0, rp.lines)
     while g < t.nl:
         segment_at(&sg, t, ys, w, rp, g)
-        for v in range(sg.v1 - sg.v0):
-            row = segment_row(x, xs, w, &sg, t, sg.v0 + v)
-            rows[v] = row if row != NULL else ident
+        band_rows(rows, x, xs, w, &sg, t, ident)
         if float_out_t is float and ys.s[3] == 1 and g == 0:
             # (per task: tasks are a strip of columns) a column divisor the same
             # for all of them (count_include_pad away from a ceil_mode edge) joins
             # the row divisors, which saves two loads and two products a vector
-            # (with divisor_override dw stays NULL and dw_all 1)
+            # (with divisor_override dw stays NULL and dw_all 1); the test is
+            # made once per strip
             if divisor_override <= 0:
                 dw = w.divisor[2] + t.ow0
-                for i in range(t.nout):
-                    if dw[i] != dw[0]:
-                        break
-                else:
-                    dw_all = dw[0]
+                if bs.fold_ow0 != t.ow0:
+                    bs.fold_ow0 = t.ow0
+                    bs.fold_dw = dw[0]
+                    for i in range(t.nout):
+                        if dw[i] != dw[0]:
+                            bs.fold_dw = 0.0
+                            break
+                if bs.fold_dw != 0.0:
+                    dw_all = bs.fold_dw
                     dw = NULL
             if dw != NULL:
                 for i in range(t.nout):
