@@ -543,10 +543,10 @@ static inline double pypool_window_sum1(const double* run, const double* left, i
 
 /* out[r * out_ld + o] = the window sums. */
 #define PYPOOL_ROWS_WINDOW_SUMS(NAME, VT, RUNS)                                             \
-static void NAME(const double* src, int64_t ld, int64_t nrows, int64_t k, int64_t nout,     \
-                 double* tmp, double* out, int64_t out_ld) {                                \
+static void NAME(const double* src, int64_t ld, int64_t nrows, int64_t k, int64_t a,        \
+                 int64_t nout, double* tmp, double* out, int64_t out_ld) {                  \
     enum { VL = sizeof(VT) / sizeof(double) };                                              \
-    int64_t a = pypool_sum_run_length(k), b = k / a, rest = k - a * b, r, o, u;             \
+    int64_t b = k / a, rest = k - a * b, r, o, u;                                           \
     const double* runs = RUNS(src, ld, nrows, k, nout, a, tmp);                             \
     VT v[4];                                                                                \
     for (r = 0; r < nrows; r++) {                                                           \
@@ -658,11 +658,11 @@ static inline void pypool_finish16(__m512d s0, __m512d s1, __m512d d0, __m512d d
  * its rows 16-byte aligned) whole vectors go by streaming stores; the caller
  * fences. */
 static void pypool_rows_window_averages_v8(const double* src, int64_t ld, int64_t nrows,
-                                           int64_t k, int64_t nout, double* tmp, float* y,
-                                           int64_t y_ld, const double* dh, const double* dw,
-                                           const double* rdw, int stream) {
+                                           int64_t k, int64_t a, int64_t nout, double* tmp,
+                                           float* y, int64_t y_ld, const double* dh,
+                                           const double* dw, const double* rdw, int stream) {
     enum { VL = 8 };
-    int64_t a = pypool_sum_run_length(k), b = k / a, rest = k - a * b, r, o, u;
+    int64_t b = k / a, rest = k - a * b, r, o, u;
     pypool_vd8 v[4];
     const double* runs = pypool_sum_runs_v8(src, ld, nrows, k, nout, a, tmp);
     for (r = 0; r < nrows; r++) {
@@ -706,30 +706,34 @@ static void pypool_rows_window_averages_v8(const double* src, int64_t ld, int64_
 PYPOOL_AVX512_END
 #endif
 
+/* a: pypool_sum_run_length(k), which the caller finds once (its divisions
+ * took a tenth of a task's bookkeeping when made for every chunk). */
 static void pypool_rows_window_sums(const double* src, int64_t ld, int64_t nrows, int64_t k,
-                                    int64_t nout, double* tmp, double* out, int64_t out_ld) {
+                                    int64_t a, int64_t nout, double* tmp, double* out,
+                                    int64_t out_ld) {
 #ifdef PYPOOL_SUMS_HAVE_AVX512
     if (pypool_sums_avx512) {
-        pypool_rows_window_sums_v8(src, ld, nrows, k, nout, tmp, out, out_ld);
+        pypool_rows_window_sums_v8(src, ld, nrows, k, a, nout, tmp, out, out_ld);
         return;
     }
 #endif
-    pypool_rows_window_sums_v4(src, ld, nrows, k, nout, tmp, out, out_ld);
+    pypool_rows_window_sums_v4(src, ld, nrows, k, a, nout, tmp, out, out_ld);
 }
 
 /* Returns 1 when done (AVX-512 CPUs), else 0: the caller then sums and finishes. */
 static int pypool_rows_window_averages_f32(const double* src, int64_t ld, int64_t nrows,
-                                           int64_t k, int64_t nout, double* tmp, float* y,
-                                           int64_t y_ld, const double* dh, const double* dw,
-                                           const double* rdw, int stream) {
+                                           int64_t k, int64_t a, int64_t nout, double* tmp,
+                                           float* y, int64_t y_ld, const double* dh,
+                                           const double* dw, const double* rdw, int stream) {
 #ifdef PYPOOL_SUMS_HAVE_AVX512
     if (pypool_sums_avx512) {
-        pypool_rows_window_averages_v8(src, ld, nrows, k, nout, tmp, y, y_ld, dh, dw, rdw,
+        pypool_rows_window_averages_v8(src, ld, nrows, k, a, nout, tmp, y, y_ld, dh, dw, rdw,
                                        stream);
         return 1;
     }
 #endif
-    (void)src; (void)ld; (void)nrows; (void)k; (void)nout; (void)tmp; (void)y; (void)y_ld;
+    (void)src; (void)ld; (void)nrows; (void)k; (void)a; (void)nout; (void)tmp; (void)y;
+    (void)y_ld;
     (void)dh; (void)dw; (void)rdw; (void)stream;
     return 0;
 }

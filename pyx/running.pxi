@@ -157,11 +157,12 @@ cdef extern from "_running.h":
     void pypool_rows_direct_sum_f64(const double** rows, int64_t lanes, int64_t first,
                                     int64_t s, int64_t k, int64_t nout, double* out,
                                     int64_t out_ld) noexcept nogil
+    int64_t pypool_sum_run_length(int64_t k) noexcept nogil
     void pypool_rows_window_sums(const double* src, int64_t ld, int64_t nrows, int64_t k,
-                                 int64_t nout, double* tmp, double* out,
+                                 int64_t a, int64_t nout, double* tmp, double* out,
                                  int64_t out_ld) noexcept nogil
     int pypool_rows_window_averages_f32(const double* src, int64_t ld, int64_t nrows,
-                                        int64_t k, int64_t nout, double* tmp, float* y,
+                                        int64_t k, int64_t a, int64_t nout, double* tmp, float* y,
                                         int64_t y_ld, const double* dh,
                                         const double* dw, const double* rdw,
                                         int stream) noexcept nogil
@@ -730,6 +731,7 @@ cdef bint band_sum_task(const real_t* x, const Strided5* xs, float_out_t* y,
     cdef int64_t g = 0, v, i, i0, n, first_h, first_w = t.ow0 * w.stride[2] - t.u0
     cdef bint done
     cdef int64_t kh = w.kernel[1], sh = w.stride[1]
+    cdef int64_t run_a = pypool_sum_run_length(w.kernel[2])   # the row pass's runs
     cdef const real_t** rows = <const real_t**>bs.rows
     cdef real_t* ident = <real_t*>bs.ident
     cdef double* lines = <double*>bs.lines
@@ -798,12 +800,12 @@ cdef bint band_sum_task(const real_t* x, const Strided5* xs, float_out_t* y,
                     if dw == NULL:    # (as finish_plane_row's product)
                         divisors[i] = divisors[i] * dw_all
                 done = pypool_rows_window_averages_f32(
-                    lines + first_w, t.width, n, w.kernel[2], t.nout, <double*>bs.b1,
+                    lines + first_w, t.width, n, w.kernel[2], run_a, t.nout, <double*>bs.b1,
                     y + offset5(ys, sg.b, sg.od, sg.oh + i0, t.ow0, 0), ys.s[2], divisors,
                     dw, recw_task, stream)
             if not done:
-                pypool_rows_window_sums(lines + first_w, t.width, n, w.kernel[2], t.nout,
-                                        <double*>bs.b1, sums, t.nout)
+                pypool_rows_window_sums(lines + first_w, t.width, n, w.kernel[2], run_a,
+                                        t.nout, <double*>bs.b1, sums, t.nout)
                 for i in range(n):
                     finish_plane_row(y + offset5(ys, sg.b, sg.od, sg.oh + i0 + i, t.ow0, 0),
                                      ys.s[3], sums + i * t.nout, t.nout, ACC_SUM, 0.0, w, sg.od,
