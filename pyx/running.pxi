@@ -440,10 +440,14 @@ cdef void prefetch_task(const real_t* x, const Strided5* xs, const Strided5* ys,
     cdef Segment sg
     cdef int64_t g = 0, v, nbytes
     cdef const char* row
-    if not columns_contiguous(xs, rp):
-        return
+    cdef bint spaced = (rp.V == 1 and 1 < xs.s[3]
+                        and xs.s[3] * <int64_t>sizeof(real_t) <= 64)
+    if not (columns_contiguous(xs, rp) or spaced):
+        return    # (columns a line or more apart, or backwards: not asked for)
     plan_task(&t, xs, ys, w, rp, task)
-    nbytes = t.ninside * rp.V * <int64_t>sizeof(real_t)
+    # the row's span: its columns, or every line between its first and last column
+    nbytes = (t.ninside * rp.V if not spaced else (t.ninside - 1) * xs.s[3] + 1
+              ) * <int64_t>sizeof(real_t)
     while g < t.nl:
         segment_at(&sg, &t, ys, w, rp, g)
         for v in range(sg.v0, sg.v1):
@@ -522,12 +526,13 @@ cdef enum:
 
 cdef inline bint use_bands(const Strided5* xs, const Windows* w, const RunPlan* rp,
                            size_t itemsize) noexcept nogil:
-    """Does a running max take the band path? Contiguous columns (rows are read
-    in place), float or double, at most BAND_MAX_KW columns and a column
-    stride of at most 2: stride 2 computes every position's window and keeps
-    every other one, and still beats transposing (1 thread, (8,128,64,64)
-    float32, stride (1, 2): 13x13 3.1 -> 2.5 ms, 13x7 2.8 -> 2.3 ms)."""
-    return (rp.V == 1 and (itemsize == 4 or itemsize == 8) and xs.s[3] == 1
+    """Does a running max take the band path? float or double, at most
+    BAND_MAX_KW columns and a column stride of at most 2: stride 2 computes
+    every position's window and keeps every other one, and still beats
+    transposing (1 thread, (8,128,64,64) float32, stride (1, 2): 13x13 3.1 ->
+    2.5 ms, 13x7 2.8 -> 2.3 ms). Rows with contiguous columns are read in
+    place, others packed first (band_rows)."""
+    return (rp.V == 1 and (itemsize == 4 or itemsize == 8)
             and w.kernel[2] <= BAND_MAX_KW and w.stride[2] <= 2)
 
 
@@ -540,6 +545,8 @@ cdef struct BandScratch:
     void* b1             # the column pass's doubling levels (as large as lines)
     void* b2
     void* staged         # the segment's output rows, when the result's columns are strided
+    void* packed         # the segment's input rows, packed when the input's columns are
+                         # strided (NULL when they are contiguous)
     int64_t width        # elements of each row (vector slack included)
     int64_t border[4]    # the lines' border columns hold the identity for this
                          # (task width, lead, right, ncols): see band_borders
@@ -571,18 +578,36 @@ cdef void band_borders(BandScratch* bs, const RunTask* t, real_t identity,
 
 cdef inline void band_rows(const real_t** rows, const real_t* x, const Strided5* xs,
                            const Windows* w, const Segment* sg, const RunTask* t,
-                           const real_t* ident) noexcept nogil:
+                           const real_t* ident, const BandScratch* bs) noexcept nogil:
     """rows[v] = the segment's padded row sg.v0 + v, as segment_row gives it
-    (ident for a padding row), a multiply a row instead of segment_row's five."""
-    cdef int64_t v, h
+    (ident for a padding row), a multiply a row instead of segment_row's five.
+    Input columns that are not contiguous are first packed into bs.packed
+    (each row once a segment: strided columns took the transposing path,
+    3-4x slower on avg 15x15)."""
+    cdef int64_t v, h, c, step = xs.s[3]
     cdef const real_t* top = segment_row(x, xs, w, sg, t, w.pad_begin[1])   # input row 0
+    cdef const real_t* src
+    cdef real_t* dst
     for v in range(sg.v1 - sg.v0):
         h = sg.v0 + v - w.pad_begin[1]
-        rows[v] = top + h * xs.s[2] if top != NULL and 0 <= h < xs.n[2] else ident
+        if top == NULL or h < 0 or h >= xs.n[2]:
+            rows[v] = ident
+        elif bs.packed == NULL:
+            rows[v] = top + h * xs.s[2]
+        else:
+            src = top + h * xs.s[2]
+            dst = <real_t*>bs.packed + v * bs.width
+            if step == 2:    # (a constant stride: the compiler's vector loads and shuffles)
+                for c in range(t.ninside):
+                    dst[c] = src[c * 2]
+            else:
+                for c in range(t.ninside):
+                    dst[c] = src[c * step]
+            rows[v] = dst
 
 
 cdef int band_alloc(BandScratch* bs, const Windows* w, const RunPlan* rp,
-                    size_t itemsize) noexcept nogil:
+                    size_t itemsize, bint packed) noexcept nogil:
     """Buffers for any task of the plan, every element set once (the column
     pass's vector loads read a little past what a row uses: up to 4 vectors of
     8 doubles past the last row, into the row of slack). 1 on no memory."""
@@ -593,8 +618,9 @@ cdef int band_alloc(BandScratch* bs, const Windows* w, const RunPlan* rp,
     # 4 vectors per block row, of up to 16 lanes (float32 max on AVX-512, _running.h)
     cdef int64_t sweep = 4 * 16 * w.kernel[1]
     cdef int64_t rows_size = (rp.lines + 1) * width   # a segment's rows and a row of slack
-    cdef size_t nbytes = (<size_t>(nrows * sizeof(void*))
-                          + <size_t>(sweep + width + 4 * rows_size) * itemsize)
+    cdef size_t pointers = (<size_t>(nrows * sizeof(void*)) + 63) // 64 * 64
+    cdef size_t nbytes = (pointers + <size_t>(sweep + width + 4 * rows_size) * itemsize
+                          + (<size_t>(nrows * width) * itemsize if packed else 0))
     cdef char* start
     bs.block = calloc(nbytes + 64, 1)
     if bs.block == NULL:
@@ -615,6 +641,7 @@ cdef int band_alloc(BandScratch* bs, const Windows* w, const RunPlan* rp,
     bs.b2 = <void*>(<char*>bs.b1 + rows_size * itemsize)
     bs.staged = <void*>(<char*>bs.b2 + rows_size * itemsize)
     bs.rows = <void**>(<char*>bs.staged + rows_size * itemsize)
+    bs.packed = <void*>(<char*>bs.rows + pointers) if packed else NULL
     return 0
 
 
@@ -637,7 +664,7 @@ cdef bint band_max_task(const real_t* x, const Strided5* xs, real_t* y, const St
     band_borders(bs, t, lowest(<real_t>0), rp.lines)
     while g < t.nl:
         segment_at(&sg, t, ys, w, rp, g)
-        band_rows(rows, x, xs, w, &sg, t, ident)
+        band_rows(rows, x, xs, w, &sg, t, ident, bs)
         # the column maxima of the segment's output rows, at their inside columns
         if rp.run_h:
             if real_t is float:
@@ -687,9 +714,9 @@ cdef bint band_max_task(const real_t* x, const Strided5* xs, real_t* y, const St
 cdef inline bint use_sum_bands(const Strided5* xs, const Windows* w, const RunPlan* rp,
                                int mode, bint float_input) noexcept nogil:
     """Does a running average take the sum band path? float32 or float64 input
-    with contiguous columns (rows are read in place) and a column stride of 1."""
-    return (mode == ACC_SUM and float_input and rp.V == 1 and xs.s[3] == 1
-            and w.stride[2] == 1)
+    and a column stride of 1 (rows with contiguous columns are read in place,
+    others packed first: band_rows)."""
+    return mode == ACC_SUM and float_input and rp.V == 1 and w.stride[2] == 1
 
 
 cdef enum:
@@ -749,7 +776,7 @@ cdef bint band_sum_task(const real_t* x, const Strided5* xs, float_out_t* y,
     band_borders[double](bs, t, 0.0, rp.lines)
     while g < t.nl:
         segment_at(&sg, t, ys, w, rp, g)
-        band_rows(rows, x, xs, w, &sg, t, ident)
+        band_rows(rows, x, xs, w, &sg, t, ident, bs)
         if float_out_t is float and ys.s[3] == 1 and g == 0:
             # (per task: tasks are a strip of columns) a column divisor the same
             # for all of them (count_include_pad away from a ceil_mode edge) joins
@@ -1001,7 +1028,7 @@ cdef int running_max_tasks(const real_t* x, const Strided5* xs, real_t* y, const
     cdef real_t* scratch = NULL
     cdef int failed = 0
     if use_bands(xs, w, rp, sizeof(real_t)):
-        if band_alloc(&bands, w, rp, sizeof(real_t)):
+        if band_alloc(&bands, w, rp, sizeof(real_t), xs.s[3] != 1):
             return 1
         bs = &bands
     for task in range(t0, t1):
@@ -1028,7 +1055,7 @@ cdef int running_reduce_tasks(const real_t* x, const Strided5* xs, float_out_t* 
     cdef double* scratch = NULL
     cdef int failed = 0
     if use_sum_bands(xs, w, rp, mode, real_t is float or real_t is double):
-        if band_alloc(&bands, w, rp, sizeof(double)):
+        if band_alloc(&bands, w, rp, sizeof(double), xs.s[3] != 1):
             return 1
         bs = &bands
     for task in range(t0, t1):

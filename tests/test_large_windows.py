@@ -342,6 +342,36 @@ def test_float32_average_rounds_like_the_division_near_midpoints():
     np.testing.assert_array_equal(got[0, 0, 0], expected)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("step", [2, 3, -1, 40])
+@pytest.mark.parametrize("op", ["max", "avg"])
+def test_band_paths_pack_strided_columns(op, step, dtype):
+    """Inputs whose columns are not contiguous (a column slice, a reversed or a
+    widely spaced view) take the band paths with each row packed first: the
+    same results as the reference, whatever the thread count, and the input
+    untouched."""
+    rng = np.random.default_rng(abs(step))
+    W = 70
+    base = rng.standard_normal((2, 3, 33, W * abs(step))).astype(dtype)
+    if dtype == np.float64:    # (multiples of 1/64: float64 sums exact in any order)
+        base = np.round(base * 64) / 64
+    base[1, 2, 9, 5 * abs(step)] = np.nan
+    x = base[..., ::step] if step > 0 else base[..., ::-1]
+    x = x[..., :W] if step > 0 else x
+    snapshot = base.copy()
+    if op == "max":
+        ref = ref_max_pool(x, (13, 13), (1, 1), (6, 6))[0]
+        for threads in (1, 2):
+            assert_same_max(pypool.max_pool2d(x, 13, 1, 6, num_threads=threads), ref)
+    else:
+        ref64 = ref_avg_pool(x, (15, 15), (1, 1), (7, 7), count_include_pad=False)
+        got = [pypool.avg_pool2d(x, 15, 1, 7, count_include_pad=False, num_threads=threads)
+               for threads in (1, 2)]
+        assert_avg_matches(got[0], ref64, dtype)
+        assert got[0].tobytes() == got[1].tobytes()
+    np.testing.assert_array_equal(base, snapshot)
+
+
 @pytest.mark.parametrize("count_include_pad", [True, False])
 def test_sum_band_averages_of_infinities(count_include_pad):
     """Sum band float32 averages near infinities: a window holding +inf averages
