@@ -550,8 +550,9 @@ cdef struct BandScratch:
     int64_t width        # elements of each row (vector slack included)
     int64_t border[4]    # the lines' border columns hold the identity for this
                          # (task width, lead, right, ncols): see band_borders
-    int64_t fold_ow0     # the strip (first output column) whose column divisors
-    double fold_dw       # are all fold_dw (0: not all the same; -1: no strip yet)
+    int64_t fold_ow0     # the strip (first output column) last tested, -1 for none:
+    double fold_dw       # its column divisors are all fold_dw (0: they differ, or
+                         # are all 0, and are not folded)
 
 
 cdef void band_borders(BandScratch* bs, const RunTask* t, real_t identity,
