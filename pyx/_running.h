@@ -611,9 +611,8 @@ PYPOOL_ROWS_WINDOW_SUMS(pypool_rows_window_sums_v8, pypool_vd8, pypool_sum_runs_
 
 /* 8 window sums finished: (float)((s + 0.0) / divisor) lane by lane, as the
  * product (s + 0.0) * recip where that rounds the same (pypool_rounding_risk8;
- * recip = rdh * rdw[o], each rounded, or 1 / dh[r] when dw is NULL: within a
- * few units of the quotient),
- * else the quotient. A 512-bit division costs as much as all the loads and
+ * recip = rdh * rdw[o], each rounded: within a few units of the quotient),
+ * else the quotient (rows with one divisor take pypool_quotient8 instead). A 512-bit division costs as much as all the loads and
  * adds of a window. The product is fma(s, recip, +0): the exact product plus
  * +0 rounded once, which is s * recip but +0 for s = -0 (one operation, not
  * an add and a multiply); the lanes divided are never zeros, for which
@@ -654,7 +653,8 @@ static inline void pypool_finish16(__m512d s0, __m512d s1, __m512d d0, __m512d d
 
 /* The window sums finished as float32 averages, straight into the result:
  * y[r * y_ld + o] = (float)((sum + 0.0) / (dh[r] * dw[o])) (dw NULL: "/ dh[r]"),
- * as finish_plane_row computes them; rdw[o] = 1 / dw[o]. With stream (y and
+ * as finish_plane_row computes them (dw NULL: pypool_quotient8, else the
+ * rounding test of pypool_finish16); rdw[o] = 1 / dw[o]. With stream (y and
  * its rows 16-byte aligned) whole vectors go by streaming stores; the caller
  * fences. */
 static void pypool_rows_window_averages_v8(const double* src, int64_t ld, int64_t nrows,
@@ -673,15 +673,12 @@ static void pypool_rows_window_averages_v8(const double* src, int64_t ld, int64_
         for (o = 0; o + 4 * VL <= nout; o += 4 * VL) {
             PYPOOL_WINDOW_SUMS_AT(pypool_vd8, 4, v, run, left, o, a, b, rest);
             for (u = 0; u < 4; u += 2) {
-                __m512d d0 = d, d1 = d, r0 = rd, r1 = rd;
                 __m256 f0, f1;
                 if (dw) {
-                    d0 = _mm512_mul_pd(d, _mm512_loadu_pd(dw + o + u * VL));
-                    d1 = _mm512_mul_pd(d, _mm512_loadu_pd(dw + o + (u + 1) * VL));
-                    r0 = _mm512_mul_pd(rd, _mm512_loadu_pd(rdw + o + u * VL));
-                    r1 = _mm512_mul_pd(rd, _mm512_loadu_pd(rdw + o + (u + 1) * VL));
-                }
-                if (dw) {
+                    __m512d d0 = _mm512_mul_pd(d, _mm512_loadu_pd(dw + o + u * VL));
+                    __m512d d1 = _mm512_mul_pd(d, _mm512_loadu_pd(dw + o + (u + 1) * VL));
+                    __m512d r0 = _mm512_mul_pd(rd, _mm512_loadu_pd(rdw + o + u * VL));
+                    __m512d r1 = _mm512_mul_pd(rd, _mm512_loadu_pd(rdw + o + (u + 1) * VL));
                     pypool_finish16((__m512d)v[u], (__m512d)v[u + 1], d0, d1, r0, r1, &f0, &f1);
                 } else {
                     f0 = _mm512_cvtpd_ps(pypool_quotient8((__m512d)v[u], d, rd));
