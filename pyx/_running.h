@@ -67,27 +67,29 @@ static inline pypool_vd pypool_vmax_d(pypool_vd m, pypool_vd v) {
 #endif
 #define PYPOOL_VADD(m, v) ((m) + (v))
 
-/* One chunk of W vectors at lane offset l0. SRC(T) declares where positions
- * come from and AT(u) is position u's first lane: one array of positions
- * `lanes` apart (the scratch rows of run_windows), or an array of row
- * pointers (the band paths reading the input in place). LD(VT, p) loads the
- * vector of lanes at p (float rows of a float64 sum: converted). Output o's
- * lanes start at out + o * out_ld. */
+/* One chunk of W vectors, read at offset src0 of each position and written
+ * at lane offset l0 of each output (the same offset but for the channels_last
+ * bands, which write each column's group of channels packed: lane_bands.pxi).
+ * SRC(T) declares where positions come from and AT(u) is position u's first
+ * lane: one array of positions `lanes` apart (the scratch rows of
+ * run_windows), or an array of row pointers (the band paths reading the input
+ * in place). LD(VT, p) loads the vector of lanes at p (float rows of a
+ * float64 sum: converted). Output o's lanes start at out + o * out_ld. */
 #define PYPOOL_SWEEP_CHUNK(NAME, T, VT, W, OP, SRC, AT, LD)                                 \
-static void NAME(SRC(T), int64_t l0, int64_t first, int64_t s, int64_t k, int64_t nout,     \
-                 T* scratch, T* out, int64_t out_ld) {                                      \
+static void NAME(SRC(T), int64_t src0, int64_t l0, int64_t first, int64_t s, int64_t k,     \
+                 int64_t nout, T* scratch, T* out, int64_t out_ld) {                        \
     enum { VL = sizeof(VT) / sizeof(T) };                                                   \
     int64_t a = first, o = 0, b0, j, grown, i;                                              \
     VT acc[W], pre[W];                                                                      \
     while (o < nout) {                                                                      \
         b0 = a - a % k;                                                                     \
         for (i = 0; i < W; i++) {                                                           \
-            acc[i] = LD(VT, AT(b0 + k - 1) + l0 + i * VL);                                  \
+            acc[i] = LD(VT, AT(b0 + k - 1) + src0 + i * VL);                                \
             PYPOOL_STORE(VT, scratch + ((k - 1) * W + i) * VL, acc[i]);                     \
         }                                                                                   \
         for (j = k - 2; j >= a - b0; j--)                                                   \
             for (i = 0; i < W; i++) {                                                       \
-                acc[i] = OP(LD(VT, AT(b0 + j) + l0 + i * VL), acc[i]);                      \
+                acc[i] = OP(LD(VT, AT(b0 + j) + src0 + i * VL), acc[i]);                    \
                 PYPOOL_STORE(VT, scratch + (j * W + i) * VL, acc[i]);                       \
             }                                                                               \
         grown = 0;    /* pre holds the next block's positions [b0 + k, b0 + k + grown) */   \
@@ -100,12 +102,12 @@ static void NAME(SRC(T), int64_t l0, int64_t first, int64_t s, int64_t k, int64_
             } else {                                                                        \
                 if (grown == 0) {                                                           \
                     for (i = 0; i < W; i++)                                                 \
-                        pre[i] = LD(VT, AT(b0 + k) + l0 + i * VL);                          \
+                        pre[i] = LD(VT, AT(b0 + k) + src0 + i * VL);                        \
                     grown = 1;                                                              \
                 }                                                                           \
                 for (; grown < j; grown++)                                                  \
                     for (i = 0; i < W; i++)                                                 \
-                        pre[i] = OP(pre[i], LD(VT, AT(b0 + k + grown) + l0                  \
+                        pre[i] = OP(pre[i], LD(VT, AT(b0 + k + grown) + src0                \
                                                             + i * VL));                     \
                 for (i = 0; i < W; i++)                                                     \
                     PYPOOL_STORE(VT, out + o * out_ld + l0 + i * VL,                        \
@@ -136,9 +138,9 @@ static void NAME(const T* z, int64_t lanes, int64_t first, int64_t s, int64_t k,
     enum { VL = sizeof(VT) / sizeof(T) };                                                   \
     int64_t l0 = 0;                                                                         \
     for (; l0 + 4 * VL <= lanes; l0 += 4 * VL)                                              \
-        NAME##_4(z, lanes, l0, first, s, k, nout, scratch, out, lanes);                     \
+        NAME##_4(z, lanes, l0, l0, first, s, k, nout, scratch, out, lanes);                 \
     for (; l0 + VL <= lanes; l0 += VL)                                                      \
-        NAME##_1(z, lanes, l0, first, s, k, nout, scratch, out, lanes);                     \
+        NAME##_1(z, lanes, l0, l0, first, s, k, nout, scratch, out, lanes);                 \
 }
 
 /* Positions at row pointers (rows of TIN: T, or float widened by LD); any
@@ -152,11 +154,11 @@ static void NAME(const TIN** rows, int64_t lanes, int64_t first, int64_t s, int6
     enum { VL = sizeof(VT) / sizeof(T) };                                                   \
     int64_t l0 = 0;                                                                         \
     for (; l0 + 4 * VL <= lanes; l0 += 4 * VL)                                              \
-        NAME##_4(rows, l0, first, s, k, nout, scratch, out, out_ld);                        \
+        NAME##_4(rows, l0, l0, first, s, k, nout, scratch, out, out_ld);                    \
     for (; l0 + VL <= lanes; l0 += VL)                                                      \
-        NAME##_1(rows, l0, first, s, k, nout, scratch, out, out_ld);                        \
+        NAME##_1(rows, l0, l0, first, s, k, nout, scratch, out, out_ld);                    \
     if (l0 < lanes)                                                                         \
-        NAME##_1(rows, lanes - VL, first, s, k, nout, scratch, out, out_ld);                \
+        NAME##_1(rows, lanes - VL, lanes - VL, first, s, k, nout, scratch, out, out_ld);    \
 }
 
 /* out[o * out_ld + l] = rows[first + o*s] op ... op rows[first + o*s + k - 1]

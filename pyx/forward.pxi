@@ -1946,6 +1946,7 @@ cdef int global_sum_channels(const real_t* x, const Strided5* xs, float_out_t* y
 
 
 include "running.pxi"
+include "lane_bands.pxi"
 include "lane_sums.pxi"
 include "depth_first.pxi"
 
@@ -2025,6 +2026,7 @@ cdef int reduce_forward(const real_t* x, const Strided5* xs, float_out_t* y, con
     cdef int failed = 0
     cdef ColumnTaps ct
     cdef RunPlan rp
+    cdef LanePlan lp
     cdef double* recw = NULL
     if (mode == ACC_SUM and not is_global_sum(xs, ys, w, mode)
             and use_depth_first(xs, ys, w, True, sizeof(double))):
@@ -2051,6 +2053,18 @@ cdef int reduce_forward(const real_t* x, const Strided5* xs, float_out_t* y, con
         else:
             for r in range(tasks):
                 failed += global_sum_channels(x, xs, y, ys, divisor, cblock, r)
+    elif use_lane_bands(xs, ys, w, mode, real_t is float or real_t is double):
+        plan_lane_bands(&lp, xs, ys, w)
+        tasks = lp.rp.groups * lp.rp.strips * lp.cgroups
+        chunks = chunk_count(tasks, nthreads)
+        if nthreads > 1:
+            for r in prange(chunks, num_threads=nthreads, schedule="static"):
+                failed += lane_band_tasks(x, xs, y, ys, w, &lp, divisor_override,
+                                          r * tasks // chunks, (r + 1) * tasks // chunks)
+        else:
+            for r in range(chunks):
+                failed += lane_band_tasks(x, xs, y, ys, w, &lp, divisor_override,
+                                          r * tasks // chunks, (r + 1) * tasks // chunks)
     elif not use_running_path(xs, ys, w, False) and use_lane_direct(xs, ys, w):
         chunks = chunk_count(rows, nthreads)
         if nthreads > 1:

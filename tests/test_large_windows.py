@@ -342,6 +342,111 @@ def test_float32_average_rounds_like_the_division_near_midpoints():
     np.testing.assert_array_equal(got[0, 0, 0], expected)
 
 
+@st.composite
+def lane_band_cases(draw):
+    """float32 and float64 channels_last averages that take the lane bands
+    (lane_bands.pxi): a running window on either axis, channels from one
+    vector to several groups (whose last group is smaller), columns packed,
+    sliced or with channels left out between them, zeros of both signs, NaN
+    and inf."""
+    sh, sw = draw(st.integers(1, 2)), draw(st.integers(1, 3))
+    kh = draw(st.integers(1, 2 * sh + 10))
+    kw = draw(st.integers(1, 2 * sw + 14))
+    if not (kh >= 2 * sh + 3 or kw >= 2 * sw + 3):
+        kh = draw(st.integers(2 * sh + 3, 2 * sh + 10))
+    H = draw(st.integers(1, kh + 12))
+    W = draw(st.integers(1, kw + 12))
+    V = draw(st.sampled_from([8, 9, 20, 64, 65, 97, 130]))
+    padding = draw(paddings([kh, kw], allow_same=False))
+    values = draw(st.sampled_from(["normal", "zeros", "specials"]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    in_dtype = draw(st.sampled_from([np.float32, np.float64]))
+    columns = draw(st.sampled_from(["packed", "slice", "spaced"]))
+    full = (draw(st.integers(1, 2)), H, 2 * W if columns == "slice" else W,
+            V + 3 if columns == "spaced" else V)
+    base = np.round(rng.standard_normal(full) * 64) / 64    # sums exact in any order
+    if values == "zeros":
+        base = rng.choice(np.array([-0.0, 0.0, 1.5]), full, p=[0.45, 0.45, 0.1])
+    elif values == "specials":
+        flat = base.reshape(-1)
+        flat[rng.integers(0, flat.size, 3)] = rng.choice(np.array([np.nan, np.inf, -np.inf]), 3)
+    base = base.astype(in_dtype)
+    x = base[:, :, ::2] if columns == "slice" else base[..., :V]
+    return dict(x=x, base=base, kernel=(kh, kw), stride=(sh, sw), padding=padding,
+                ceil_mode=draw(st.booleans()), include_pad=draw(st.booleans()),
+                override=draw(st.sampled_from([None, None, 1, 7])),
+                dtype=draw(st.sampled_from([None, None, np.float64, np.float32])),
+                out=draw(st.sampled_from(["new", "spaced", "channel-strided"])))
+
+
+@settings(max_examples=examples(150), **COMMON)
+@given(case=lane_band_cases())
+def test_lane_band_averages_match_reference(case):
+    x = case["x"]
+    geom = dict(kernel=case["kernel"], stride=case["stride"], padding=case["padding"],
+                ceil_mode=case["ceil_mode"])
+    if not _output_ok(x, geom, "channels_last"):
+        return
+    kw = dict(count_include_pad=case["include_pad"], divisor_override=case["override"],
+              dtype=case["dtype"], layout="channels_last")
+    snapshot = case["base"].copy()
+    ref64 = ref_avg_pool(x, geom["kernel"], geom["stride"], geom["padding"], None,
+                         geom["ceil_mode"], case["include_pad"], case["override"],
+                         layout="channels_last", keep_float64=True)
+    out_dtype = case["dtype"] or x.dtype
+    out = None
+    if case["out"] == "spaced":    # result columns apart (channels still contiguous)
+        out = np.zeros(ref64.shape[:-1] + (ref64.shape[-1] + 5,), out_dtype)[..., 2:-3]
+    elif case["out"] == "channel-strided":    # (the other paths take these)
+        out = np.zeros(ref64.shape[:-1] + (2 * ref64.shape[-1],), out_dtype)[..., ::2]
+    got = pypool.avg_pool(x, *_args(geom), out=out, num_threads=1, **kw)
+    assert_avg_matches(got, ref64, out_dtype)
+    for threads in (2, 3):
+        again = pypool.avg_pool(x, *_args(geom), num_threads=threads, **kw)
+        np.testing.assert_array_equal(again.view(np.uint8),
+                                      np.ascontiguousarray(got).view(np.uint8))
+    np.testing.assert_array_equal(case["base"], snapshot)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(2, 21, 40, 512), (2, 40, 20, 97), (2, 30, 140, 64)])
+def test_lane_bands_of_many_tasks(shape, dtype):
+    """avg 15x15 on channels_last inputs of more tasks than a thread's share,
+    so that tasks of other geometries reuse one scratch: 512 channels (8
+    groups; before the lane bands such a call was 50-100x slower than one
+    with 128 channels), groups of 49 and 48 channels, and two strips of
+    columns. The reference's results at 1 and 2 threads."""
+    rng = np.random.default_rng(5)
+    x = (np.round(rng.standard_normal(shape) * 64) / 64).astype(dtype)
+    x[1, 10, 13, shape[3] // 2] = np.nan
+    ref64 = ref_avg_pool(x, (15, 15), (1, 1), (7, 7), layout="channels_last",
+                         keep_float64=True)
+    for threads in (1, 2):
+        got = pypool.avg_pool2d(x, 15, 1, 7, layout="channels_last", num_threads=threads)
+        assert_avg_matches(got, ref64, dtype)
+    assert np.isnan(got[1, 10, 13, shape[3] // 2]) and not np.isnan(got[1, 10, 13, 0])
+
+
+@pytest.mark.parametrize("offset", [0, 1])
+def test_lane_bands_of_a_large_result(offset):
+    """A 16 MB float32 result, which the lane bands write by streaming stores
+    when every store is 16-byte aligned (offset 0) and by plain ones when not
+    (an out= one float off): both the exact averages (multiples of 1/64 sum
+    exactly, so a separable float64 sum is the oracle), and the bytes around
+    out= untouched."""
+    rng = np.random.default_rng(8)
+    x = (np.round(rng.standard_normal((2, 64, 64, 512)) * 64) / 64).astype(np.float32)
+    padded = np.pad(x.astype(np.float64), [(0, 0), (7, 7), (7, 7), (0, 0)])
+    rows = sum(padded[:, j:j + 64] for j in range(15))
+    expected = (sum(rows[:, :, j:j + 64] for j in range(15)) / 225.0).astype(np.float32)
+    buf = np.full(expected.size + 8, 7.0, np.float32)
+    out = buf[offset:offset + expected.size].reshape(expected.shape)
+    got = pypool.avg_pool2d(x, 15, 1, 7, layout="channels_last", out=out, num_threads=2)
+    assert got is out
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(np.delete(buf, np.arange(offset, offset + expected.size)), 7.0)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("step", [2, 3, -1, 40])
 @pytest.mark.parametrize("op", ["max", "avg"])
