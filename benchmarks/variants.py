@@ -42,9 +42,11 @@ def main():
     x64 = x.astype(np.float64)
     column_slice = np.repeat(x, 2, axis=3)[..., ::2]    # columns 8 bytes apart
     wide = rng.standard_normal((8, 32, 128, 128), dtype=np.float32)
+    nhwc512 = rng.standard_normal((2, 64, 64, 512), dtype=np.float32)    # 4 MB planes
     for threads in (1, 2):
         case("avg 15x15 NCHW float32", x, avg15(), threads)
         case("avg 15x15 NHWC float32", nhwc, avg15(layout="channels_last"), threads)
+        case("avg 15x15 NHWC 512 channels", nhwc512, avg15(layout="channels_last"), threads)
         case("avg 15x15 NCHW float64", x64, avg15(), threads)
         case("avg 15x15 NCHW column slice", column_slice, avg15(), threads)
         case("avg 15x15 NCHW excl-pad", x, avg15(count_include_pad=False), threads)
