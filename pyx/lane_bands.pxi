@@ -12,10 +12,11 @@
 # (lanes_reduce_task) held every channel of a strip, 1.9 and 2.8 MB a task
 # for 128 channels, and past RUN_SCRATCH_MAX (512 channels of avg 15x15)
 # gave the call to the direct lanes path, 50-100x slower. (1 thread, avg
-# 15x15: (8,64,64,128) 6.4 -> 5.3-5.9 ms, (2,64,64,512) 78 -> 6 ms; the row
-# pass reads each column's group from rows 32 KB apart and waits on memory
-# more than the channels_first bands do: groups of 32 channels were slower,
-# of 128 no faster.)
+# 15x15: (8,64,64,128) 6.4 -> 5.4 ms, (2,64,64,512) 78 -> 5.4 ms, with the
+# streaming stores of large float32 results; the row pass reads each
+# column's group from rows 32 KB apart and waits on those loads more than the
+# channels_first bands do: groups of 32 channels were slower, of 128 no
+# faster. README, Performance.)
 #
 # The order of each window's adds is the sum bands' (columns' sums down the
 # rows, then runs along the row), not lanes_reduce_task's; both are float64
@@ -169,7 +170,8 @@ cdef inline char* line_up(char* p) noexcept nogil:
     return p + (64 - (<size_t>p) % 64) % 64
 
 
-cdef void lane_borders(LaneScratch* ls, const RunTask* t, int64_t G, int64_t nrows) noexcept nogil:
+cdef void lane_borders(LaneScratch* ls, const RunTask* t, int64_t G,
+                       int64_t nrows) noexcept nogil:
     """Zeros in the band rows' columns outside the task's inside ones, rows
     [0, nrows): the row pass writes only inside columns, so tasks of one
     geometry set them once."""
@@ -202,11 +204,11 @@ cdef void lane_band_task(const real_t* x, const Strided5* xs, float_out_t* y,
     cdef const double* dw = NULL
     # float32 results of STREAM_MIN_BYTES or more go by streaming stores where
     # every store is 16-byte aligned (no reads of the result's lines first)
-    cdef bint stream = (rp.stream and G % 4 == 0
-                        and (<size_t>(y + c0) % 16 == 0 and (ys.s[2] * sizeof(float_out_t)) % 16 == 0
-                        and (ys.s[3] * sizeof(float_out_t)) % 16 == 0
+    cdef bint stream = (rp.stream and G % 4 == 0 and (<size_t>(y + c0)) % 16 == 0
                         and (ys.s[0] * sizeof(float_out_t)) % 16 == 0
-                        and (ys.s[1] * sizeof(float_out_t)) % 16 == 0))
+                        and (ys.s[1] * sizeof(float_out_t)) % 16 == 0
+                        and (ys.s[2] * sizeof(float_out_t)) % 16 == 0
+                        and (ys.s[3] * sizeof(float_out_t)) % 16 == 0)
     plan_task(&t, xs, ys, w, rp, task // lp.cgroups)
     first_w = t.ow0 * w.stride[2] - t.u0
     if divisor_override <= 0:
