@@ -15,8 +15,8 @@
 # 15x15: (8,64,64,128) 6.4 -> 5.4 ms, (2,64,64,512) 78 -> 5.4 ms, with the
 # streaming stores of large float32 results; the row pass reads each
 # column's group from rows 32 KB apart and waits on those loads more than the
-# channels_first bands do: groups of 32 channels were slower, of 128 no
-# faster. README, Performance.)
+# channels_first bands do, less since it asks for the columns ahead:
+# groups of 32 channels were slower, of 128 no faster. README, Performance.)
 #
 # The order of each window's adds is the sum bands' (columns' sums down the
 # rows, then runs along the row), not lanes_reduce_task's; both are float64
@@ -252,31 +252,6 @@ cdef void lane_band_task(const real_t* x, const Strided5* xs, float_out_t* y,
         g += sg.n
 
 
-cdef void prefetch_lane_task(const real_t* x, const Strided5* xs, const Strided5* ys,
-                             const Windows* w, const LanePlan* lp, int64_t task) noexcept nogil:
-    """Ask for a task's input (its rows' columns' channel group) ahead of time."""
-    cdef const RunPlan* rp = &lp.rp
-    cdef RunTask t
-    cdef Segment sg
-    cdef int64_t g = 0, v, c, c0 = (task % lp.cgroups) * lp.G
-    cdef int64_t G = lp.V - c0 if lp.V - c0 < lp.G else lp.G
-    cdef const real_t* row
-    cdef bint whole = lp.cgroups == 1 and xs.s[3] == lp.V   # the rows' spans are contiguous
-    plan_task(&t, xs, ys, w, rp, task // lp.cgroups)
-    while g < t.nl:
-        segment_at(&sg, &t, ys, w, rp, g)
-        for v in range(sg.v0, sg.v1):
-            row = segment_row(x, xs, w, &sg, &t, v)
-            if row == NULL:
-                continue
-            if whole:
-                pypool_prefetch_bytes(row, t.ninside * lp.V * <int64_t>sizeof(real_t))
-            else:
-                for c in range(t.ninside):
-                    pypool_prefetch_bytes(row + c * xs.s[3] + c0, G * <int64_t>sizeof(real_t))
-        g += sg.n
-
-
 cdef int lane_band_tasks(const real_t* x, const Strided5* xs, float_out_t* y,
                          const Strided5* ys, const Windows* w, const LanePlan* lp,
                          int64_t divisor_override, int64_t t0, int64_t t1) noexcept nogil:
@@ -285,9 +260,7 @@ cdef int lane_band_tasks(const real_t* x, const Strided5* xs, float_out_t* y,
     cdef int64_t task
     if lane_alloc(&ls, lp, w, sizeof(real_t)):
         return 1
-    for task in range(t0, t1):
-        if task + 1 < t1:
-            prefetch_lane_task(x, xs, ys, w, lp, task + 1)
+    for task in range(t0, t1):    # (the row pass asks for its input itself: _lane_bands.h)
         lane_band_task(x, xs, y, ys, w, lp, task, &ls, divisor_override)
     if lp.rp.stream:
         pypool_store_fence()
