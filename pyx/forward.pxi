@@ -2054,7 +2054,7 @@ cdef int reduce_forward(const real_t* x, const Strided5* xs, float_out_t* y, con
             for r in range(tasks):
                 failed += global_sum_channels(x, xs, y, ys, divisor, cblock, r)
     elif use_lane_bands(xs, ys, w, mode, real_t is float or real_t is double):
-        plan_lane_bands(&lp, xs, ys, w)
+        plan_lane_bands(&lp, xs, ys, w, nthreads)
         tasks = lp.rp.groups * lp.rp.strips * lp.cgroups
         # one chunk a thread: each chunk allocates its scratch (up to 1.2 MB of
         # fresh pages), and the tasks are alike in cost (A/B against four chunks a

@@ -44,7 +44,9 @@ cdef enum:
     LANE_BAND_WIDTH = 8192   # doubles of a band row, at most (a strip's columns x a group),
                              # unless one window's columns need more (2048 and 4096: no
                              # faster, 128 channels)
-    LANE_LINES = 16          # output rows per task (8: slower at 2 threads)
+    LANE_LINES = 32          # output rows per task (8: slower at 2 threads; 32: 4-8%
+                             # faster than 16 at one thread and two, fewer rows read twice)
+    LANE_LINES_MIN = 8       # ... at least, where fewer make more tasks for the threads
     LANE_ROW_MAX = 1 << 16   # doubles of a band row (one window's columns), and ...
     LANE_BAND_MAX = 1 << 20  # ... elements of the zero row or padded rows of a task, at
                              # most: past these, the call takes the other paths
@@ -56,6 +58,8 @@ cdef struct LanePlan:
     int64_t V                # channels
     int64_t G                # channels of a group (the last may have fewer)
     int64_t cgroups          # groups: tasks = rp.groups * rp.strips * cgroups
+    int64_t seg_lines        # output rows of a segment, at most (min(rp.lines, rows of a
+                             # plane): segments stay in one plane), which the scratch holds
     int64_t zeros            # elements of the zero row that stands for padding rows
 
 
@@ -102,7 +106,9 @@ cdef inline bint use_lane_bands(const Strided5* xs, const Strided5* ys, const Wi
 
 
 cdef void plan_lane_bands(LanePlan* lp, const Strided5* xs, const Strided5* ys,
-                          const Windows* w) noexcept nogil:
+                          const Windows* w, int nthreads) noexcept nogil:
+    """Tasks of LANE_LINES output rows, or fewer (down to LANE_LINES_MIN)
+    while that leaves fewer than two tasks a thread."""
     cdef RunPlan* rp = &lp.rp
     cdef int64_t lines = ys.n[0] * ys.n[1] * ys.n[2]
     lp.V = ys.n[4]
@@ -110,14 +116,19 @@ cdef void plan_lane_bands(LanePlan* lp, const Strided5* xs, const Strided5* ys,
     lp.cgroups = (lp.V + lp.G - 1) // lp.G
     lp.zeros = (xs.n[3] - 1) * xs.s[3] + lp.G if xs.n[3] > 0 else lp.G
     rp.stream = lines * ys.n[3] * lp.V * <int64_t>sizeof(float) >= STREAM_MIN_BYTES
-    rp.lines = LANE_LINES
     rp.run_h = herk_pays(w.kernel[1], w.stride[1])
     rp.run_w = False
-    rp.groups = (lines + rp.lines - 1) // rp.lines
     rp.V = lp.G
     rp.strip = lane_strip(ys.n[3], w.kernel[2], w.stride[2], lp.G)
     rp.strips = (ys.n[3] + rp.strip - 1) // rp.strip
     rp.scratch = 0
+    rp.lines = LANE_LINES
+    rp.groups = (lines + rp.lines - 1) // rp.lines
+    while (rp.lines > LANE_LINES_MIN
+           and rp.groups * rp.strips * lp.cgroups < 2 * <int64_t>nthreads):
+        rp.lines //= 2
+        rp.groups = (lines + rp.lines - 1) // rp.lines
+    lp.seg_lines = rp.lines if rp.lines < ys.n[2] else ys.n[2]
 
 
 cdef struct LaneScratch:
@@ -137,13 +148,13 @@ cdef int lane_alloc(LaneScratch* ls, const LanePlan* lp, const Windows* w,
                     size_t itemsize) noexcept nogil:
     """Buffers for any task of the plan, zeroed. 1 on no memory."""
     cdef const RunPlan* rp = &lp.rp
-    cdef int64_t nrows = (rp.lines - 1) * w.stride[1] + 2 * w.kernel[1]
+    cdef int64_t nrows = (lp.seg_lines - 1) * w.stride[1] + 2 * w.kernel[1]
     cdef int64_t width = ((rp.strip - 1) * w.stride[2] + w.kernel[2]) * lp.G
     cdef size_t nbytes
     cdef char* p
     width = (width + 8 + 7) // 8 * 8    # (a vector of slack: the runs read past a row)
     nbytes = (<size_t>nrows * sizeof(void*) + <size_t>(lp.zeros + 8) * itemsize
-              + <size_t>(32 * w.kernel[1] + (rp.lines + 2) * width + rp.lines)
+              + <size_t>(64 * w.kernel[1] + (lp.seg_lines + 2) * width + lp.seg_lines)
               * sizeof(double) + 6 * 64)
     ls.block = calloc(nbytes, 1)
     if ls.block == NULL:
@@ -154,9 +165,9 @@ cdef int lane_alloc(LaneScratch* ls, const LanePlan* lp, const Windows* w,
     ls.zeros = <void*>p
     p = line_up(p + <size_t>(lp.zeros + 8) * itemsize)
     ls.sweep = <double*>p
-    p = line_up(p + <size_t>(32 * w.kernel[1]) * sizeof(double))
+    p = line_up(p + <size_t>(64 * w.kernel[1]) * sizeof(double))
     ls.lines = <double*>p
-    p = line_up(p + <size_t>((rp.lines + 1) * width) * sizeof(double))
+    p = line_up(p + <size_t>((lp.seg_lines + 1) * width) * sizeof(double))
     ls.runs = <double*>p
     p = line_up(p + <size_t>width * sizeof(double))
     ls.dh = <double*>p
@@ -213,7 +224,7 @@ cdef void lane_band_task(const real_t* x, const Strided5* xs, float_out_t* y,
     first_w = t.ow0 * w.stride[2] - t.u0
     if divisor_override <= 0:
         dw = w.divisor[2] + t.ow0
-    lane_borders(ls, &t, G, rp.lines + 1)
+    lane_borders(ls, &t, G, lp.seg_lines + 1)
     while g < t.nl:
         segment_at(&sg, &t, ys, w, rp, g)
         top = segment_row(x, xs, w, &sg, &t, w.pad_begin[1])   # input row 0, or NULL
