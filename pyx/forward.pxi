@@ -1967,6 +1967,41 @@ cdef inline int64_t chunk_count(int64_t rows, int nthreads) noexcept nogil:
     return rows if rows < n else n
 
 
+cdef enum:
+    RUN_CHANNELS = 128    # channels a channels_last running call takes at most, when it
+                          # must be split (channel_split)
+
+
+cdef bint channel_split(const Strided5* xs, const Strided5* ys, const Windows* w,
+                        int64_t* group) noexcept nogil:
+    """Does a channels_last call go by groups of channels? Where the running
+    path refuses it with every channel (a task's rows of all channels past
+    RUN_SCRATCH_MAX: 512 channels of max 13x13, which then took the lanes
+    path's k*k taps per output, 40-50x slower) but takes at most RUN_CHANNELS
+    of them. *group: the channels of a group (split evenly). Each group is
+    then pooled as a call of its own on the channels' slice; lanes never mix,
+    so the results are those of one call."""
+    cdef Strided5 gx = xs[0]
+    cdef Strided5 gy = ys[0]
+    cdef int64_t V = ys.n[4], n
+    if V <= RUN_CHANNELS or use_running_path(xs, ys, w, False):
+        return False
+    n = (V + RUN_CHANNELS - 1) // RUN_CHANNELS
+    group[0] = (V + n - 1) // n
+    gx.n[4] = group[0]
+    gy.n[4] = group[0]
+    return use_running_path(&gx, &gy, w, False)
+
+
+cdef inline void channel_slice(Strided5* gx, Strided5* gy, const Strided5* xs,
+                               const Strided5* ys, int64_t c0, int64_t group) noexcept nogil:
+    """gx, gy: xs and ys narrowed to channels [c0, c0 + group) (or to the end)."""
+    gx[0] = xs[0]
+    gy[0] = ys[0]
+    gx.n[4] = ys.n[4] - c0 if ys.n[4] - c0 < group else group
+    gy.n[4] = gx.n[4]
+
+
 cdef int max_forward(const real_t* x, const Strided5* xs, real_t* y, const Strided5* ys,
                      int64_t* ind, const Strided5* js, const Windows* w,
                      int nthreads) noexcept nogil:
@@ -1975,12 +2010,21 @@ cdef int max_forward(const real_t* x, const Strided5* xs, real_t* y, const Strid
     cdef int failed = 0
     cdef ColumnTaps ct
     cdef RunPlan rp
+    cdef Strided5 gx, gy
+    cdef int64_t c0, group
     if ind == NULL and use_depth_first(xs, ys, w, True, sizeof(real_t)):
         failed = depth_first_max(x, xs, y, ys, w, nthreads)
         if failed >= 0:
             return failed
         failed = 0    # no memory for the intermediate: the direct paths
-    if use_running_path(xs, ys, w, ind != NULL):
+    if ind == NULL and channel_split(xs, ys, w, &group):
+        c0 = 0
+        while c0 < ys.n[4]:
+            channel_slice(&gx, &gy, xs, ys, c0, group)
+            failed += max_forward(x + c0 * xs.s[4], &gx, y + c0 * ys.s[4], &gy, NULL, js, w,
+                                  nthreads)
+            c0 += group
+    elif use_running_path(xs, ys, w, ind != NULL):
         plan_running(&rp, ys, w, False, sizeof(real_t))
         tasks = rp.groups * rp.strips
         chunks = chunk_count(tasks, nthreads)
@@ -2028,6 +2072,8 @@ cdef int reduce_forward(const real_t* x, const Strided5* xs, float_out_t* y, con
     cdef RunPlan rp
     cdef LanePlan lp
     cdef double* recw = NULL
+    cdef Strided5 gx, gy
+    cdef int64_t c0, group
     if (mode == ACC_SUM and not is_global_sum(xs, ys, w, mode)
             and use_depth_first(xs, ys, w, True, sizeof(double))):
         failed = depth_first_average(x, xs, y, ys, w, divisor_override, nthreads)
@@ -2068,6 +2114,13 @@ cdef int reduce_forward(const real_t* x, const Strided5* xs, float_out_t* y, con
             for r in range(chunks):
                 failed += lane_band_tasks(x, xs, y, ys, w, &lp, divisor_override,
                                           r * tasks // chunks, (r + 1) * tasks // chunks)
+    elif channel_split(xs, ys, w, &group):
+        c0 = 0
+        while c0 < ys.n[4]:
+            channel_slice(&gx, &gy, xs, ys, c0, group)
+            failed += reduce_forward(x + c0 * xs.s[4], &gx, y + c0 * ys.s[4], &gy, w, op,
+                                     divisor_override, p, nthreads)
+            c0 += group
     elif not use_running_path(xs, ys, w, False) and use_lane_direct(xs, ys, w):
         chunks = chunk_count(rows, nthreads)
         if nthreads > 1:

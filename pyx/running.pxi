@@ -457,6 +457,22 @@ cdef void prefetch_task(const real_t* x, const Strided5* xs, const Strided5* ys,
         g += sg.n
 
 
+cdef inline void prefetch_row_columns(const real_t* row, const Strided5* xs, const RunPlan* rp,
+                                      const RunTask* t) noexcept nogil:
+    """Ask for a channels_last task's columns of one input row (NULL: none).
+    The lanes tasks ask for their next row while they pool one: a whole next
+    task asked for at its start (prefetch_task) overflowed L2 (max 13x13 on
+    (8,128,128,32): 17% faster at one thread; on 128 channels, 3-6%)."""
+    cdef int64_t c, nbytes = rp.V * <int64_t>sizeof(real_t)
+    if row == NULL:
+        return
+    if columns_contiguous(xs, rp):
+        pypool_prefetch_bytes(row, t.ninside * nbytes)
+    elif xs.s[4] == 1:
+        for c in range(t.ninside):
+            pypool_prefetch_bytes(row + c * xs.s[3], nbytes)
+
+
 cdef extern from "_transpose.h":
     int pypool_transpose32_tiles(const void* src, int64_t rows, int64_t cols, int64_t src_ld,
                                  void* dst, int64_t dst_ld) noexcept nogil
@@ -913,7 +929,10 @@ cdef void lanes_max_task(const real_t* x, const Strided5* xs, real_t* y, const S
     cdef real_t ident = lowest(<real_t>0)
     while g < t.nl:
         segment_at(&sg, t, ys, w, rp, g)
+        prefetch_row_columns(segment_row(x, xs, w, &sg, t, sg.v0), xs, rp, t)
         for v in range(sg.v1 - sg.v0):
+            if sg.v0 + v + 1 < sg.v1:
+                prefetch_row_columns(segment_row(x, xs, w, &sg, t, sg.v0 + v + 1), xs, rp, t)
             row = segment_row(x, xs, w, &sg, t, sg.v0 + v)
             hrow = zc + v * row_len
             if row == NULL:
@@ -995,7 +1014,10 @@ cdef void lanes_reduce_task(const real_t* x, const Strided5* xs, float_out_t* y,
     cdef float_out_t* yrow
     while g < t.nl:
         segment_at(&sg, t, ys, w, rp, g)
+        prefetch_row_columns(segment_row(x, xs, w, &sg, t, sg.v0), xs, rp, t)
         for v in range(sg.v1 - sg.v0):
+            if sg.v0 + v + 1 < sg.v1:
+                prefetch_row_columns(segment_row(x, xs, w, &sg, t, sg.v0 + v + 1), xs, rp, t)
             row = segment_row(x, xs, w, &sg, t, sg.v0 + v)
             hrow = zc + v * row_len
             if row == NULL:
@@ -1033,7 +1055,7 @@ cdef int running_max_tasks(const real_t* x, const Strided5* xs, real_t* y, const
             return 1
         bs = &bands
     for task in range(t0, t1):
-        if task + 1 < t1:
+        if task + 1 < t1 and rp.V == 1:    # (channels_last tasks ask row by row)
             prefetch_task(x, xs, ys, w, rp, task + 1)
         if running_max_task(x, xs, y, ys, w, rp, task, &scratch, bs):
             failed = 1
@@ -1060,7 +1082,7 @@ cdef int running_reduce_tasks(const real_t* x, const Strided5* xs, float_out_t* 
             return 1
         bs = &bands
     for task in range(t0, t1):
-        if task + 1 < t1:
+        if task + 1 < t1 and rp.V == 1:    # (channels_last tasks ask row by row)
             prefetch_task(x, xs, ys, w, rp, task + 1)
         if running_reduce_task(x, xs, y, ys, w, rp, mode, p, divisor_override, recw, task,
                                &scratch, bs):

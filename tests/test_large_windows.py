@@ -447,6 +447,68 @@ def test_lane_bands_of_a_large_result(offset):
     np.testing.assert_array_equal(np.delete(buf, np.arange(offset, offset + expected.size)), 7.0)
 
 
+# (shape, kernel, stride, padding): channels_last inputs with so many channels
+# that a running task's rows of all of them pass the scratch cap, so the call
+# goes by groups of channels (forward.pxi, channel_split): 600 channels in 5
+# groups of 120, 520 in 5 of 104 (max and averages), 1000 in 8 of 125.
+CHANNEL_GROUP_CASES = [
+    ((1, 20, 40, 600), (13, 13), (1, 1), (6, 6)),
+    ((2, 18, 40, 520), (11, 13), (1, 1), (5, 6)),
+    ((1, 30, 17, 1000), (13, 13), (2, 1), (0, 6)),
+]
+
+
+@pytest.mark.parametrize("case", CHANNEL_GROUP_CASES)
+@pytest.mark.parametrize("op", ["max", "lp", "avg"])
+def test_channel_groups_match_reference(op, case):
+    """Max, Lp (p = 2) and float32 averages on channels_last inputs of
+    520-1000 channels, pooled by groups of channels: every channel against
+    the reference (max exactly, ties between +0 and -0 and a NaN included;
+    averages of multiples of 1/16, whose sums are exact), at 1, 2 and 3
+    threads bit-equal, on a contiguous input and on a channel slice (every
+    other channel: averages then leave the lane bands for the groups) into an
+    out= whose channels are spaced too; the input untouched."""
+    shape, kernel, stride, padding = case
+    bits = lambda a: np.ascontiguousarray(a).view(np.uint8)
+    rng = np.random.default_rng(11)
+    wide = rng.standard_normal(shape[:3] + (2 * shape[3],)).astype(np.float32)
+    wide[..., ::7] = 0.0
+    wide[:, 3, :, ::5] = -0.0
+    wide[0, 2, 2, 6] = np.nan
+    if op == "avg":
+        wide = np.round(wide * 16) / 16
+    for x in (np.ascontiguousarray(wide[..., ::2]), wide[..., 1::2]):
+        snapshot = x.copy()
+        if op == "max":
+            ref = ref_max_pool(x, kernel, stride, padding, layout="channels_last")[0]
+            run = lambda threads, out=None: pypool.max_pool2d(
+                x, kernel, stride, padding, layout="channels_last", num_threads=threads, out=out)
+        elif op == "lp":
+            ref = ref_lp_pool(x, 2, kernel, stride, 0, 1, False, "channels_last")
+            run = lambda threads, out=None: pypool.lp_pool2d(
+                x, 2, kernel, stride, layout="channels_last", num_threads=threads, out=out)
+        else:
+            ref = ref_avg_pool(x, kernel, stride, padding, layout="channels_last",
+                               keep_float64=True)
+            run = lambda threads, out=None: pypool.avg_pool2d(
+                x, kernel, stride, padding, layout="channels_last", num_threads=threads, out=out)
+        first = run(1)
+        if op == "max":
+            assert_same_max(first, ref)
+            np.testing.assert_array_equal(np.signbit(first), np.signbit(ref))
+        elif op == "lp":
+            np.testing.assert_allclose(first, ref, rtol=1e-6)
+        else:
+            assert_avg_matches(first, ref, np.float32)
+        for threads in (2, 3):
+            np.testing.assert_array_equal(bits(run(threads)), bits(first))
+        spaced = np.full(first.shape[:3] + (2 * first.shape[3],), 5, first.dtype)
+        assert run(2, spaced[..., ::2]) is not None
+        np.testing.assert_array_equal(bits(spaced[..., ::2]), bits(first))
+        np.testing.assert_array_equal(spaced[..., 1::2], 5)
+        np.testing.assert_array_equal(bits(x), bits(snapshot))
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("step", [2, 3, -1, 40])
 @pytest.mark.parametrize("op", ["max", "avg"])
