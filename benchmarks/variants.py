@@ -35,6 +35,10 @@ def max13(**kw):
     return lambda a, o, t: pypool.max_pool2d(a, 13, 1, 6, out=o, num_threads=t, **kw)
 
 
+def lp13(norm, **kw):
+    return lambda a, o, t: pypool.lp_pool2d(a, norm, 13, 1, out=o, num_threads=t, **kw)
+
+
 def main():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((8, 128, 64, 64), dtype=np.float32)
@@ -53,6 +57,9 @@ def main():
         case("avg 15x15 NCHW (8,32,128,128)", wide, avg15(), threads)
         case("max 13x13 NHWC float32", nhwc, max13(layout="channels_last"), threads)
         case("max 13x13 NCHW float64", x64, max13(), threads)
+        case("max 13x13 NHWC 512 channels", nhwc512, max13(layout="channels_last"), threads)
+        case("Lp (p=2) 13x13 NCHW float32", x, lp13(2), threads)
+        case("Lp (p=3) 13x13 NCHW float32", x, lp13(3), threads)
 
 
 if __name__ == "__main__":

@@ -118,6 +118,22 @@ cdef inline int64_t span_hi(int64_t t, int64_t s, int64_t L, int64_t n) noexcept
     return o if o < n else n
 
 
+cdef inline double pow_term(double a, double p) noexcept nogil:
+    """|a| ** p, the term of an Lp norm's sum: p = 3 and 4 by products, which
+    cost a few cycles where pow costs tens of nanoseconds (Lp 13x13, p = 3, 64x
+    the roofline copy). For float32 input a * a is exact, so |a|**3 and
+    |a|**4 round once, as pow does; float64 ones round twice (within 1.5
+    units in the last place; the contract asks for no more)."""
+    cdef double b
+    a = fabs(a)
+    if p == 3.0:
+        return a * a * a
+    if p == 4.0:
+        b = a * a
+        return b * b
+    return pow(a, p)
+
+
 cdef inline int acc_mode(int op, double p) noexcept nogil:
     if op == REDUCE_AVG:
         return ACC_SUM
@@ -147,7 +163,7 @@ cdef inline void accumulate(double* acc, const real_t* src, int64_t stride, int6
             acc[i] = acc[i] + a * a
     elif mode == ACC_POW:
         for i in range(n):
-            acc[i] = acc[i] + pow(fabs(<double>src[i * stride]), p)
+            acc[i] = acc[i] + pow_term(<double>src[i * stride], p)
     else:
         for i in range(n):
             a = fabs(<double>src[i * stride])
@@ -944,7 +960,7 @@ cdef inline double term(real_t v, int mode, double p) noexcept nogil:
     elif mode == ACC_SQUARE:
         return a * a
     elif mode == ACC_POW:
-        return pow(fabs(a), p)
+        return pow_term(a, p)
     return fabs(a)
 
 

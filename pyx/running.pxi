@@ -278,7 +278,7 @@ cdef inline void load_terms(double* dst, const real_t* src, int64_t stride, int6
             dst[i] = a * a
     else:
         for i in range(n):
-            dst[i] = pow(fabs(<double>src[i * stride]), p)
+            dst[i] = pow_term(<double>src[i * stride], p)
 
 
 cdef inline void load_values(real_t* dst, const real_t* src, int64_t stride,
