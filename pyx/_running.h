@@ -272,48 +272,60 @@ PYPOOL_ROWS_DIRECT(pypool_rows_direct_max_f64, double, double, pypool_vd, pypool
 /* float32 and float64 rows summed in float64 (the sum band path of
  * averages; float32 widened as it is loaded); on CPUs with AVX-512 8 doubles
  * a vector (1 thread, avg 15x15 on (8,128,64,64) float32: 4.5 -> 4.1 ms,
- * before the fused finish). */
-#define PYPOOL_SUM_SWEEPS(V, VT, WIDEN)                                                     \
-PYPOOL_SWEEP_ROWS(pypool_rows_running_sum_f32_##V, float, double, VT, PYPOOL_VADD,          \
+ * before the fused finish). TERM sq sums the squares instead (Lp norms of
+ * p = 2: each value squared in float64 as it is loaded, exact for float32). */
+#define PYPOOL_SQUARED(LD, VT, p) ({ VT t_ = LD(VT, p); t_ * t_; })
+#define PYPOOL_LOAD_SQ(VT, p) PYPOOL_SQUARED(PYPOOL_LOAD, VT, p)
+#define PYPOOL_LOAD_WIDENED_SQ(VT, p) PYPOOL_SQUARED(PYPOOL_LOAD_WIDENED, VT, p)
+#define PYPOOL_TERM_SWEEPS(TERM, V, VT, WIDEN, LOAD)                                        \
+PYPOOL_SWEEP_ROWS(pypool_rows_running_##TERM##_f32_##V, float, double, VT, PYPOOL_VADD,     \
                   PYPOOL_SRC_FLOAT_ROWS, WIDEN)                                             \
-PYPOOL_ROWS_DIRECT(pypool_rows_direct_sum_f32_##V, float, double, VT, PYPOOL_VADD, WIDEN)   \
-PYPOOL_SWEEP_ROWS(pypool_rows_running_sum_f64_##V, double, double, VT, PYPOOL_VADD,         \
-                  PYPOOL_SRC_ROWS, PYPOOL_LOAD)                                             \
-PYPOOL_ROWS_DIRECT(pypool_rows_direct_sum_f64_##V, double, double, VT, PYPOOL_VADD,         \
-                   PYPOOL_LOAD)
-PYPOOL_SUM_SWEEPS(v4, pypool_vd, PYPOOL_LOAD_WIDENED)
+PYPOOL_ROWS_DIRECT(pypool_rows_direct_##TERM##_f32_##V, float, double, VT, PYPOOL_VADD,     \
+                   WIDEN)                                                                   \
+PYPOOL_SWEEP_ROWS(pypool_rows_running_##TERM##_f64_##V, double, double, VT, PYPOOL_VADD,    \
+                  PYPOOL_SRC_ROWS, LOAD)                                                    \
+PYPOOL_ROWS_DIRECT(pypool_rows_direct_##TERM##_f64_##V, double, double, VT, PYPOOL_VADD,    \
+                   LOAD)
+PYPOOL_TERM_SWEEPS(sum, v4, pypool_vd, PYPOOL_LOAD_WIDENED, PYPOOL_LOAD)
+PYPOOL_TERM_SWEEPS(sq, v4, pypool_vd, PYPOOL_LOAD_WIDENED_SQ, PYPOOL_LOAD_SQ)
 #ifdef PYPOOL_SUMS_HAVE_AVX512
 PYPOOL_AVX512_BEGIN
 typedef double pypool_vd8 __attribute__((vector_size(64)));
 /* (the intrinsic: GCC 12 widens a vector extension's 8 floats in two halves) */
 #define PYPOOL_LOAD_WIDENED8(VT, p) ((VT)_mm512_cvtps_pd(_mm256_loadu_ps(p)))
-PYPOOL_SUM_SWEEPS(v8, pypool_vd8, PYPOOL_LOAD_WIDENED8)
+#define PYPOOL_LOAD_WIDENED8_SQ(VT, p) PYPOOL_SQUARED(PYPOOL_LOAD_WIDENED8, VT, p)
+PYPOOL_TERM_SWEEPS(sum, v8, pypool_vd8, PYPOOL_LOAD_WIDENED8, PYPOOL_LOAD)
+PYPOOL_TERM_SWEEPS(sq, v8, pypool_vd8, PYPOOL_LOAD_WIDENED8_SQ, PYPOOL_LOAD_SQ)
 PYPOOL_AVX512_END
 #endif
 
-/* pypool_rows_{running,direct}_sum_{f32,f64}: the 8-lane sweeps where the CPU
- * has AVX-512 and a row has a vector of lanes, else the 4-lane ones. */
+/* pypool_rows_{running,direct}_{sum,sq}_{f32,f64}: the 8-lane sweeps where
+ * the CPU has AVX-512 and a row has a vector of lanes, else the 4-lane ones. */
 #ifdef PYPOOL_SUMS_HAVE_AVX512
 #define PYPOOL_V8_OR_V4(NAME, ...)                                                          \
     (pypool_sums_avx512 && lanes >= 8 ? NAME##_v8(__VA_ARGS__) : NAME##_v4(__VA_ARGS__))
 #else
 #define PYPOOL_V8_OR_V4(NAME, ...) NAME##_v4(__VA_ARGS__)
 #endif
-#define PYPOOL_SUM_ROWS(SUFFIX, TIN)                                                        \
-static void pypool_rows_running_sum_##SUFFIX(const TIN** rows, int64_t lanes, int64_t first,\
-                                             int64_t s, int64_t k, int64_t nout,            \
-                                             double* scratch, double* out, int64_t out_ld) {\
-    PYPOOL_V8_OR_V4(pypool_rows_running_sum_##SUFFIX, rows, lanes, first, s, k, nout,       \
+#define PYPOOL_TERM_ROWS(TERM, SUFFIX, TIN)                                                 \
+static void pypool_rows_running_##TERM##_##SUFFIX(const TIN** rows, int64_t lanes,          \
+                                                  int64_t first, int64_t s, int64_t k,      \
+                                                  int64_t nout, double* scratch,            \
+                                                  double* out, int64_t out_ld) {            \
+    PYPOOL_V8_OR_V4(pypool_rows_running_##TERM##_##SUFFIX, rows, lanes, first, s, k, nout,  \
                     scratch, out, out_ld);                                                  \
 }                                                                                           \
-static void pypool_rows_direct_sum_##SUFFIX(const TIN** rows, int64_t lanes, int64_t first, \
-                                            int64_t s, int64_t k, int64_t nout, double* out,\
-                                            int64_t out_ld) {                               \
-    PYPOOL_V8_OR_V4(pypool_rows_direct_sum_##SUFFIX, rows, lanes, first, s, k, nout, out,   \
-                    out_ld);                                                                \
+static void pypool_rows_direct_##TERM##_##SUFFIX(const TIN** rows, int64_t lanes,           \
+                                                 int64_t first, int64_t s, int64_t k,       \
+                                                 int64_t nout, double* out,                 \
+                                                 int64_t out_ld) {                          \
+    PYPOOL_V8_OR_V4(pypool_rows_direct_##TERM##_##SUFFIX, rows, lanes, first, s, k, nout,   \
+                    out, out_ld);                                                           \
 }
-PYPOOL_SUM_ROWS(f32, float)
-PYPOOL_SUM_ROWS(f64, double)
+PYPOOL_TERM_ROWS(sum, f32, float)
+PYPOOL_TERM_ROWS(sum, f64, double)
+PYPOOL_TERM_ROWS(sq, f32, float)
+PYPOOL_TERM_ROWS(sq, f64, double)
 
 /* One output of the doubling's last step at (*row, *o) of the rows taken as
  * one array (nout each), which then moves on by one: the streamed last steps'

@@ -157,6 +157,18 @@ cdef extern from "_running.h":
     void pypool_rows_direct_sum_f64(const double** rows, int64_t lanes, int64_t first,
                                     int64_t s, int64_t k, int64_t nout, double* out,
                                     int64_t out_ld) noexcept nogil
+    void pypool_rows_running_sq_f32(const float** rows, int64_t lanes, int64_t first,
+                                    int64_t s, int64_t k, int64_t nout, double* scratch,
+                                    double* out, int64_t out_ld) noexcept nogil
+    void pypool_rows_direct_sq_f32(const float** rows, int64_t lanes, int64_t first,
+                                   int64_t s, int64_t k, int64_t nout, double* out,
+                                   int64_t out_ld) noexcept nogil
+    void pypool_rows_running_sq_f64(const double** rows, int64_t lanes, int64_t first,
+                                    int64_t s, int64_t k, int64_t nout, double* scratch,
+                                    double* out, int64_t out_ld) noexcept nogil
+    void pypool_rows_direct_sq_f64(const double** rows, int64_t lanes, int64_t first,
+                                   int64_t s, int64_t k, int64_t nout, double* out,
+                                   int64_t out_ld) noexcept nogil
     int64_t pypool_sum_run_length(int64_t k) noexcept nogil
     void pypool_rows_window_sums(const double* src, int64_t ld, int64_t nrows, int64_t k,
                                  int64_t a, int64_t nout, double* tmp, double* out,
@@ -726,14 +738,18 @@ cdef bint band_max_task(const real_t* x, const Strided5* xs, real_t* y, const St
 # (pypool_rows_window_averages_f32), others by finish_plane_row. The order of
 # each window's adds differs from the transposing path's; both are float64
 # sums of the same terms (the contract asks for a float64 sum rounded once,
-# not an order).
+# not an order). Lp norms of p = 2 go the same way, their row pass summing
+# squares and finish_plane_row taking the root (Lp 13x13 on (8,128,64,64)
+# float32, one thread: 7.9 -> 4.4 ms, with finish_plane_row's square roots
+# in a loop of their own).
 
 cdef inline bint use_sum_bands(const Strided5* xs, const Windows* w, const RunPlan* rp,
                                int mode, bint float_input) noexcept nogil:
-    """Does a running average take the sum band path? float32 or float64 input
-    and a column stride of 1 (rows with contiguous columns are read in place,
-    others packed first: band_rows)."""
-    return mode == ACC_SUM and float_input and rp.V == 1 and w.stride[2] == 1
+    """Does a running average or Lp norm of p = 2 take the sum band path?
+    float32 or float64 input and a column stride of 1 (rows with contiguous
+    columns are read in place, others packed first: band_rows)."""
+    return ((mode == ACC_SUM or mode == ACC_SQUARE) and float_input and rp.V == 1
+            and w.stride[2] == 1)
 
 
 cdef enum:
@@ -767,10 +783,11 @@ cdef inline int64_t band_chunk(const Segment* sg, int64_t i0, int64_t sh, int64_
 
 cdef bint band_sum_task(const real_t* x, const Strided5* xs, float_out_t* y,
                         const Strided5* ys, const Windows* w, const RunPlan* rp,
-                        const RunTask* t, BandScratch* bs, int64_t divisor_override,
+                        const RunTask* t, BandScratch* bs, int mode, int64_t divisor_override,
                         const double* recw) noexcept nogil:
-    """One task of an average by sum bands; False (nothing written) when its
-    inside columns are fewer than a vector, for the transposing path to take."""
+    """One task of an average (mode ACC_SUM) or Lp norm of p = 2 (ACC_SQUARE)
+    by sum bands; False (nothing written) when its inside columns are fewer
+    than a vector, for the transposing path to take."""
     cdef Segment sg
     cdef int64_t g = 0, v, i, i0, n, first_h, first_w = t.ow0 * w.stride[2] - t.u0
     cdef bint done
@@ -794,7 +811,7 @@ cdef bint band_sum_task(const real_t* x, const Strided5* xs, float_out_t* y,
     while g < t.nl:
         segment_at(&sg, t, ys, w, rp, g)
         band_rows(rows, x, xs, w, &sg, t, ident, bs)
-        if float_out_t is float and ys.s[3] == 1 and g == 0:
+        if float_out_t is float and ys.s[3] == 1 and g == 0 and mode == ACC_SUM:
             # (per task: tasks are a strip of columns) a column divisor the same
             # for all of them (count_include_pad away from a ceil_mode edge) joins
             # the row divisors, which saves two loads and two products a vector
@@ -821,23 +838,35 @@ cdef bint band_sum_task(const real_t* x, const Strided5* xs, float_out_t* y,
             first_h = (sg.oh + i0) * sh - sg.v0
             # the column sums of the chunk's output rows, at their inside columns
             if real_t is float:
-                if rp.run_h:
+                if rp.run_h and mode == ACC_SUM:
                     pypool_rows_running_sum_f32(rows, t.ninside, first_h, sh, kh, n,
                                                 <double*>bs.sweep, lines + t.lead, t.width)
-                else:
+                elif rp.run_h:
+                    pypool_rows_running_sq_f32(rows, t.ninside, first_h, sh, kh, n,
+                                               <double*>bs.sweep, lines + t.lead, t.width)
+                elif mode == ACC_SUM:
                     pypool_rows_direct_sum_f32(rows, t.ninside, first_h, sh, kh, n,
                                                lines + t.lead, t.width)
+                else:
+                    pypool_rows_direct_sq_f32(rows, t.ninside, first_h, sh, kh, n,
+                                              lines + t.lead, t.width)
             elif real_t is double:
-                if rp.run_h:
+                if rp.run_h and mode == ACC_SUM:
                     pypool_rows_running_sum_f64(rows, t.ninside, first_h, sh, kh, n,
                                                 <double*>bs.sweep, lines + t.lead, t.width)
-                else:
+                elif rp.run_h:
+                    pypool_rows_running_sq_f64(rows, t.ninside, first_h, sh, kh, n,
+                                               <double*>bs.sweep, lines + t.lead, t.width)
+                elif mode == ACC_SUM:
                     pypool_rows_direct_sum_f64(rows, t.ninside, first_h, sh, kh, n,
                                                lines + t.lead, t.width)
+                else:
+                    pypool_rows_direct_sq_f64(rows, t.ninside, first_h, sh, kh, n,
+                                              lines + t.lead, t.width)
             # ... summed along the columns and finished into the result's rows: float32
             # rows in one pass where the CPU has AVX-512, else sums, then finish_plane_row
             done = False
-            if float_out_t is float and ys.s[3] == 1:
+            if float_out_t is float and ys.s[3] == 1 and mode == ACC_SUM:
                 for i in range(n):
                     divisors[i] = (<double>divisor_override if divisor_override > 0 else
                                    w.divisor[0][sg.od] * w.divisor[1][sg.oh + i0 + i])
@@ -852,7 +881,7 @@ cdef bint band_sum_task(const real_t* x, const Strided5* xs, float_out_t* y,
                                         t.nout, <double*>bs.b1, sums, t.nout)
                 for i in range(n):
                     finish_plane_row(y + offset5(ys, sg.b, sg.od, sg.oh + i0 + i, t.ow0, 0),
-                                     ys.s[3], sums + i * t.nout, t.nout, ACC_SUM, 0.0, w, sg.od,
+                                     ys.s[3], sums + i * t.nout, t.nout, mode, 2.0, w, sg.od,
                                      sg.oh + i0 + i, divisor_override, t.ow0, recw)
             i0 += n
         g += sg.n
@@ -967,7 +996,7 @@ cdef int running_reduce_task(const real_t* x, const Strided5* xs, float_out_t* y
     cdef bint is_max = mode == ACC_MAXABS
     plan_task(&t, xs, ys, w, rp, task)
     if (rp.V == 1 and bs != NULL
-            and band_sum_task(x, xs, y, ys, w, rp, &t, bs, divisor_override, recw)):
+            and band_sum_task(x, xs, y, ys, w, rp, &t, bs, mode, divisor_override, recw)):
         return 0
     if scratch[0] == NULL:
         scratch[0] = <double*>malloc(<size_t>(4 * rp.scratch) * sizeof(double))
