@@ -469,13 +469,19 @@ cdef void prefetch_task(const real_t* x, const Strided5* xs, const Strided5* ys,
         g += sg.n
 
 
-cdef inline void prefetch_row_columns(const real_t* row, const Strided5* xs, const RunPlan* rp,
-                                      const RunTask* t) noexcept nogil:
-    """Ask for a channels_last task's columns of one input row (NULL: none).
-    The lanes tasks ask for their next row while they pool one: a whole next
-    task asked for at its start (prefetch_task) overflowed L2 (max 13x13 on
-    (8,128,128,32): 17% faster at one thread; on 128 channels, 3-6%)."""
+cdef inline void prefetch_row_columns(const real_t* x, const Strided5* xs, const Windows* w,
+                                      const Segment* sg, const RunTask* t, const RunPlan* rp,
+                                      int64_t v) noexcept nogil:
+    """Ask for a channels_last task's columns of the segment's padded row v
+    (nothing past the segment or for a padding row). The lanes tasks ask for
+    their next row while they pool one: a whole next task asked for at its
+    start (prefetch_task) overflowed L2 (max 13x13 on (8,128,128,32): 17%
+    faster at one thread; on 128 channels, 3-6%)."""
     cdef int64_t c, nbytes = rp.V * <int64_t>sizeof(real_t)
+    cdef const real_t* row
+    if v >= sg.v1:
+        return
+    row = segment_row(x, xs, w, sg, t, v)
     if row == NULL:
         return
     if columns_contiguous(xs, rp):
@@ -958,10 +964,9 @@ cdef void lanes_max_task(const real_t* x, const Strided5* xs, real_t* y, const S
     cdef real_t ident = lowest(<real_t>0)
     while g < t.nl:
         segment_at(&sg, t, ys, w, rp, g)
-        prefetch_row_columns(segment_row(x, xs, w, &sg, t, sg.v0), xs, rp, t)
+        prefetch_row_columns(x, xs, w, &sg, t, rp, sg.v0)
         for v in range(sg.v1 - sg.v0):
-            if sg.v0 + v + 1 < sg.v1:
-                prefetch_row_columns(segment_row(x, xs, w, &sg, t, sg.v0 + v + 1), xs, rp, t)
+            prefetch_row_columns(x, xs, w, &sg, t, rp, sg.v0 + v + 1)
             row = segment_row(x, xs, w, &sg, t, sg.v0 + v)
             hrow = zc + v * row_len
             if row == NULL:
@@ -1043,10 +1048,9 @@ cdef void lanes_reduce_task(const real_t* x, const Strided5* xs, float_out_t* y,
     cdef float_out_t* yrow
     while g < t.nl:
         segment_at(&sg, t, ys, w, rp, g)
-        prefetch_row_columns(segment_row(x, xs, w, &sg, t, sg.v0), xs, rp, t)
+        prefetch_row_columns(x, xs, w, &sg, t, rp, sg.v0)
         for v in range(sg.v1 - sg.v0):
-            if sg.v0 + v + 1 < sg.v1:
-                prefetch_row_columns(segment_row(x, xs, w, &sg, t, sg.v0 + v + 1), xs, rp, t)
+            prefetch_row_columns(x, xs, w, &sg, t, rp, sg.v0 + v + 1)
             row = segment_row(x, xs, w, &sg, t, sg.v0 + v)
             hrow = zc + v * row_len
             if row == NULL:
