@@ -197,6 +197,17 @@ cdef inline void max_values_indices(real_t* best, int64_t* where, const real_t* 
         where[i] = (where[i] & ~mask) | (tag & mask)
 
 
+cdef extern from "_roots.h":
+    void pypool_float_roots(const double* s, int64_t n, double q, float* y,
+                            int64_t ystride) noexcept nogil
+
+
+cdef inline bint fast_roots(int mode, double p) noexcept nogil:
+    """Whether float32 Lp results take their p-th roots from _roots.h (the
+    same bits as pow, without a libm call per output)."""
+    return mode == ACC_POW and p >= 1.0 and p != INFINITY
+
+
 cdef inline double acc_final(double acc, int mode, double p, double divisor) noexcept nogil:
     """Average: acc / divisor (0/0 gives NaN). Lp: the p-th root."""
     if mode == ACC_SUM:
@@ -918,6 +929,10 @@ cdef inline void finish_plane_row(float_out_t* yrow, int64_t ystride, double* ac
             for o in range(n):
                 yrow[o] = <float_out_t>((acc[o] + 0.0) / (div_dh * divw[o]))
         return
+    if float_out_t is float:
+        if fast_roots(mode, p):
+            pypool_float_roots(acc, n, 1.0 / p, yrow, ystride)
+            return
     # Otherwise finish in place (contiguous, so divisions vectorize), then store.
     if mode == ACC_SUM and divisor_override > 0:
         for o in range(n):
@@ -1748,6 +1763,8 @@ cdef inline void finish_lanes(float_out_t* y, int64_t ystride, const double* acc
     elif mode == ACC_SQUARE:
         for c in range(V):    # (as finish_plane_row: vector square roots)
             y[c * ystride] = <float_out_t>sqrt(acc[c] + 0.0)
+    elif float_out_t is float and fast_roots(mode, p):
+        pypool_float_roots(acc, V, 1.0 / p, y, ystride)
     else:
         for c in range(V):
             y[c * ystride] = <float_out_t>acc_final(acc[c] + 0.0, mode, p, divisor)

@@ -10,6 +10,8 @@ task - and compare max, average and Lp pooling with the NumPy oracle, plus
 bit-identity across thread counts.
 """
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -366,6 +368,57 @@ def test_float32_average_rounds_like_the_division_near_midpoints():
     xl = np.ascontiguousarray(windows.reshape(-1, 3, 3).transpose(1, 2, 0))[None]
     got = pypool.avg_pool2d(xl, 3, 3, layout="channels_last")
     np.testing.assert_array_equal(got[0, 0, 0], expected)
+
+
+def _lp_pairs_near_midpoints(p, seed):
+    """Pairs of float32 values (a, b) whose norm (|a|**p + |b|**p) ** (1/p)
+    lies near a float32 rounding midpoint, with the float32 rounding of
+    libm's pow of their float64 sum: about 8000 within 2**-31 (relative) of
+    the midpoint, where the root's estimate cannot decide and pow must, and
+    4096 within 2**-26. The terms are formed as the kernels form them:
+    |a|**3 and |a|**4 by products, others by pow."""
+    rng = np.random.default_rng(seed)
+    scale = 10.0 ** rng.integers(-30, 31, 1 << 20)
+    pairs = (rng.uniform(0.5, 1.0, (1 << 20, 2)) * scale[:, None]).astype(np.float32)
+    a = np.abs(pairs.astype(np.float64))
+    terms = a * a * a if p == 3 else (a * a) * (a * a) if p == 4 else a ** p
+    sums = terms[:, 0] + terms[:, 1]
+    r = sums ** (1.0 / p)
+    f = r.astype(np.float32)
+    toward = np.where(r >= f, np.float32(np.inf), np.float32(-np.inf)).astype(np.float32)
+    mid = (f.astype(np.float64) + np.nextafter(f, toward).astype(np.float64)) / 2
+    gap = np.abs(r - mid) / r
+    keep = np.concatenate([np.flatnonzero(gap < 2.0**-31),
+                           np.flatnonzero((gap >= 2.0**-31) & (gap < 2.0**-26))[:4096]])
+    pairs, sums = pairs[keep], sums[keep]
+    expected = np.array([math.pow(s, 1.0 / p) for s in sums]).astype(np.float32)
+    return pairs, expected
+
+
+@pytest.mark.parametrize("p", [3.0, 4.0, 1.2, 2.5, 7.0])
+def test_float32_lp_roots_round_like_pow_near_midpoints(p):
+    """float32 Lp norms take their p-th roots from an estimate (_roots.h)
+    where it provably rounds like pow, and from pow near float32 rounding
+    midpoints: the results must be pow's, bit for bit, on both finishing
+    paths (a row of outputs and a vector of channels), plus the sums that
+    always go to pow (zero, inf, NaN) and results below float32's normal
+    range."""
+    pairs, expected = _lp_pairs_near_midpoints(p, seed=int(p * 10))
+    assert len(expected) > 10000
+    specials = np.array([[0, 0], [np.inf, 1], [np.nan, 1], [3e-42, 0], [1e-40, 2e-41],
+                         [1e38, 3e38], [0, 1e-45]], np.float32)
+    pairs = np.concatenate([pairs, specials])
+    tail = [math.pow(sum(float(abs(v)) ** p for v in pair), 1.0 / p) for pair in specials]
+    with np.errstate(over="ignore"):    # (1e38 and 3e38 have a norm past float32's range)
+        expected = np.concatenate([expected, np.array(tail).astype(np.float32)])
+    # channels_first: one row of windows of two taps (finish_plane_row)
+    x = pairs.reshape(1, 1, 1, -1)
+    got = pypool.lp_pool2d(x, p, (1, 2), (1, 2))
+    np.testing.assert_array_equal(got[0, 0, 0].view(np.uint32), expected.view(np.uint32))
+    # channels_last: the pairs as channels, two columns (finish_lanes)
+    xl = np.ascontiguousarray(pairs.T).reshape(1, 1, 2, -1)
+    got = pypool.lp_pool2d(xl, p, (1, 2), (1, 2), layout="channels_last")
+    np.testing.assert_array_equal(got[0, 0, 0].view(np.uint32), expected.view(np.uint32))
 
 
 @st.composite
