@@ -9,6 +9,7 @@ result cannot be viewed directly (float16, or ``out=`` with strides that no
 
 import itertools
 import math
+import threading
 
 import numpy as np
 
@@ -124,6 +125,109 @@ def max_outputs(out, shape, dtype, return_indices, inputs):
     return values, indices
 
 
+def other_layout(arr, lead, channels_last):
+    """``(view, lead)``: ``arr`` seen in the other layout when its memory is laid
+    out that way (a channels_first view of NHWC memory such as
+    ``x.transpose(0, 3, 1, 2)``, or the reverse), else None. Such a view would
+    be copied whole (its batch and channel axes do not merge) and then pooled;
+    in its own layout it is contiguous, and only the smaller result is
+    transposed (other_layout_result, put_other_layout)."""
+    if arr.flags.c_contiguous or not arr.size:
+        return None
+    nlead = len(lead)
+    if channels_last:
+        view, view_lead = np.moveaxis(arr, -1, nlead), lead + (arr.shape[-1],)
+    elif nlead:
+        view, view_lead = np.moveaxis(arr, nlead - 1, -1), lead[:-1]
+    else:
+        return None
+    return (view, view_lead) if view.flags.c_contiguous else None
+
+
+def _other_axes(ndim, nlead, channels_last):
+    """The axis order that takes an array of this layout to the other one."""
+    axes = list(range(ndim))
+    if channels_last:
+        return axes[:nlead] + [ndim - 1] + axes[nlead:ndim - 1]
+    return axes[:nlead - 1] + axes[nlead:] + [nlead - 1]
+
+
+class _ScratchPool:
+    """Large scratch arrays kept for the next call: fresh pages from the system
+    cost more than the kernels that fill them (max 3x3 s2 with indices on a
+    transposed (32,64,112,112) view: 41% of the time in the kernel's page
+    clearing). Each array is lent to one call at a time, so concurrent calls
+    never share one; at most KEEP arrays (and KEEP_BYTES) are kept."""
+
+    KEEP, KEEP_BYTES, MIN_BYTES = 4, 1 << 28, 1 << 20
+
+    def __init__(self):
+        self._free = []
+        self._lock = threading.Lock()
+
+    def take(self, shape, dtype):
+        dtype = np.dtype(dtype)
+        nbytes = math.prod(shape) * dtype.itemsize
+        if nbytes >= self.MIN_BYTES:
+            with self._lock:
+                for i, buf in enumerate(self._free):
+                    if nbytes <= buf.nbytes <= 2 * nbytes:
+                        del self._free[i]
+                        return buf[:nbytes].view(dtype).reshape(shape)
+        return np.empty(shape, dtype)
+
+    def give(self, arr):
+        base = arr.base if arr.base is not None else arr
+        while isinstance(base, np.ndarray) and base.base is not None:
+            base = base.base
+        if not isinstance(base, np.ndarray) or base.nbytes < self.MIN_BYTES:
+            return
+        with self._lock:
+            if (len(self._free) < self.KEEP
+                    and sum(b.nbytes for b in self._free) + base.nbytes <= self.KEEP_BYTES):
+                self._free.append(base.view(np.uint8).reshape(-1))
+
+
+_scratch_pool = _ScratchPool()
+
+
+def other_layout_result(result, lead, channels_last):
+    """A C-contiguous array for ``result``'s values in the other layout (or None)."""
+    if result is None:
+        return None
+    order = _other_axes(result.ndim, len(lead), channels_last)
+    return _scratch_pool.take(tuple(result.shape[a] for a in order), result.dtype)
+
+
+_BITS = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+def put_other_layout(tmp, result, lead, channels_last, nthreads):
+    """result[...] = tmp, which holds it in the other layout (other_layout_result):
+    a transpose of (batch, rows, columns) planes, in parallel, when result is
+    C-contiguous, else NumPy's copy."""
+    if result is None:
+        return
+    _put_other_layout(tmp, result, lead, channels_last, nthreads)
+    _scratch_pool.give(tmp)
+
+
+def _put_other_layout(tmp, result, lead, channels_last, nthreads):
+    nlead = len(lead)
+    if channels_last:    # tmp is (*lead, C, *spatial)
+        batch, rows = math.prod(lead), tmp.shape[nlead]
+    else:                # tmp is (*lead[:-1], *spatial, C)
+        batch, rows = math.prod(lead[:-1]), tmp.size // max(1, math.prod(lead))
+    cols = tmp.size // max(1, batch * rows)
+    if result.flags.c_contiguous and result.dtype.itemsize in _BITS and tmp.size:
+        bits = _BITS[result.dtype.itemsize]
+        _native.transpose_batches(tmp.view(bits).reshape(batch, rows, cols),
+                                  result.view(bits).reshape(batch, cols, rows), nthreads)
+    else:
+        inverse = np.argsort(_other_axes(result.ndim, nlead, channels_last))
+        np.copyto(result, tmp.transpose(inverse))
+
+
 def run_max(arr, lead, spatial, out_spatial, channels_last, axes, values, indices, nthreads,
              adaptive=False):
     """Run the max kernel from an input array into (values, indices) of the result's shape."""
@@ -133,6 +237,15 @@ def run_max(arr, lead, spatial, out_spatial, channels_last, axes, values, indice
     if k:
         each_lead_piece(arr, k, (values, indices), lambda a, v, i: run_max(
             a, lead[k:], spatial, out_spatial, channels_last, axes, v, i, nthreads, adaptive))
+        return
+    flip = other_layout(arr, lead, channels_last)
+    if flip is not None:
+        tv = other_layout_result(values, lead, channels_last)
+        ti = other_layout_result(indices, lead, channels_last)
+        run_max(flip[0], flip[1], spatial, out_spatial, not channels_last, axes, tv, ti,
+                nthreads, adaptive)
+        put_other_layout(tv, values, lead, channels_last, nthreads)
+        put_other_layout(ti, indices, lead, channels_last, nthreads)
         return
     xk = kernel_input(arr)
     x5 = view5(xk, lead, spatial, channels_last)
@@ -161,6 +274,14 @@ def run_reduce(arr, lead, spatial, out_spatial, channels_last, axes, result, nth
             a, lead[k:], spatial, out_spatial, channels_last, axes, r, nthreads, op=op,
             adaptive=adaptive, count_include_pad=count_include_pad,
             divisor_override=divisor_override, p=p))
+        return
+    flip = other_layout(arr, lead, channels_last)
+    if flip is not None:
+        tmp = other_layout_result(result, lead, channels_last)
+        run_reduce(flip[0], flip[1], spatial, out_spatial, not channels_last, axes, tmp,
+                   nthreads, op=op, adaptive=adaptive, count_include_pad=count_include_pad,
+                   divisor_override=divisor_override, p=p)
+        put_other_layout(tmp, result, lead, channels_last, nthreads)
         return
     xk = kernel_input(arr)
     x5 = view5(xk, lead, spatial, channels_last)

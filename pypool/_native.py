@@ -52,6 +52,7 @@ max_backward = _module.max_backward
 max_unpool_forward = _module.max_unpool_forward
 check_indices = _module.check_indices
 parallel_copy = _module.parallel_copy
+transpose_batches = _module.transpose_batches
 adaptive_axis_status = _module.adaptive_axis_status
 unpool_axis = _module.unpool_axis
 threads_for = _module.threads_for

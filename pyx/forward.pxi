@@ -2064,7 +2064,7 @@ cdef int max_forward(const real_t* x, const Strided5* xs, real_t* y, const Strid
             failed += max_forward(x + c0 * xs.s[4], &gx, y + c0 * ys.s[4], &gy, NULL, js, w,
                                   nthreads)
             c0 += group
-    elif use_running_path(xs, ys, w, ind != NULL):
+    elif use_running_path(xs, ys, w, ind != NULL) or use_few_lane_rows(xs, ys, w, ind != NULL):
         plan_running(&rp, ys, w, False, sizeof(real_t))
         tasks = rp.groups * rp.strips
         chunks = chunk_count(tasks, nthreads)
@@ -2161,7 +2161,8 @@ cdef int reduce_forward(const real_t* x, const Strided5* xs, float_out_t* y, con
             failed += reduce_forward(x + c0 * xs.s[4], &gx, y + c0 * ys.s[4], &gy, w, op,
                                      divisor_override, p, nthreads)
             c0 += group
-    elif not use_running_path(xs, ys, w, False) and use_lane_direct(xs, ys, w):
+    elif (not use_running_path(xs, ys, w, False) and ys.n[4] >= FEW_LANES
+          and use_lane_direct(xs, ys, w)):
         chunks = chunk_count(rows, nthreads)
         if nthreads > 1:
             for r in prange(chunks, num_threads=nthreads, schedule="static"):
@@ -2171,7 +2172,9 @@ cdef int reduce_forward(const real_t* x, const Strided5* xs, float_out_t* y, con
             for r in range(chunks):
                 failed += lane_direct_rows(x, xs, y, ys, w, mode, p, divisor_override,
                                            r * rows // chunks, (r + 1) * rows // chunks)
-    elif not use_running_path(xs, ys, w, False) and use_lane_sums(xs, ys, w, mode):
+    elif (not use_running_path(xs, ys, w, False) and ys.n[4] >= FEW_LANES
+          and use_lane_sums(xs, ys, w, mode)):
+        # (fewer channels take the separable lanes below, whose rows pool flattened)
         chunks = chunk_count(rows, nthreads)
         if nthreads > 1:
             for r in prange(chunks, num_threads=nthreads, schedule="static"):

@@ -96,6 +96,7 @@ include "geometry.pxi"
 include "forward.pxi"
 include "backward.pxi"
 include "memcopy.pxi"
+include "relayout.pxi"
 include "lp_grad.pxi"
 include "capi.pxi"
 

@@ -35,6 +35,7 @@ cdef enum:
                        # time (32 floats, 16 doubles), so its working set stays in L1
     RUN_STRIP = 128    # output columns per task (keeps the scratch within L2)
     STRIP_LANES = 2048 # channels_last: about this many input lanes per task row
+    FEW_LANES = 16     # channels_last rows of fewer lanes pool flattened (few_lane_windows)
 
 
 cdef inline bint herk_pays(int64_t k, int64_t s) noexcept nogil:
@@ -114,6 +115,17 @@ cdef inline bint use_separable_lanes(const Strided5* xs, const Strided5* ys, con
     as lanes) instead of the lanes path's k*k taps per output. Sums then
     follow the channels_first plane path's order (row sums, then rows)."""
     return (mode != ACC_MAXABS and ys.n[4] > 1 and w.sliding and w.kernel[0] == 1
+            and w.step[1] == 1 and w.step[2] == 1 and w.kernel[1] * w.kernel[2] > 1
+            and running_scratch(ys, w) > 0)
+
+
+cdef inline bint use_few_lane_rows(const Strided5* xs, const Strided5* ys, const Windows* w,
+                                   bint want_ind) noexcept nogil:
+    """channels_last max (values) of 2-D windows over fewer than FEW_LANES
+    channels: the running path's tasks with direct windows (few_lane_windows
+    along the rows, then across them) instead of the lanes path's k*k taps per
+    output, a loop of a few lanes each."""
+    return (not want_ind and 1 < ys.n[4] < FEW_LANES and w.sliding and w.kernel[0] == 1
             and w.step[1] == 1 and w.step[2] == 1 and w.kernel[1] * w.kernel[2] > 1
             and running_scratch(ys, w) > 0)
 
@@ -946,6 +958,26 @@ cdef int running_max_task(const real_t* x, const Strided5* xs, real_t* y, const 
     return 0
 
 
+cdef void few_lane_windows(const real_t* z, real_t* tmp, int64_t lanes, int64_t first,
+                           int64_t s, int64_t k, int64_t nout, bint is_max,
+                           real_t* out) noexcept nogil:
+    """run_windows' direct windows for rows of few lanes (channels_last with few
+    channels), with the row's positions and lanes flattened: each tap is then
+    one long vector loop, where a loop of ``lanes`` iterations per position
+    does not vectorize (max 3x3 s2 on (32,112,112,3) took 50x the copy). At
+    stride s > 1 the windows of every position in between are made too (into
+    tmp, room for ((nout - 1) * s + 1) * lanes) and every s-th kept. The same
+    taps in the same order per lane, so the same results."""
+    cdef int64_t o, l, n = (nout - 1) * s + 1
+    if s == 1:
+        combine_taps(out, z + first * lanes, lanes, k, nout * lanes, is_max)
+        return
+    combine_taps(tmp, z + first * lanes, lanes, k, n * lanes, is_max)
+    for o in range(nout):
+        for l in range(lanes):
+            out[o * lanes + l] = tmp[o * s * lanes + l]
+
+
 # channels_last: a row's columns are already positions of V contiguous lanes,
 # so neither pass needs a transpose. The row pass comes first here (each
 # input row's windows along its columns, lanes = channels), then the column
@@ -973,8 +1005,12 @@ cdef void lanes_max_task(const real_t* x, const Strided5* xs, real_t* y, const S
                 fill(hrow, ident, row_len)
                 continue
             load_row(za, row, xs, rp, t, ident)
-            run_windows(za, zb, V, t.ow0 * w.stride[2] - t.u0, w.stride[2], w.kernel[2],
-                        t.nout, rp.run_w, True, hrow)
+            if V < FEW_LANES and not rp.run_w:
+                few_lane_windows(za, zb, V, t.ow0 * w.stride[2] - t.u0, w.stride[2], w.kernel[2],
+                                 t.nout, True, hrow)
+            else:
+                run_windows(za, zb, V, t.ow0 * w.stride[2] - t.u0, w.stride[2], w.kernel[2],
+                            t.nout, rp.run_w, True, hrow)
             fill(hrow + t.nout * V, ident, row_len - t.nout * V)
         run_windows(zc, zb, row_len, sg.oh * w.stride[1] - sg.v0, w.stride[1], w.kernel[1],
                     sg.n, rp.run_h, True, zd)
@@ -1057,8 +1093,12 @@ cdef void lanes_reduce_task(const real_t* x, const Strided5* xs, float_out_t* y,
                 fill(hrow, 0.0, row_len)
                 continue
             load_row_terms(za, row, xs, rp, t, mode, p)
-            run_windows(za, zb, V, t.ow0 * w.stride[2] - t.u0, w.stride[2], w.kernel[2],
-                        t.nout, rp.run_w, is_max, hrow)
+            if V < FEW_LANES and not rp.run_w:
+                few_lane_windows(za, zb, V, t.ow0 * w.stride[2] - t.u0, w.stride[2], w.kernel[2],
+                                 t.nout, is_max, hrow)
+            else:
+                run_windows(za, zb, V, t.ow0 * w.stride[2] - t.u0, w.stride[2], w.kernel[2],
+                            t.nout, rp.run_w, is_max, hrow)
             fill(hrow + t.nout * V, 0.0, row_len - t.nout * V)
         run_windows(zc, zb, row_len, sg.oh * w.stride[1] - sg.v0, w.stride[1], w.kernel[1],
                     sg.n, rp.run_h, is_max, zd)
