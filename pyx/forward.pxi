@@ -510,7 +510,8 @@ cdef extern from "_prefetch.h":
 
 
 cdef inline int64_t pair_prefetch_distance(const Strided5* xs, const Windows* w,
-                                           int64_t itemsize) noexcept nogil:
+                                           int64_t itemsize,
+                                           int64_t min_row_bytes) noexcept nogil:
     """How many output rows ahead the pairs path (pair_max_row) and the
     column-maxima path (column_triples_row) ask for their input rows; 0: not
     at all. Their passes read 2 to 4 rows side by side, and
@@ -523,11 +524,16 @@ cdef inline int64_t pair_prefetch_distance(const Strided5* xs, const Windows* w,
     averages). Windows one row high (1-D) read one row per output row, in
     order, which the hardware prefetcher follows: there the next row asked
     for in one burst cost time (1 thread, (64,256,4096) max1d k2 s2 32 -> 26
-    ms without it; the k3 s2 loop prefetches as it goes, see max_plane_rows)."""
+    ms without it; the k3 s2 loop prefetches as it goes, see max_plane_rows).
+    Rows of min_row_bytes or fewer are left to the hardware: 256 for the
+    pairs path, 96 for the column maxima, which with short rows still waited
+    (max 3x3 s2 p1, float32, 1 / 2 threads, A/B: (16,256,56,56) 4.4 -> 2.5 ms
+    and 2.7-4.3 -> 1.4 ms; (128,64,32,32) 4.1 -> 2.5 ms and 2.5-4.3 -> 1.3 ms;
+    (32,64,112,112) unchanged)."""
     cdef int64_t row_bytes = xs.n[3] * itemsize
     cdef int64_t per_row = row_bytes * w.stride[1] * w.kernel[0]
     if (xs.s[3] != 1 or per_row <= 0
-            or (w.kernel[0] == 1 and (row_bytes <= 256 or w.kernel[1] == 1))):
+            or (w.kernel[0] == 1 and (row_bytes <= min_row_bytes or w.kernel[1] == 1))):
         return 0
     return max(1, min(<int64_t>PREFETCH_ROWS_MAX, PREFETCH_BYTES_AHEAD // per_row))
 
@@ -781,8 +787,9 @@ cdef int max_plane_rows(const real_t* x, const Strided5* xs, real_t* y, const St
         free(colt)
         return 1
     cdef RowsAhead pa
-    start_rows_ahead(&pa, pair_prefetch_distance(xs, w, sizeof(real_t))
-                     if pairs or col_triples else 0, r0, OD, OH)
+    start_rows_ahead(&pa, pair_prefetch_distance(xs, w, sizeof(real_t), 256) if pairs
+                     else pair_prefetch_distance(xs, w, sizeof(real_t), 96) if col_triples
+                     else 0, r0, OD, OH)
     for r in range(r0, r1):
         prefetch_rows_ahead(&pa, x, xs, w, r, r1, OD, OH)
         if pairs and w.count[0][od] * w.count[1][oh] > 0:
@@ -1807,7 +1814,8 @@ cdef void reduce_lane_row(const real_t* x, const Strided5* xs, float_out_t* y,
 
 cdef inline bint is_global_sum(const Strided5* xs, const Strided5* ys, const Windows* w,
                                int mode) noexcept nogil:
-    """A global average (spatial axes merged into W, one window covering all of it)."""
+    """A global average (spatial axes merged into W, one window covering all of
+    it); with mode ACC_SUM, the same test serves global max."""
     return (mode == ACC_SUM and ys.n[1] * ys.n[2] * ys.n[3] == 1
             and xs.n[1] == 1 and xs.n[2] == 1
             and w.count[0][0] == 1 and w.count[1][0] == 1
@@ -2042,6 +2050,57 @@ cdef inline void channel_slice(Strided5* gx, Strided5* gy, const Strided5* xs,
     gy.n[4] = gx.n[4]
 
 
+cdef inline real_t max_contiguous(const real_t* p, int64_t n) noexcept nogil:
+    """max_nan of p[0:n] (n >= 1) in 8 interleaved lanes (lane j takes p[j],
+    p[j+8], ...: independent chains that vectorize), then the lanes in order.
+    A zero maximum is then the first zero of p, so its sign is the row-major
+    first maximum's, as on the direct paths."""
+    cdef real_t m[8]
+    cdef real_t r
+    cdef int64_t i, j, full = n - n % 8
+    if full == 0:
+        r = p[0]
+        for i in range(1, n):
+            r = max_nan(r, p[i])
+    else:
+        for j in range(8):
+            m[j] = p[j]
+        for i in range(8, full, 8):
+            for j in range(8):    # (a fixed count of 8: one vector operation)
+                m[j] = max_nan(m[j], p[i + j])
+        r = max_nan(max_nan(max_nan(m[0], m[1]), max_nan(m[2], m[3])),
+                    max_nan(max_nan(m[4], m[5]), max_nan(m[6], m[7])))
+        for i in range(full, n):
+            r = max_nan(r, p[i])
+    if r == 0:
+        for i in range(n):
+            if p[i] == 0:
+                return p[i]
+    return r
+
+
+cdef extern from "_plane_max.h":
+    int pypool_plane_max_f32(const float* p, int64_t n, float* out) noexcept nogil
+    int pypool_plane_max_f64(const double* p, int64_t n, double* out) noexcept nogil
+
+
+cdef void global_max_planes(const real_t* x, const Strided5* xs, real_t* y, const Strided5* ys,
+                            int64_t b0, int64_t b1) noexcept nogil:
+    """Planes [b0, b1) of a global max (values) over contiguous planes: float
+    planes by _plane_max.h's vectors where they can, else max_contiguous."""
+    cdef int64_t b
+    cdef real_t* dst
+    for b in range(b0, b1):
+        dst = y + b * ys.s[0]
+        if real_t is float:
+            if pypool_plane_max_f32(x + b * xs.s[0], xs.n[3], dst):
+                continue
+        elif real_t is double:
+            if pypool_plane_max_f64(x + b * xs.s[0], xs.n[3], dst):
+                continue
+        dst[0] = max_contiguous(x + b * xs.s[0], xs.n[3])
+
+
 cdef int max_forward(const real_t* x, const Strided5* xs, real_t* y, const Strided5* ys,
                      int64_t* ind, const Strided5* js, const Windows* w,
                      int nthreads) noexcept nogil:
@@ -2052,6 +2111,18 @@ cdef int max_forward(const real_t* x, const Strided5* xs, real_t* y, const Strid
     cdef RunPlan rp
     cdef Strided5 gx, gy
     cdef int64_t c0, group
+    if (ind == NULL and is_global_sum(xs, ys, w, ACC_SUM) and ys.n[4] == 1 and xs.s[3] == 1
+            and xs.n[3] >= 1):
+        # A global max (spatial axes merged): one plane per output, each a
+        # contiguous run (the lanes path took a window table per output: 5x the copy).
+        chunks = chunk_count(ys.n[0], nthreads)
+        if nthreads > 1:
+            for r in prange(chunks, num_threads=nthreads, schedule="static"):
+                global_max_planes(x, xs, y, ys, r * ys.n[0] // chunks,
+                                  (r + 1) * ys.n[0] // chunks)
+        else:
+            global_max_planes(x, xs, y, ys, 0, ys.n[0])
+        return 0
     if ind == NULL and use_depth_first(xs, ys, w, True, sizeof(real_t)):
         failed = depth_first_max(x, xs, y, ys, w, nthreads)
         if failed >= 0:
