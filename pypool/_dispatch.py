@@ -20,14 +20,49 @@ from ._args import result_array, view5, writable_view5
 _INT64 = np.dtype(np.int64)
 
 
-def kernel_input(arr):
-    """The array the kernels read: bool as uint8, float16 widened (exactly) to float32."""
+# float16 arrays of at least this many elements convert on the kernels' threads.
+HALF_THREADS_MIN = 1 << 15
+
+
+def _native_half(arr):
+    """Is arr a C-contiguous float16 array in native byte order, big enough
+    for the threaded conversions (_native.halfs_to_floats, floats_to_halfs)?"""
+    return (arr.dtype.kind == "f" and arr.dtype.itemsize == 2 and arr.dtype.isnative
+            and arr.flags.c_contiguous and arr.size >= HALF_THREADS_MIN)
+
+
+def kernel_input(arr, nthreads=1):
+    """The array the kernels read: bool as uint8, float16 widened (exactly) to
+    float32 (a scratch array: release_input gives it back)."""
     dt = arr.dtype   # (kind and itemsize: cheaper than comparing dtypes, on every call)
     if dt.kind == "b":
         return arr.view(np.uint8)
     if dt.kind == "f" and dt.itemsize == 2:
+        if _native_half(arr):
+            wide = _scratch_pool.take(arr.shape, np.float32)
+            _native.halfs_to_floats(arr.reshape(-1).view(np.uint16), wide.reshape(-1), nthreads)
+            return wide
         return arr.astype(np.float32)
     return arr
+
+
+def release_input(arr, xk):
+    """Give kernel_input's float32 copy of a float16 input back to the scratch pool."""
+    if xk is not arr and arr.dtype.kind == "f" and arr.dtype.itemsize == 2:
+        _scratch_pool.give(xk)
+
+
+def put_result(result, scratch, nthreads):
+    """Copy a kernel's scratch result into ``result`` (float32 or float64 into
+    float16 on the kernels' threads, with NumPy's rounding) and give the
+    scratch back."""
+    if _native_half(result) and scratch.flags.c_contiguous and scratch.dtype == np.float32:
+        _native.floats_to_halfs(scratch.reshape(-1), result.reshape(-1).view(np.uint16), nthreads)
+    elif _native_half(result) and scratch.flags.c_contiguous and scratch.dtype == np.float64:
+        _native.doubles_to_halfs(scratch.reshape(-1), result.reshape(-1).view(np.uint16), nthreads)
+    else:
+        np.copyto(result, scratch, casting="unsafe")
+    _scratch_pool.give(scratch)
 
 
 def kernel_target(result, kernel_dtype, lead, spatial, channels_last):
@@ -45,7 +80,7 @@ def kernel_target(result, kernel_dtype, lead, spatial, channels_last):
         v = writable_view5(direct, lead, spatial, channels_last)
         if v is not None:
             return v, None
-    scratch = np.empty(result.shape, dtype=kernel_dtype)
+    scratch = _scratch_pool.take(result.shape, kernel_dtype)
     return view5(scratch, lead, spatial, channels_last), scratch
 
 
@@ -247,7 +282,7 @@ def run_max(arr, lead, spatial, out_spatial, channels_last, axes, values, indice
         put_other_layout(tv, values, lead, channels_last, nthreads)
         put_other_layout(ti, indices, lead, channels_last, nthreads)
         return
-    xk = kernel_input(arr)
+    xk = kernel_input(arr, nthreads)
     x5 = view5(xk, lead, spatial, channels_last)
     y5, scratch = kernel_target(values, xk.dtype, lead, out_spatial, channels_last)
     if indices is None:
@@ -257,8 +292,9 @@ def run_max(arr, lead, spatial, out_spatial, channels_last, axes, values, indice
         want = True
     kernel = _native.max_pool_forward_for.get(x5.dtype, _native.max_pool_forward)
     kernel(x5, y5, i5, want, axes, adaptive, nthreads)
+    release_input(arr, xk)
     if scratch is not None:
-        np.copyto(values, scratch, casting="unsafe")
+        put_result(values, scratch, nthreads)
     if iscratch is not None:
         np.copyto(indices, iscratch)
 
@@ -283,14 +319,15 @@ def run_reduce(arr, lead, spatial, out_spatial, channels_last, axes, result, nth
                    divisor_override=divisor_override, p=p)
         put_other_layout(tmp, result, lead, channels_last, nthreads)
         return
-    xk = kernel_input(arr)
+    xk = kernel_input(arr, nthreads)
     x5 = view5(xk, lead, spatial, channels_last)
     kernel_out = np.dtype(np.float32) if result.dtype == np.float32 else np.dtype(np.float64)
     y5, scratch = kernel_target(result, kernel_out, lead, out_spatial, channels_last)
     kernel = _native.reduce_pool_forward_for.get((x5.dtype, y5.dtype), _native.reduce_pool_forward)
     kernel(op, x5, y5, axes, adaptive, count_include_pad, divisor_override, p, nthreads)
+    release_input(arr, xk)
     if scratch is not None:
-        np.copyto(result, scratch, casting="unsafe")
+        put_result(result, scratch, nthreads)
 
 
 

@@ -121,34 +121,13 @@ static inline uint16_t pypool_double_to_half(double d)
     return (uint16_t)(sign | (uint16_t)q);
 }
 
-/* float32 <-> float16 on bit patterns: finite values convert exactly (widening)
- * or with one rounding (narrowing, via the exact double), while NaNs keep their
- * payload bit for bit - a hardware float conversion would quiet a signaling
- * NaN, and NumPy's conversions (which the Python layer uses) do not. */
-
-static inline uint32_t pypool_half_to_float_bits(uint16_t h)
-{
-    uint32_t bits;
-    float f;
-    if ((h & 0x7c00u) == 0x7c00u && (h & 0x03ffu) != 0)
-        return ((uint32_t)(h & 0x8000u) << 16) | 0x7f800000u | ((uint32_t)(h & 0x03ffu) << 13);
-    f = (float)pypool_half_to_double(h);   /* exact */
-    memcpy(&bits, &f, sizeof bits);
-    return bits;
-}
-
-static inline uint16_t pypool_float_bits_to_half(uint32_t bits)
-{
-    float f;
-    if ((bits & 0x7f800000u) == 0x7f800000u && (bits & 0x007fffffu) != 0) {
-        uint16_t h = (uint16_t)(0x7c00u + ((bits & 0x007fffffu) >> 13));
-        if (h == 0x7c00u)
-            h++;   /* a payload only in the dropped bits must still read as NaN */
-        return (uint16_t)(((bits >> 16) & 0x8000u) | h);
-    }
-    memcpy(&f, &bits, sizeof f);
-    return pypool_double_to_half((double)f);   /* exact widening, then one rounding */
-}
+/* float32 <-> float16 on bit patterns (pypool_half_to_float_bits,
+ * pypool_float_bits_to_half): _half.h, shared with the Python layer's
+ * threaded conversions. Finite values convert exactly (widening) or with one
+ * rounding to nearest even (narrowing), while NaNs keep their payload bit for
+ * bit - a hardware float conversion would quiet a signaling NaN, and NumPy's
+ * conversions do not. */
+#include "_half.h"
 
 /* ------------------------------------------------------------ forked child
  * libgomp cannot start threads in a child made by fork() once the parent

@@ -97,6 +97,7 @@ include "forward.pxi"
 include "backward.pxi"
 include "memcopy.pxi"
 include "relayout.pxi"
+include "halfs.pxi"
 include "lp_grad.pxi"
 include "capi.pxi"
 
