@@ -2052,9 +2052,10 @@ cdef inline void channel_slice(Strided5* gx, Strided5* gy, const Strided5* xs,
 
 cdef inline real_t max_contiguous(const real_t* p, int64_t n) noexcept nogil:
     """max_nan of p[0:n] (n >= 1) in 8 interleaved lanes (lane j takes p[j],
-    p[j+8], ...: independent chains that vectorize), then the lanes in order.
-    A zero maximum is then the first zero of p, so its sign is the row-major
-    first maximum's, as on the direct paths."""
+    p[j+8], ...: independent chains), then the lanes in order. A zero maximum
+    is then the first zero of p, so its sign is the row-major first
+    maximum's, as on the direct paths. (GCC keeps this loop scalar; float
+    planes without NaN or a zero maximum take _plane_max.h's vectors.)"""
     cdef real_t m[8]
     cdef real_t r
     cdef int64_t i, j, full = n - n % 8
@@ -2066,7 +2067,7 @@ cdef inline real_t max_contiguous(const real_t* p, int64_t n) noexcept nogil:
         for j in range(8):
             m[j] = p[j]
         for i in range(8, full, 8):
-            for j in range(8):    # (a fixed count of 8: one vector operation)
+            for j in range(8):
                 m[j] = max_nan(m[j], p[i + j])
         r = max_nan(max_nan(max_nan(m[0], m[1]), max_nan(m[2], m[3])),
                     max_nan(max_nan(m[4], m[5]), max_nan(m[6], m[7])))
