@@ -75,52 +75,6 @@ static inline double pypool_half_to_double(uint16_t h)
     return d;
 }
 
-static inline uint16_t pypool_double_to_half(double d)
-{
-    uint64_t bits, man, sig, q, rem, halfway;
-    uint16_t sign;
-    int64_t e;
-    int shift;
-    memcpy(&bits, &d, sizeof bits);
-    sign = (uint16_t)((bits >> 48) & 0x8000u);
-    e = (int64_t)((bits >> 52) & 0x7ff);
-    man = bits & 0x000fffffffffffffull;
-    if (e == 0x7ff) {
-        uint16_t h;
-        if (man == 0)
-            return (uint16_t)(sign | 0x7c00u);
-        h = (uint16_t)(0x7c00u + (man >> 42));
-        if (h == 0x7c00u)
-            h++;   /* a payload only in the dropped bits must still read as NaN */
-        return (uint16_t)(sign | h);
-    }
-    if (e == 0)
-        return sign;   /* double subnormals are far below half's smallest subnormal */
-    e -= 1023;
-    sig = man | (1ull << 52);          /* value = sig * 2**(e - 52) */
-    /* Normal halves keep 11 significant bits; below 2**-14 the value is a
-     * multiple of 2**-24 (subnormal), so more bits are dropped. */
-    shift = e >= -14 ? 42 : (int)(28 - e);
-    if (shift > 60)
-        return sign;   /* below a quarter of the smallest subnormal: rounds to 0 */
-    q = sig >> shift;
-    rem = sig & ((1ull << shift) - 1);
-    halfway = 1ull << (shift - 1);
-    if (rem > halfway || (rem == halfway && (q & 1)))
-        q++;
-    if (e >= -14) {
-        if (q == 2048) {   /* rounding carried into the next binade */
-            q = 1024;
-            e++;
-        }
-        if (e > 15)
-            return (uint16_t)(sign | 0x7c00u);
-        return (uint16_t)(sign | ((uint16_t)(e + 15) << 10) | (uint16_t)(q - 1024));
-    }
-    /* Subnormal; q == 1024 is exactly the smallest normal's encoding. */
-    return (uint16_t)(sign | (uint16_t)q);
-}
-
 /* float32 <-> float16 on bit patterns (pypool_half_to_float_bits,
  * pypool_float_bits_to_half): _half.h, shared with the Python layer's
  * threaded conversions. Finite values convert exactly (widening) or with one
@@ -128,6 +82,13 @@ static inline uint16_t pypool_double_to_half(double d)
  * bit - a hardware float conversion would quiet a signaling NaN, and NumPy's
  * conversions do not. */
 #include "_half.h"
+
+/* float64 -> float16 bits, one rounding to nearest even (NumPy's rule):
+ * the vectorizable conversion of _half.h, defined once for both users. */
+static inline uint16_t pypool_double_to_half(double d)
+{
+    return pypool_double_bits_to_half(d);
+}
 
 /* ------------------------------------------------------------ forked child
  * libgomp cannot start threads in a child made by fork() once the parent
