@@ -33,6 +33,7 @@ def config():
     facts["machine"] = platform.machine()
     facts["cpu_has_avx2"] = _native.cpu_has_avx2()
     facts["avx512_sums"] = _native.avx512_sums
+    facts["half_f16c"] = _native.half_f16c
     return facts
 
 
@@ -48,6 +49,7 @@ def show_config():
         f"  compiler:        {c['compiler']} {c['compiler_version']}",
         f"  kernels:         {c['variant']} build (CPU has AVX2: {c['cpu_has_avx2']})",
         f"  AVX-512 sums:    {c['avx512_sums']} (float32 global, 2x2 and 3x3 averages, large-window max, max with indices)",
+        f"  float16 F16C:    {c['half_f16c']} (float16 conversions of large contiguous arrays)",
         f"  compile flags:   {c['compile_flags']}",
         f"  machine:         {c['machine']}",
     ]

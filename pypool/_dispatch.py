@@ -46,6 +46,35 @@ def kernel_input(arr, nthreads=1):
     return arr
 
 
+# Large float16 calls go in pieces of about this many float32 input bytes:
+# the widened input and the wide result then stay in the caches between the
+# conversions and the pooling, so memory sees little more than the float16
+# arrays themselves.
+HALF_PIECE_BYTES = 1 << 22
+
+
+def half_pieces(arr, lead, channels_last, results):
+    """``[(arr_piece, piece_lead, result_pieces), ...]`` splitting a large
+    float16 call along its batch (planes for channels_first, samples for
+    channels_last), or None to run it whole. ``results`` (None entries
+    allowed) must all be C-contiguous, so that their pieces are views."""
+    nlead = len(lead)
+    if (not nlead or arr.size * 4 <= 2 * HALF_PIECE_BYTES or not _native_half(arr)
+            or not _native_half(results[0])
+            or any(r is not None and not r.flags.c_contiguous for r in results)):
+        return None
+    batch = math.prod(lead)
+    per_item = arr.size // batch
+    step = max(1, HALF_PIECE_BYTES // (4 * per_item))
+    if step >= batch:
+        return None
+    flat_in = arr.reshape((batch,) + arr.shape[nlead:])
+    flat_out = [None if r is None else r.reshape((batch,) + r.shape[nlead:]) for r in results]
+    return [(flat_in[i:i + step], (min(step, batch - i),),
+             [None if r is None else r[i:i + step] for r in flat_out])
+            for i in range(0, batch, step)]
+
+
 def release_input(arr, xk):
     """Give kernel_input's float32 copy of a float16 input back to the scratch pool."""
     if xk is not arr and arr.dtype.kind == "f" and arr.dtype.itemsize == 2:
@@ -282,6 +311,12 @@ def run_max(arr, lead, spatial, out_spatial, channels_last, axes, values, indice
         put_other_layout(tv, values, lead, channels_last, nthreads)
         put_other_layout(ti, indices, lead, channels_last, nthreads)
         return
+    pieces = half_pieces(arr, lead, channels_last, (values, indices))
+    if pieces:
+        for a, piece_lead, (v, i) in pieces:
+            run_max(a, piece_lead, spatial, out_spatial, channels_last, axes, v, i, nthreads,
+                    adaptive)
+        return
     xk = kernel_input(arr, nthreads)
     x5 = view5(xk, lead, spatial, channels_last)
     y5, scratch = kernel_target(values, xk.dtype, lead, out_spatial, channels_last)
@@ -318,6 +353,13 @@ def run_reduce(arr, lead, spatial, out_spatial, channels_last, axes, result, nth
                    nthreads, op=op, adaptive=adaptive, count_include_pad=count_include_pad,
                    divisor_override=divisor_override, p=p)
         put_other_layout(tmp, result, lead, channels_last, nthreads)
+        return
+    pieces = half_pieces(arr, lead, channels_last, (result,))
+    if pieces:
+        for a, piece_lead, (r,) in pieces:
+            run_reduce(a, piece_lead, spatial, out_spatial, channels_last, axes, r, nthreads,
+                       op=op, adaptive=adaptive, count_include_pad=count_include_pad,
+                       divisor_override=divisor_override, p=p)
         return
     xk = kernel_input(arr, nthreads)
     x5 = view5(xk, lead, spatial, channels_last)

@@ -23,6 +23,7 @@ cpu_has_avx2 = _kernels_base.cpu_has_avx2
 axis_geometry = _module.axis_geometry
 build_config = _module.build_config
 avx512_sums = _module.AVX512_SUMS
+half_f16c = _module.HALF_F16C
 max_threads = _module.max_threads
 num_procs = _module.num_procs
 max_pool_forward = _module.max_pool_forward

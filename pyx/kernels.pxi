@@ -111,3 +111,6 @@ import os as _os
 # PYPOOL_DISABLE_AVX512=1 keeps them on AVX2. Same results.
 AVX512_SUMS = bool(pypool_sums_enable_avx512(
     _os.environ.get("PYPOOL_DISABLE_AVX512", "") in ("", "0")))
+# float16 conversions by F16C instructions in the AVX2 build (_half.h), float64
+# ones with AVX-512 too unless disabled: 0 (portable loops), 1 (F16C), 2.
+HALF_F16C = pypool_half_enable_hw(_os.environ.get("PYPOOL_DISABLE_AVX512", "") in ("", "0"))

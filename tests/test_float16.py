@@ -33,11 +33,23 @@ def _near_half_midpoints(dtype):
     return np.concatenate([points] + steps + [-points])
 
 
+def _half_range(dtype, n):
+    """Random values of both signs whose magnitudes span float16's normal
+    range and past its largest, with random low bits: whole groups of these
+    go through the F16C loops (a NaN sends its group to the portable ones)."""
+    mags = RNG.uniform(1.0, 2.0, n) * 2.0 ** RNG.integers(-14, 17, n)
+    return (mags * RNG.choice([-1.0, 1.0], n)).astype(dtype)
+
+
+# level: 0 the portable loops (the baseline build's, and those the F16C loops
+# hand groups with NaNs or subnormals to), 1 F16C, 2 F16C with AVX-512; a
+# level this CPU lacks runs the highest one it has.
+@pytest.mark.parametrize("level", [0, 1, 2])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_half_conversions_match_numpy(threads):
+def test_half_conversions_match_numpy(threads, level):
     every = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
     wide = np.empty(every.size, np.float32)
-    _native.halfs_to_floats(every, wide, threads)
+    _native.halfs_to_floats(every, wide, threads, level)
     np.testing.assert_array_equal(wide.view(np.uint32),
                                   every.view(np.float16).astype(np.float32).view(np.uint32))
     nan32 = (np.uint32(0x7f800000) | RNG.integers(1, 1 << 23, 4096, dtype=np.uint32))
@@ -46,11 +58,12 @@ def test_half_conversions_match_numpy(threads):
             (np.float32, np.uint32, nan32, _native.floats_to_halfs),
             (np.float64, np.uint64, nan64, _native.doubles_to_halfs)):
         random_bits = RNG.integers(0, np.iinfo(bits).max, 1 << 20, dtype=bits, endpoint=True)
-        values = np.concatenate([random_bits.view(dtype), _near_half_midpoints(dtype),
+        values = np.concatenate([random_bits.view(dtype), _half_range(dtype, 1 << 18),
+                                 _near_half_midpoints(dtype),
                                  nans.view(dtype), (nans | bits(1) << bits(8 * np.dtype(bits).itemsize - 1)).view(dtype),
                                  np.array([0.0, -0.0, np.inf, -np.inf, 1e30, -1e-30], dtype)])
         narrow = np.empty(values.size, np.uint16)
-        convert(values, narrow, threads)
+        convert(values, narrow, threads, level)
         np.testing.assert_array_equal(narrow, _numpy_half_bits(values))
 
 
@@ -78,6 +91,25 @@ CASES = [
 ]
 
 
+def _expected(name, run, x, layout):
+    """The results through NumPy's casts: max pools NumPy's float32 copy and
+    rounds back, averages and Lp norms round their float64 results."""
+    if name.startswith("max"):
+        expected = run(x.astype(np.float32), layout=layout)
+        return tuple(e.astype(np.float16) if e.dtype == np.float32 else e
+                     for e in (expected if isinstance(expected, tuple) else (expected,)))
+    return (_numpy_half_bits(run(x, layout=layout, dtype=np.float64)).view(np.float16),)
+
+
+def _check_bits(got, expected):
+    got = got if isinstance(got, tuple) else (got,)
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected):
+        assert g.dtype == e.dtype and g.shape == e.shape
+        np.testing.assert_array_equal(np.ascontiguousarray(g).view(np.uint8),
+                                      np.ascontiguousarray(e).view(np.uint8))
+
+
 @pytest.mark.parametrize("name, run", CASES)
 @pytest.mark.parametrize("layout", ["channels_first", "channels_last"])
 def test_float16_pooling_matches_numpy_casts(name, run, layout):
@@ -89,19 +121,10 @@ def test_float16_pooling_matches_numpy_casts(name, run, layout):
     x = _half_input(shape, seed=len(name))
     assert x.size >= 4 * _dispatch.HALF_THREADS_MIN    # (results of most cases too)
     snapshot = x.copy()
-    if name.startswith("max"):
-        expected = run(x.astype(np.float32), layout=layout)
-        expected = tuple(e.astype(np.float16) if e.dtype == np.float32 else e
-                         for e in (expected if isinstance(expected, tuple) else (expected,)))
-    else:
-        expected = (_numpy_half_bits(run(x, layout=layout, dtype=np.float64)).view(np.float16),)
+    expected = _expected(name, run, x, layout)
 
     def check(got):
-        got = got if isinstance(got, tuple) else (got,)
-        for g, e in zip(got, expected):
-            assert g.dtype == e.dtype and g.shape == e.shape
-            np.testing.assert_array_equal(np.ascontiguousarray(g).view(np.uint8),
-                                          np.ascontiguousarray(e).view(np.uint8))
+        _check_bits(got, expected)
 
     for threads in (1, 2, 3):
         check(run(x, layout=layout, num_threads=threads))
@@ -115,3 +138,32 @@ def test_float16_pooling_matches_numpy_casts(name, run, layout):
         run(x, layout=layout, out=outs if len(outs) > 1 else outs[0], num_threads=2)
         check(tuple(np.ascontiguousarray(o) for o in outs))
     np.testing.assert_array_equal(x.view(np.uint16), snapshot.view(np.uint16))
+
+
+@pytest.mark.parametrize("name, run", CASES)
+@pytest.mark.parametrize("layout", ["channels_first", "channels_last"])
+def test_float16_calls_in_pieces(monkeypatch, name, run, layout):
+    """Large float16 calls go in pieces along the batch (half_pieces), so that
+    the float32 copies stay in the caches: made small here, with a last piece
+    too small for the threaded conversions. Same bits as through NumPy's casts;
+    a result too small for them (global pooling) goes whole."""
+    shape = (2, 16, 96, 96) if layout == "channels_first" else (2, 96, 96, 16)
+    x = _half_input(shape, seed=7 + len(name))
+    expected = _expected(name, run, x, layout)
+    monkeypatch.setattr(_dispatch, "HALF_PIECE_BYTES", 1 << 17)
+    seen = []
+    real = _dispatch.half_pieces
+
+    def spy(*args):
+        pieces = real(*args)
+        seen.append(0 if pieces is None else len(pieces))
+        return pieces
+
+    monkeypatch.setattr(_dispatch, "half_pieces", spy)
+    for threads in (1, 2):
+        seen.clear()
+        _check_bits(run(x, layout=layout, num_threads=threads), expected)
+        if name == "global_avg":
+            assert seen == [0]
+        else:   # (32 planes in 11 pieces of 3, or 2 samples in 2 pieces)
+            assert seen[0] == (11 if layout == "channels_first" else 2)
