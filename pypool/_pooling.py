@@ -115,6 +115,24 @@ def _one_cell(g, arr):
     return _global_plan(arr, g.lead, math.prod(g.spatial), g.channels_last)
 
 
+def _even_cells(g, indices=False):
+    """The kernels' axes for adaptive cells that all have one size along each
+    axis (every input size a multiple of its output size): the sliding
+    windows kernel = stride = that size, the same taps in the same order
+    (the same bits) by the faster sliding paths. One thread, float32: max
+    (32,512,28,28) to 7x7 7.8 -> 4.4 ms, 1-D (64,256,4096) to 512 123 -> 29
+    ms. None otherwise, and for indices of channels_first cells 3 or more
+    columns wide in 2-D and 3-D, where the sliding path is the slower (28 to
+    7: 21 ms against 9.4)."""
+    if any(L % o for L, o in zip(g.spatial, g.out_spatial)):
+        return None
+    cells = [L // o for L, o in zip(g.spatial, g.out_spatial)]
+    if indices and not g.channels_last and g.rank >= 2 and cells[-1] >= 3:
+        return None
+    return (((1, 1, 1, 1, 1, 0, 0),) * (3 - g.rank)
+            + tuple((L, o, c, c, 1, 0, 0) for L, o, c in zip(g.spatial, g.out_spatial, cells)))
+
+
 def _adaptive_avg_pool(rank, x, output_size, *, layout="channels_first", dtype=None, out=None,
                        num_threads=None):
     arr = check_input(x)
@@ -122,8 +140,12 @@ def _adaptive_avg_pool(rank, x, output_size, *, layout="channels_first", dtype=N
     result = _float_result(arr, dtype, g.out_shape(), out)
     nthreads = thread_count(num_threads, _adaptive_work(g))
     one = _one_cell(g, arr)
+    even = None if one is not None else _even_cells(g)
     if one is not None:
         run_reduce(arr, g.lead, *one[:2], g.channels_last, one[2], result, nthreads)
+    elif even is not None:
+        run_reduce(arr, g.lead, g.spatial, g.out_spatial, g.channels_last, even, result,
+                   nthreads)
     else:
         run_reduce(arr, g.lead, g.spatial, g.out_spatial, g.channels_last, g.axes(), result,
                    nthreads, adaptive=True)
@@ -138,8 +160,12 @@ def _adaptive_max_pool(rank, x, output_size, *, layout="channels_first", return_
     values, indices = max_outputs(out, g.out_shape(), arr.dtype, return_indices, [arr])
     nthreads = thread_count(num_threads, _adaptive_work(g))
     one = _one_cell(g, arr)
+    even = None if one is not None else _even_cells(g, return_indices)
     if one is not None:
         run_max(arr, g.lead, *one[:2], g.channels_last, one[2], values, indices, nthreads)
+    elif even is not None:
+        run_max(arr, g.lead, g.spatial, g.out_spatial, g.channels_last, even, values, indices,
+                nthreads)
     else:
         run_max(arr, g.lead, g.spatial, g.out_spatial, g.channels_last, g.axes(), values,
                 indices, nthreads, adaptive=True)

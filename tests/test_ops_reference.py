@@ -40,6 +40,8 @@ from reference import ref_global_max_pool  # noqa: E402
 from strategies import examples, paddings  # noqa: E402
 
 import pypool  # noqa: E402
+from pypool import _pooling  # noqa: E402
+from pypool._args import adaptive_geometry  # noqa: E402
 
 LAYOUTS = ("channels_first", "channels_last")
 MAX_DTYPES = (np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16,
@@ -329,6 +331,42 @@ def test_adaptive_avg_pool(data):
                          dtype=out_dtype, num_threads=draw(st.sampled_from([None, 1, 2])))
     assert_fresh(got)
     assert_close(got, ref, R.float_result_dtype(_native(x.dtype), out_dtype))
+    frozen.check()
+
+
+@settings(max_examples=examples(200), **SETTINGS)
+@given(data=st.data())
+def test_adaptive_even_cells(data):
+    """Output sizes that divide the input sizes: the cells are sliding windows
+    (kernel = stride = cell) and take those paths (_pooling._even_cells),
+    except indices of channels_first cells 3 or more columns wide."""
+    draw = data.draw
+    nd, layout, shape, spatial = draw(shapes())
+    sizes = tuple(draw(st.sampled_from([d for d in range(1, L + 1) if L % d == 0]))
+                  for L in spatial)
+    if all(o == 1 for o in sizes):
+        sizes = spatial    # (one cell per axis: the global paths)
+    return_indices = draw(st.booleans())
+    dtype = draw(st.sampled_from(MAX_DTYPES))
+    x, owner = draw(arrays(dtype, shape, elements(dtype, specials=draw(st.booleans()),
+                                                  extremes=True)))
+    frozen = Frozen(x, owner)
+    g = adaptive_geometry(x.shape, sizes, layout, nd)
+    cells = [L // o for L, o in zip(spatial, sizes)]
+    sliding = not (return_indices and layout == "channels_first" and nd >= 2 and cells[-1] >= 3)
+    assert (_pooling._even_cells(g, return_indices) is not None) == sliding
+    threads = draw(st.sampled_from([None, 1, 2]))
+    ref_v, ref_i = R.ref_adaptive_max_pool(x, sizes, layout)
+    got = pypool.adaptive_max_pool(x, sizes, layout=layout, return_indices=return_indices,
+                                   num_threads=threads)
+    if return_indices:
+        got, idx = got
+        assert_exact(idx, ref_i)
+    assert_exact(got, ref_v)
+    if dtype in AVG_DTYPES:
+        ref = R.ref_adaptive_avg_pool(x, sizes, layout, keep_float64=True)
+        avg = pypool.adaptive_avg_pool(x, sizes, layout=layout, num_threads=threads)
+        assert_close(avg, ref, R.float_result_dtype(_native(x.dtype), None))
     frozen.check()
 
 
