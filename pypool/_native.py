@@ -54,6 +54,7 @@ max_unpool_forward = _module.max_unpool_forward
 check_indices = _module.check_indices
 parallel_copy = _module.parallel_copy
 transpose_batches = _module.transpose_batches
+gather_rows = _module.gather_rows
 halfs_to_floats = _module.halfs_to_floats
 floats_to_halfs = _module.floats_to_halfs
 doubles_to_halfs = _module.doubles_to_halfs

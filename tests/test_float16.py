@@ -143,23 +143,23 @@ def test_float16_pooling_matches_numpy_casts(name, run, layout):
 @pytest.mark.parametrize("name, run", CASES)
 @pytest.mark.parametrize("layout", ["channels_first", "channels_last"])
 def test_float16_calls_in_pieces(monkeypatch, name, run, layout):
-    """Large float16 calls go in pieces along the batch (half_pieces), so that
+    """Large float16 calls go in pieces along the batch (staged_pieces), so that
     the float32 copies stay in the caches: made small here, with a last piece
     too small for the threaded conversions. Same bits as through NumPy's casts;
     a result too small for them (global pooling) goes whole."""
     shape = (2, 16, 96, 96) if layout == "channels_first" else (2, 96, 96, 16)
     x = _half_input(shape, seed=7 + len(name))
     expected = _expected(name, run, x, layout)
-    monkeypatch.setattr(_dispatch, "HALF_PIECE_BYTES", 1 << 17)
+    monkeypatch.setattr(_dispatch, "PIECE_BYTES", 1 << 17)
     seen = []
-    real = _dispatch.half_pieces
+    real = _dispatch.staged_pieces
 
     def spy(*args):
         pieces = real(*args)
         seen.append(0 if pieces is None else len(pieces))
         return pieces
 
-    monkeypatch.setattr(_dispatch, "half_pieces", spy)
+    monkeypatch.setattr(_dispatch, "staged_pieces", spy)
     for threads in (1, 2):
         seen.clear()
         _check_bits(run(x, layout=layout, num_threads=threads), expected)
