@@ -14,6 +14,9 @@
 
 from libc.string cimport memset
 
+cdef enum:
+    GRADIENT_SLOTS_MAX = 64   # output rows of weighted gradients a plane-path task keeps
+
 cdef extern from "_scatter.h":
     void pypool_scatter_add_f32(double* acc, const int64_t* ind, const float* grad,
                                 int64_t n) noexcept nogil
@@ -115,20 +118,39 @@ cdef int gather_plane_rows(const float_out_t* g, const Strided5* gs, float_out_t
     cdef int64_t D = ds.n[1], H = ds.n[2], W = ds.n[3], OW = gs.n[3]
     cdef int64_t kw = w.kernel[2], sw = w.stride[2], plen = ct.plen
     cdef int64_t r, b = r0 // (D * H), i_d = (r0 // H) % D, i_h = r0 % H
-    cdef int64_t a, e, od, oh, jw, lo, n, o, tag, gw_tag = -1
+    cdef int64_t a, e, od, oh, jw, lo, n, o, tag, gw_tag = -1, slot
+    # The weighted gradients of an output row serve every input row its windows
+    # cover (3 of them for 3x3 stride 1): rows kept in slots by (od, oh) modulo
+    # powers of two no smaller than the spans of the output rows covering one
+    # input row, so those never share a slot; tags say which row a slot holds.
+    # (avg 3x3 s1 backward, (32,128,56,56), 1 thread: 23 -> 20 ms.)
+    cdef int64_t span_d = 1, span_h = 1
+    for a in range(D):
+        if c.offset[0][a + 1] > c.offset[0][a]:
+            span_d = max(span_d, c.outs[0][c.offset[0][a + 1] - 1] - c.outs[0][c.offset[0][a]] + 1)
+    for a in range(H):
+        if c.offset[1][a + 1] > c.offset[1][a]:
+            span_h = max(span_h, c.outs[1][c.offset[1][a + 1] - 1] - c.outs[1][c.offset[1][a]] + 1)
+    cdef int64_t ext_d = pow2_at_least(span_d), ext_h = pow2_at_least(span_h)
+    cdef int64_t nslots = ext_d * ext_h if ext_d * ext_h <= GRADIENT_SLOTS_MAX else 1
     cdef double* acc = <double*>malloc(<size_t>(sw * plen + 1) * sizeof(double))
-    cdef double* gw = <double*>malloc(<size_t>(OW + 1) * sizeof(double))
+    cdef double* gw = <double*>malloc(<size_t>(nslots * (OW + 1)) * sizeof(double))
+    cdef int64_t* gw_tags = <int64_t*>malloc(<size_t>nslots * sizeof(int64_t))
     cdef double* dst
     cdef double* src
+    cdef double* gslot
     cdef float_out_t* drow
     cdef bint pairs = (kw == 2 and sw == 2 and ds.s[3] == 1 and ct.col[0] == 0
                        and taps_span_row(ct, kw, OW))
     # A large gradient is written once and not read back soon: stream it.
     cdef bint stream = pairs and result_streams(ds, sizeof(float_out_t))
-    if acc == NULL or gw == NULL:
+    if acc == NULL or gw == NULL or gw_tags == NULL:
         free(acc)
         free(gw)
+        free(gw_tags)
         return 1
+    for slot in range(nslots):
+        gw_tags[slot] = -1
     for r in range(r0, r1):
         if (pairs and c.offset[0][i_d + 1] - c.offset[0][i_d] == 1
                 and c.offset[1][i_h + 1] - c.offset[1][i_h] == 1):
@@ -143,6 +165,7 @@ cdef int gather_plane_rows(const float_out_t* g, const Strided5* gs, float_out_t
                 weighted_gradients(gw, g + offset5(gs, b, od, oh, 0, 0), gs, w, od, oh,
                                    use_divisor, divisor_override, recw)
                 gw_tag = tag
+                gw_tags[0] = -1    # (slot 0 no longer holds what its tag says)
             drow = dx + offset5(ds, b, i_d, i_h, 0, 0)
             if float_out_t is float:
                 pypool_store_pairs_f64_as_f32(drow, gw, OW, stream)
@@ -152,7 +175,7 @@ cdef int gather_plane_rows(const float_out_t* g, const Strided5* gs, float_out_t
                 drow[o] = 0
             next_row(&b, &i_d, &i_h, D, H)
             continue
-        gw_tag = -1   # gw is overwritten below
+        gw_tag = -1   # (the pairs' row, in slot 0, may be overwritten below)
         for o in range(sw * plen):
             acc[o] = 0.0
         for a in range(c.offset[0][i_d], c.offset[0][i_d + 1]):
@@ -160,13 +183,18 @@ cdef int gather_plane_rows(const float_out_t* g, const Strided5* gs, float_out_t
             for e in range(c.offset[1][i_h], c.offset[1][i_h + 1]):
                 oh = c.outs[1][e]
                 # The weighted gradient of each output of this row, once.
-                weighted_gradients(gw, g + offset5(gs, b, od, oh, 0, 0), gs, w, od, oh,
-                                   use_divisor, divisor_override, recw)
+                slot = (od & (ext_d - 1)) * ext_h + (oh & (ext_h - 1)) if nslots > 1 else 0
+                gslot = gw + slot * (OW + 1)
+                tag = (b * gs.n[1] + od) * gs.n[2] + oh
+                if gw_tags[slot] != tag:
+                    weighted_gradients(gslot, g + offset5(gs, b, od, oh, 0, 0), gs, w, od, oh,
+                                       use_divisor, divisor_override, recw)
+                    gw_tags[slot] = tag
                 for jw in range(kw - 1, -1, -1):
                     lo = ct.lo[jw]
                     n = ct.hi[jw] - lo
                     dst = acc + ct.src[jw]
-                    src = gw + lo
+                    src = gslot + lo
                     for o in range(n):
                         dst[o] = dst[o] + src[o]
         interleave(acc, W, sw, plen, dx + offset5(ds, b, i_d, i_h, 0, 0), ds.s[3])
@@ -175,6 +203,7 @@ cdef int gather_plane_rows(const float_out_t* g, const Strided5* gs, float_out_t
         pypool_store_fence()
     free(acc)
     free(gw)
+    free(gw_tags)
     return 0
 
 

@@ -8,6 +8,10 @@ midpoint, NaN payloads (signaling ones too) - and pooling through them must
 give what pooling through NumPy's casts gives.
 """
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -167,3 +171,17 @@ def test_float16_calls_in_pieces(monkeypatch, name, run, layout):
             assert seen == [0]
         else:   # (32 planes in 11 pieces of 3, or 2 samples in 2 pieces)
             assert seen[0] == (11 if layout == "channels_first" else 2)
+
+
+def test_disabling_avx512_caps_the_conversion_level(tmp_path):
+    """PYPOOL_DISABLE_AVX512=1 keeps float64 -> float16 off its AVX-512 loop
+    (level 2), as it keeps the other AVX-512 loops off."""
+    code = "import pypool; print(pypool._native.half_f16c)"
+    levels = []
+    for env in ({}, {"PYPOOL_DISABLE_AVX512": "1"}):
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             timeout=120, env={**os.environ, **env}, cwd=str(tmp_path))
+        assert run.returncode == 0, run.stderr
+        levels.append(int(run.stdout))
+    assert levels[1] <= 1 and levels[1] <= levels[0]
+    assert levels[0] == _native.half_f16c
