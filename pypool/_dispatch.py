@@ -89,6 +89,8 @@ def staged_pieces(arr, lead, channels_last, results):
     call with a staged input along its batch (planes for channels_first,
     samples for channels_last), or None to run it whole. ``results`` (None
     entries allowed) must all be C-contiguous, so that their pieces are views."""
+    if arr.size * 8 <= 2 * PIECE_BYTES:    # (too small at any itemsize: the common case)
+        return None
     nlead = len(lead)
     if not nlead or any(r is not None and not r.flags.c_contiguous for r in results):
         return None
@@ -364,7 +366,8 @@ def run_max(arr, lead, spatial, out_spatial, channels_last, axes, values, indice
         want = True
     kernel = _native.max_pool_forward_for.get(x5.dtype, _native.max_pool_forward)
     kernel(x5, y5, i5, want, axes, adaptive, nthreads)
-    release_input(xscratch)
+    if xscratch is not None:
+        release_input(xscratch)
     if scratch is not None:
         put_result(values, scratch, nthreads)
     if iscratch is not None:
@@ -404,7 +407,8 @@ def run_reduce(arr, lead, spatial, out_spatial, channels_last, axes, result, nth
     y5, scratch = kernel_target(result, kernel_out, lead, out_spatial, channels_last)
     kernel = _native.reduce_pool_forward_for.get((x5.dtype, y5.dtype), _native.reduce_pool_forward)
     kernel(op, x5, y5, axes, adaptive, count_include_pad, divisor_override, p, nthreads)
-    release_input(xscratch)
+    if xscratch is not None:
+        release_input(xscratch)
     if scratch is not None:
         put_result(result, scratch, nthreads)
 
