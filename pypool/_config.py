@@ -49,7 +49,7 @@ def show_config():
         f"  compiler:        {c['compiler']} {c['compiler_version']}",
         f"  kernels:         {c['variant']} build (CPU has AVX2: {c['cpu_has_avx2']})",
         f"  AVX-512 sums:    {c['avx512_sums']} (float32 global, 2x2 and 3x3 averages, large-window max, max with indices)",
-        f"  float16 F16C:    {c['half_f16c']} (conversions: 0 portable loops, 1 F16C, 2 F16C and AVX-512)",
+        f"  float16 F16C:    {c['half_f16c']} (0 portable loops, 1 F16C, 2 F16C and AVX-512)",
         f"  compile flags:   {c['compile_flags']}",
         f"  machine:         {c['machine']}",
     ]

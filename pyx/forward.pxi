@@ -501,22 +501,28 @@ cdef void horizontal_max(real_t* best, const real_t* colv, const ColumnTaps* ct,
         max_values(best + a, colv + ct.src[jw] + (a - ct.lo[jw]), 1, b - a)
 
 
-cdef void strided_max(real_t* best, const real_t* colv, const ColumnTaps* ct, int64_t kw,
-                      int64_t s, int64_t OW) noexcept nogil:
-    """horizontal_max from column maxima left in row order (colv[c] for column
-    c, not split by stride phase): tap jw of output o is column
-    ct.col[jw] + (o - ct.lo[jw]) * s. Same taps in the same order."""
-    cdef int64_t jw, o, a, b, lo
-    cdef const real_t* p
-    inside_outputs(ct, kw, OW, &a, &b)
-    for o in range(OW):
-        if a <= o < b:
-            continue
+cdef void strided_edge_max(real_t* best, const real_t* colv, const ColumnTaps* ct, int64_t kw,
+                           int64_t s, int64_t o0, int64_t o1) noexcept nogil:
+    """strided_max for outputs [o0, o1), tap by tap with bounds checks."""
+    cdef int64_t o, jw, lo
+    for o in range(o0, o1):
         best[o] = lowest(<real_t>0)
         for jw in range(kw):
             lo = ct.lo[jw]
             if lo <= o < ct.hi[jw]:
                 best[o] = max_nan(best[o], colv[ct.col[jw] + (o - lo) * s])
+
+
+cdef void strided_max(real_t* best, const real_t* colv, const ColumnTaps* ct, int64_t kw,
+                      int64_t s, int64_t OW) noexcept nogil:
+    """horizontal_max from column maxima left in row order (colv[c] for column
+    c, not split by stride phase): tap jw of output o is column
+    ct.col[jw] + (o - ct.lo[jw]) * s. Same taps in the same order."""
+    cdef int64_t jw, o, a, b
+    cdef const real_t* p
+    inside_outputs(ct, kw, OW, &a, &b)
+    strided_edge_max(best, colv, ct, kw, s, 0, a)
+    strided_edge_max(best, colv, ct, kw, s, b, OW)
     if a >= b:
         return
     p = colv + ct.col[0] + (a - ct.lo[0]) * s

@@ -53,7 +53,7 @@ cdef void transpose_tile(const bits_t* src, bits_t* dst, int64_t R, int64_t C, i
 # contiguous rows, and NumPy's copy runs on one thread.
 
 cdef inline void pack_row(const bits_t* src, int64_t step, bits_t* dst,
-                            int64_t n) noexcept nogil:
+                          int64_t n) noexcept nogil:
     """dst[i] = src[i * step]; steps 1 and 2 spelled out, so they vectorize."""
     cdef int64_t i
     if step == 1:
