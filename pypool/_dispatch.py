@@ -54,7 +54,7 @@ def packable_rows(arr):
 def kernel_input(arr, nthreads=1):
     """``(xk, scratch)``: the array the kernels read - bool as uint8, float16
     widened (exactly) to float32, a strided input packed - and the scratch
-    array holding it (or None), which release_input gives back."""
+    array holding it (or None), to give back to the scratch pool."""
     dt = arr.dtype   # (kind and itemsize: cheaper than comparing dtypes, on every call)
     if dt.kind == "b":
         arr = arr.view(np.uint8)
@@ -112,12 +112,6 @@ def staged_pieces(arr, lead, channels_last, results):
     return [(flat_in[i:i + step], (min(step, batch - i),),
              [None if r is None else r[i:i + step] for r in flat_out])
             for i in range(0, batch, step)]
-
-
-def release_input(scratch):
-    """Give kernel_input's scratch array (if any) back to the scratch pool."""
-    if scratch is not None:
-        _scratch_pool.give(scratch)
 
 
 def put_result(result, scratch, nthreads):
@@ -367,7 +361,7 @@ def run_max(arr, lead, spatial, out_spatial, channels_last, axes, values, indice
     kernel = _native.max_pool_forward_for.get(x5.dtype, _native.max_pool_forward)
     kernel(x5, y5, i5, want, axes, adaptive, nthreads)
     if xscratch is not None:
-        release_input(xscratch)
+        _scratch_pool.give(xscratch)
     if scratch is not None:
         put_result(values, scratch, nthreads)
     if iscratch is not None:
@@ -408,7 +402,7 @@ def run_reduce(arr, lead, spatial, out_spatial, channels_last, axes, result, nth
     kernel = _native.reduce_pool_forward_for.get((x5.dtype, y5.dtype), _native.reduce_pool_forward)
     kernel(op, x5, y5, axes, adaptive, count_include_pad, divisor_override, p, nthreads)
     if xscratch is not None:
-        release_input(xscratch)
+        _scratch_pool.give(xscratch)
     if scratch is not None:
         put_result(result, scratch, nthreads)
 

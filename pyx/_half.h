@@ -252,8 +252,8 @@ static int pypool_half_enable_hw(int allow_avx512) {
 }
 
 /* The conversions at a given level: 0 the portable loops, 1 F16C, 2 F16C
- * and AVX-512 (levels above pypool_half_hw must not be asked for; tests ask
- * for each one that runs here), and at the level turned on. */
+ * and AVX-512 (levels above pypool_half_hw must not be asked for: halfs.pxi
+ * caps them, and tests ask for each one that runs here). */
 static inline void pypool_halfs_to_floats_at(const uint16_t* src, float* dst, int64_t n,
                                              int level) {
 #ifdef PYPOOL_HALF_HAVE_HW
@@ -292,18 +292,6 @@ static inline void pypool_doubles_to_halfs_at(const double* src, uint16_t* dst, 
 #endif
     (void)level;
     pypool_doubles_to_halfs_portable(src, dst, n);
-}
-
-static inline void pypool_halfs_to_floats(const uint16_t* src, float* dst, int64_t n) {
-    pypool_halfs_to_floats_at(src, dst, n, pypool_half_hw);
-}
-
-static inline void pypool_floats_to_halfs(const float* src, uint16_t* dst, int64_t n) {
-    pypool_floats_to_halfs_at(src, dst, n, pypool_half_hw);
-}
-
-static inline void pypool_doubles_to_halfs(const double* src, uint16_t* dst, int64_t n) {
-    pypool_doubles_to_halfs_at(src, dst, n, pypool_half_hw);
 }
 
 #endif
