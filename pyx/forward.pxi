@@ -1644,50 +1644,57 @@ cdef void max_lane_taps(const real_t* x, const Strided5* xs, real_t* accv, int64
 
 
 cdef extern from "_lanes_max.h":
-    int64_t pypool_lanes_max_f32(const float* base, const int64_t* offsets, int64_t ntaps,
-                                 int64_t nl, float* out, int stream) noexcept nogil
-    int64_t pypool_lanes_max_idx_f32(const float* base, const int64_t* offsets,
-                                     const int32_t* flats, int64_t ntaps, int64_t nl, float* out,
-                                     int64_t* where, int stream) noexcept nogil
+    enum: PYPOOL_LANE_ROWS_MAX
+    ctypedef struct pypool_lane_taps:
+        int64_t rows[PYPOOL_LANE_ROWS_MAX]
+        int32_t flats[PYPOOL_LANE_ROWS_MAX]
+        int64_t nrows, ncols, col_step, flat0, flat_step
+    int64_t pypool_lanes_max_f32(const float* base, const pypool_lane_taps* taps, int64_t nl,
+                                 float* out, int stream) noexcept nogil
+    int64_t pypool_lanes_max_idx_f32(const float* base, const pypool_lane_taps* taps,
+                                     int64_t nl, float* out, int64_t* where,
+                                     int stream) noexcept nogil
 
-cdef enum:
-    LANE_TAPS_MAX = 64   # taps whose offsets lanes_max_registers lists on the stack
+
+cdef bint plan_lane_taps(pypool_lane_taps* taps, const Strided5* xs, const Windows* w,
+                         const LaneRow* t) noexcept nogil:
+    """The window rows of output row t (their offsets from column 0 and their flat
+    indices), for lanes_max_registers; False when there are none or too many."""
+    cdef int64_t jd, jh, i_d, i_h
+    taps.nrows = w.count[0][t.od] * w.count[1][t.oh]
+    if taps.nrows == 0 or taps.nrows > PYPOOL_LANE_ROWS_MAX:
+        return False
+    taps.nrows = 0
+    for jd in range(w.count[0][t.od]):
+        i_d = w.first[0][t.od] + jd * w.step[0]
+        for jh in range(w.count[1][t.oh]):
+            i_h = w.first[1][t.oh] + jh * w.step[1]
+            taps.rows[taps.nrows] = offset5(xs, t.b, i_d, i_h, 0, 0)
+            taps.flats[taps.nrows] = <int32_t>((i_d * xs.n[2] + i_h) * xs.n[3])
+            taps.nrows += 1
+    taps.col_step = w.step[2] * xs.s[3]
+    taps.flat_step = w.step[2]
+    return True
 
 
 cdef int64_t lanes_max_registers(const real_t* x, const Strided5* xs, real_t* yrow,
-                                 int64_t* irow, const Windows* w, const LaneRow* t, int64_t od,
-                                 int64_t oh, int64_t ow, bint stream) noexcept nogil:
+                                 int64_t* irow, const Windows* w, const LaneRow* t,
+                                 pypool_lane_taps* taps, int64_t ow, bint stream) noexcept nogil:
     """Values (and, with ``irow``, int64 indices on a plane below 2**31 elements) of
-    output (od, oh, ow) for the leading lanes of a float32 row with contiguous
-    lanes, through pypool_lanes_max_f32 / _idx_f32; returns how many lanes it
-    did (0 when it does not apply). stream: with streaming stores (_lanes_max.h)."""
-    cdef int64_t offsets[LANE_TAPS_MAX]
-    cdef int32_t flats[LANE_TAPS_MAX]
-    cdef int64_t n = 0, jd, jh, jw, i_d, i_h, row, flat_row
-    cdef int64_t ntaps = w.count[0][od] * w.count[1][oh] * w.count[2][ow]
-    cdef int64_t first_w = w.first[2][ow], nw = w.count[2][ow]
-    cdef int64_t step_w = w.step[2] * xs.s[3]
-    if real_t is not float or ntaps == 0 or ntaps > LANE_TAPS_MAX:
+    output column ow for the leading lanes of a float32 row with contiguous lanes,
+    through pypool_lanes_max_f32 / _idx_f32 (taps: plan_lane_taps); returns how
+    many lanes it did (0 when it does not apply). stream: with streaming stores
+    (_lanes_max.h)."""
+    cdef const float* base
+    taps.ncols = w.count[2][ow]
+    if real_t is not float or taps.ncols == 0:
         return 0
-    # Offsets a window row at a time, and the flats only when indices are asked
-    # for (values, (32,112,112,64) 3x3 s2, 1 thread: 4.64 -> 4.21 ms).
-    for jd in range(w.count[0][od]):
-        i_d = w.first[0][od] + jd * w.step[0]
-        for jh in range(w.count[1][oh]):
-            i_h = w.first[1][oh] + jh * w.step[1]
-            row = offset5(xs, t.b, i_d, i_h, first_w, 0)
-            for jw in range(nw):
-                offsets[n + jw] = row + jw * step_w
-            if irow != NULL:
-                flat_row = (i_d * xs.n[2] + i_h) * xs.n[3] + first_w
-                for jw in range(nw):
-                    flats[n + jw] = <int32_t>(flat_row + jw * w.step[2])
-            n += nw
+    taps.flat0 = w.first[2][ow]
+    base = <const float*>x + t.lane0 + w.first[2][ow] * xs.s[3]
     if irow != NULL:
-        return pypool_lanes_max_idx_f32(<const float*>x + t.lane0, offsets, flats, n, t.nlanes,
-                                        <float*>yrow + t.lane0, irow + t.lane0, stream)
-    return pypool_lanes_max_f32(<const float*>x + t.lane0, offsets, n, t.nlanes,
-                                <float*>yrow + t.lane0, stream)
+        return pypool_lanes_max_idx_f32(base, taps, t.nlanes, <float*>yrow + t.lane0,
+                                        irow + t.lane0, stream)
+    return pypool_lanes_max_f32(base, taps, t.nlanes, <float*>yrow + t.lane0, stream)
 
 
 cdef enum:
@@ -1757,6 +1764,10 @@ cdef void max_lane_row(const real_t* x, const Strided5* xs, real_t* y, const Str
     cdef bint small_plane = xs.n[1] * H * W < INT32_MAX
     cdef int64_t done = 0
     cdef LanePrefetch lp
+    cdef pypool_lane_taps taps
+    cdef bint registers = (real_t is float and t.xl == 1 and t.yl == 1
+                           and (ind == NULL or (small_plane and t.il == 1))
+                           and plan_lane_taps(&taps, xs, w, &t))
     # Large results (values and indices together) bypass the caches.
     cdef bint stream = result_streams(ys, sizeof(real_t) + (sizeof(int64_t) if ind != NULL else 0))
     plan_lane_prefetch(&lp, x, xs, ys, w, task)
@@ -1764,11 +1775,10 @@ cdef void max_lane_row(const real_t* x, const Strided5* xs, real_t* y, const Str
         lane_prefetch_step(&lp, ow)
         yrow = y + offset5(ys, t.b, od, oh, ow, 0)
         empty_window = w.count[0][od] * w.count[1][oh] * w.count[2][ow] == 0
-        if ind == NULL and t.xl == 1 and t.yl == 1:
-            done = lanes_max_registers(x, xs, yrow, NULL, w, &t, od, oh, ow, stream)
-        elif ind != NULL and small_plane and t.xl == 1 and t.yl == 1 and t.il == 1:
-            done = lanes_max_registers(x, xs, yrow, ind + offset5(js, t.b, od, oh, ow, 0), w, &t,
-                                       od, oh, ow, stream)
+        if registers:
+            done = lanes_max_registers(x, xs, yrow,
+                                       NULL if ind == NULL else ind + offset5(js, t.b, od, oh, ow, 0),
+                                       w, &t, &taps, ow, stream)
         for blk in range((t.nlanes - done + LANE_BLOCK - 1) // LANE_BLOCK):
             l0 = t.lane0 + done + blk * LANE_BLOCK
             nl = t.lane0 + t.nlanes - l0 if t.lane0 + t.nlanes - l0 < LANE_BLOCK else LANE_BLOCK
