@@ -683,6 +683,8 @@ cdef extern from "_row_max.h":
                                    int64_t ahead, int stream) noexcept nogil
     int64_t pypool_max3_s2_rows_f32(const float* r0, const float* r1, const float* r2, int64_t W,
                                     int64_t c0, float* y, int64_t n) noexcept nogil
+    int64_t pypool_max3_s1_rows_f32(const float* r0, const float* r1, const float* r2, int64_t W,
+                                    int64_t c0, float* y, int64_t n) noexcept nogil
 
 
 cdef void triple_edges(real_t* yrow, const real_t* colmax, const ColumnTaps* ct, int64_t o0,
@@ -818,6 +820,11 @@ cdef int max_plane_rows(const real_t* x, const Strided5* xs, real_t* y, const St
     # per phase and row) and the taps read at the stride once per output row
     # (strided_max; max_columns_flat with indices). max 4x4 s4 was 6.5x the copy.
     cdef bint flat_cols = sw >= 3
+    # float32 values of 3-wide stride-1 windows over 2 or 3 rows (max 3x3 s1):
+    # the whole row in registers on AVX-512 CPUs (_row_max.h).
+    cdef bint col_triples_s1 = (real_t is float and ind == NULL and ys.s[3] == 1 and kw == 3
+                                and sw == 1 and w.sliding and w.step[2] == 1)
+    cdef int64_t nrows
     if ind != NULL:
         acci = <int32_t*>malloc(<size_t>(OW + 1) * sizeof(int32_t))
         colt = <int32_t*>malloc(<size_t>(sw * plen + 1) * sizeof(int32_t))
@@ -844,6 +851,16 @@ cdef int max_plane_rows(const real_t* x, const Strided5* xs, real_t* y, const St
                                od, oh, W, OW)
             next_row(&b, &od, &oh, OD, OH)
             continue
+        nrows = w.count[0][od] * w.count[1][oh]
+        if col_triples_s1 and w.count[0][od] == 1 and 2 <= nrows <= 3:
+            row = x + b * xs.s[0] + w.first[0][od] * xs.s[1] + w.first[1][oh] * xs.s[2]
+            if pypool_max3_s1_rows_f32(<const float*>row, <const float*>(row + w.step[1] * xs.s[2]),
+                                       <const float*>(row + 2 * w.step[1] * xs.s[2])
+                                       if nrows == 3 else NULL,
+                                       W, -w.pad_begin[2], <float*>(y + offset5(ys, b, od, oh, 0, 0)),
+                                       OW):
+                next_row(&b, &od, &oh, OD, OH)
+                continue
         if triples and w.count[0][od] * w.count[1][oh] == 1:
             # One input row (1-D, or 1-high windows) of 3-wide stride-2 windows inside
             # it: straight from the row, first maximum kept on ties.
@@ -1090,6 +1107,11 @@ cdef void horizontal_row(double* hs, const real_t* row, real_t* phases, const Co
     cdef const real_t* p0
     cdef const real_t* p1
     cdef const real_t* p2
+    if (real_t is float and mode == ACC_SUM and kw == 3 and sw == 2
+            and ct.col[1] - ct.lo[1] * 2 == ct.col[0] - ct.lo[0] * 2 + 1
+            and ct.col[2] - ct.lo[2] * 2 == ct.col[0] - ct.lo[0] * 2 + 2
+            and pypool_row_sums3_s2_f32(<const float*>row, W, ct.col[0] - ct.lo[0] * 2, hs, OW)):
+        return    # (float32 avg 3x3 s2 on AVX-512 CPUs: _window_sums.h)
     if sw > 1:
         deinterleave(row, W, sw, ct.plen, phases)
     inside_outputs(ct, kw, OW, &a, &b)
@@ -1324,6 +1346,8 @@ cdef inline bint avg3_applies(const Strided5* xs, const Strided5* ys,
 
 
 cdef extern from "_window_sums.h":
+    int pypool_row_sums3_s2_f32(const float* row, int64_t W, int64_t c0, double* hs,
+                                int64_t n) noexcept nogil
     int pypool_window_sums_f32(double* acc, const float** rows, int64_t nrows, int64_t s,
                                int64_t k, int64_t n) noexcept nogil
     int pypool_window_sums_f64(double* acc, const double** rows, int64_t nrows, int64_t s,

@@ -1143,6 +1143,64 @@ def test_max_3_wide_stride_2_over_long_rows(dtype, planes, length, row_stride, t
     np.testing.assert_array_equal(x.view(np.uint8), snapshot.view(np.uint8))
 
 
+@settings(max_examples=examples(120), **COMMON)
+@given(planes=st.integers(1, 4), rows=st.integers(1, 7), length=st.integers(1, 90),
+       col_stride=st.sampled_from([1, 2]), row_stride=st.sampled_from([1, 2]),
+       padding=st.sampled_from([0, 1]), row_dilation=st.sampled_from([1, 2]),
+       ceil_mode=st.booleans(), nan_share=st.sampled_from([0.0, 0.01, 0.3]),
+       threads=st.sampled_from([1, 2, 3]), seed=st.integers(0, 2**32 - 1))
+def test_max_3x3_over_2_or_3_rows(planes, rows, length, col_stride, row_stride, padding,
+                                  row_dilation, ceil_mode, nan_share, threads, seed):
+    """float32 max 3x3 at column stride 1 or 2 (each output row from 2 or 3
+    input rows, column maxima in registers on AVX-512 CPUs, _row_max.h):
+    every row length around the 16-output vectors, padding, ceil mode and
+    dilated rows. Equal to the reference (a zero maximum's sign aside: these
+    paths fold columns first, README), NaN where it has NaN, and bit for bit
+    the float64 path's result, which folds columns first as well."""
+    assume(length + 2 * padding >= 3 and rows + 2 * padding >= 2 * row_dilation + 1)
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-3, 4, (planes, 2, rows, length)).astype(np.float32)
+    x[(x == 0) & (rng.random(x.shape) < 0.5)] = -0.0
+    if nan_share:
+        x[rng.random(x.shape) < nan_share] = np.nan
+    geometry = dict(kernel_size=3, stride=(row_stride, col_stride), padding=padding,
+                    dilation=(row_dilation, 1), ceil_mode=ceil_mode)
+    got = pypool.max_pool2d(x, num_threads=threads, **geometry)
+    expected, _ = ref_max_pool(x, (3, 3), (row_stride, col_stride), padding, (row_dilation, 1),
+                               ceil_mode)
+    np.testing.assert_array_equal(got, expected)   # (NaN where expected has NaN; -0 == +0)
+    wide = pypool.max_pool2d(x.astype(np.float64), num_threads=threads, **geometry)
+    np.testing.assert_array_equal(got.view(np.int32), wide.astype(np.float32).view(np.int32))
+
+
+@settings(max_examples=examples(100), **COMMON)
+@given(planes=st.integers(1, 4), rows=st.integers(1, 6), length=st.integers(1, 90),
+       padding=st.sampled_from([0, 1]), ceil_mode=st.booleans(),
+       count_include_pad=st.booleans(), special=st.sampled_from([0.0, 0.02]),
+       threads=st.sampled_from([1, 2, 3]), seed=st.integers(0, 2**32 - 1))
+def test_avg_3_wide_stride_2_over_long_rows(planes, rows, length, padding, ceil_mode,
+                                            count_include_pad, special, threads, seed):
+    """float32 averages of windows 3 wide at column stride 2: each input row's
+    window sums go 16 at a time from permuted loads on AVX-512 CPUs
+    (_window_sums.h), the taps outside the row counted as +0. Every row length
+    around the vectors, both paddings and ceil mode; zeros of both signs,
+    large values, NaN and infinities. Bit for bit the reference."""
+    assume(length + 2 * padding >= 3 and rows + 2 * padding >= 3)
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-3, 4, (planes, 2, rows, length)).astype(np.float32) * np.float32(0.375)
+    x[(x == 0) & (rng.random(x.shape) < 0.5)] = -0.0
+    if special:
+        x[rng.random(x.shape) < special] = np.float32(3e38)
+        x[rng.random(x.shape) < special] = np.nan
+        x[rng.random(x.shape) < special] = -np.inf
+    got = pypool.avg_pool2d(x, 3, 2, padding, ceil_mode=ceil_mode,
+                            count_include_pad=count_include_pad, num_threads=threads)
+    expected = ref_avg_pool(x, (3, 3), (2, 2), padding, None, ceil_mode, count_include_pad)
+    np.testing.assert_array_equal(got, expected)
+    same = ~np.isnan(expected)
+    np.testing.assert_array_equal(got.view(np.int32)[same], expected.view(np.int32)[same])
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int16])
 @pytest.mark.parametrize("plane", [(1, 1), (1, 3), (2, 4), (3, 3), (7, 7), (5, 13), (14, 14)])
 def test_global_max_of_contiguous_planes(dtype, plane):
