@@ -258,16 +258,25 @@ static inline __m512 pypool_row16_or_zeros(const float* row, int64_t W, int64_t 
     return _mm512_maskz_loadu_ps(in, row + c);
 }
 
-/* hs[o] = (x[c0 + 2o] + x[c0 + 2o + 1]) + x[c0 + 2o + 2] in double, o < n,
- * for one row of W floats, taps outside the row counting as +0: the plane
- * path's horizontal_row for 3-wide stride-2 windows (which adds only the
- * in-bounds taps; +0 added to a sum changes at most the sign of a zero sum,
- * which the average's final "+ 0.0" makes +0 either way). The taps come from
- * two loads per 16 outputs picked apart by permutes, where horizontal_row
- * first split the row into its two stride phases with a scalar loop (1
- * thread, avg 3x3 s2 p1 (8,64,112,112): 2.35 -> ms). */
+/* A tap's term as a double: v (terms 0, averages), v * v (1, Lp p = 2) or
+ * |v| (2, Lp p = 1), as forward.pxi's term(). */
+static inline __m512d pypool_term8(__m256 v, int terms) {
+    __m512d d = _mm512_cvtps_pd(v);
+    return terms == 1 ? _mm512_mul_pd(d, d) : terms == 2 ? _mm512_abs_pd(d) : d;
+}
+
+/* hs[o] = (t[c0 + 2o] + t[c0 + 2o + 1]) + t[c0 + 2o + 2] in double, o < n,
+ * t the taps' terms (pypool_term8) over one row of W floats, taps outside
+ * the row counting as +0: the plane path's horizontal_row for 3-wide
+ * stride-2 windows (which adds only the in-bounds taps; +0 added to a sum
+ * changes at most the sign of a zero sum, which the average's final "+ 0.0"
+ * makes +0, and terms 1 and 2 are never -0). The taps come from two loads
+ * per 16 outputs picked apart by permutes, where horizontal_row first split
+ * the row into its two stride phases with a scalar loop (1 thread,
+ * (8,64,112,112): avg 3x3 s2 p1 2.35 -> 1.66 ms, Lp 3x3 s2 p = 2 5.2 -> 2.45 ms,
+ * p = 1 4.4 -> 1.9 ms). */
 static void pypool_row_sums3_s2_f32_avx512(const float* row, int64_t W, int64_t c0, double* hs,
-                                           int64_t n) {
+                                           int64_t n, int terms) {
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14,
                                            16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
@@ -279,12 +288,13 @@ static void pypool_row_sums3_s2_f32_avx512(const float* row, int64_t W, int64_t 
         __m512 t1 = _mm512_permutex2var_ps(lo, odd, hi);     /* ... + 1 */
         __m512 t2 = _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(next),
                                                             _mm512_castps_si512(t0), 1));
-        __m512d s_lo = _mm512_add_pd(_mm512_add_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(t0)),
-                                                   _mm512_cvtps_pd(_mm512_castps512_ps256(t1))),
-                                     _mm512_cvtps_pd(_mm512_castps512_ps256(t2)));
-        __m512d s_hi = _mm512_add_pd(
-            _mm512_add_pd(_mm512_cvtps_pd(pypool_high8(t0)), _mm512_cvtps_pd(pypool_high8(t1))),
-            _mm512_cvtps_pd(pypool_high8(t2)));
+        __m512d s_lo = _mm512_add_pd(
+            _mm512_add_pd(pypool_term8(_mm512_castps512_ps256(t0), terms),
+                          pypool_term8(_mm512_castps512_ps256(t1), terms)),
+            pypool_term8(_mm512_castps512_ps256(t2), terms));
+        __m512d s_hi = _mm512_add_pd(_mm512_add_pd(pypool_term8(pypool_high8(t0), terms),
+                                                   pypool_term8(pypool_high8(t1), terms)),
+                                     pypool_term8(pypool_high8(t2), terms));
         __mmask16 out = (__mmask16)pypool_lanes_below(n - o);
         _mm512_mask_storeu_pd(hs + o, (__mmask8)out, s_lo);
         _mm512_mask_storeu_pd(hs + o + 8, (__mmask8)(out >> 8), s_hi);
@@ -316,7 +326,7 @@ PYPOOL_IF_AVX512(pypool_window_sums_f32, (double* acc, const float* const* rows,
 PYPOOL_IF_AVX512(pypool_window_sums_f64, (double* acc, const double* const* rows,
                  int64_t nrows, int64_t s, int64_t k, int64_t n), (acc, rows, nrows, s, k, n))
 PYPOOL_IF_AVX512(pypool_row_sums3_s2_f32, (const float* row, int64_t W, int64_t c0, double* hs,
-                 int64_t n), (row, W, c0, hs, n))
+                 int64_t n, int terms), (row, W, c0, hs, n, terms))
 #undef PYPOOL_IF_AVX512
 
 #endif

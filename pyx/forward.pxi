@@ -1107,11 +1107,13 @@ cdef void horizontal_row(double* hs, const real_t* row, real_t* phases, const Co
     cdef const real_t* p0
     cdef const real_t* p1
     cdef const real_t* p2
-    if (real_t is float and mode == ACC_SUM and kw == 3 and sw == 2
+    if (real_t is float and (mode == ACC_SUM or mode == ACC_SQUARE or mode == ACC_ABS)
+            and kw == 3 and sw == 2
             and ct.col[1] - ct.lo[1] * 2 == ct.col[0] - ct.lo[0] * 2 + 1
             and ct.col[2] - ct.lo[2] * 2 == ct.col[0] - ct.lo[0] * 2 + 2
-            and pypool_row_sums3_s2_f32(<const float*>row, W, ct.col[0] - ct.lo[0] * 2, hs, OW)):
-        return    # (float32 avg 3x3 s2 on AVX-512 CPUs: _window_sums.h)
+            and pypool_row_sums3_s2_f32(<const float*>row, W, ct.col[0] - ct.lo[0] * 2, hs, OW,
+                                        0 if mode == ACC_SUM else 1 if mode == ACC_SQUARE else 2)):
+        return    # (float32 3-wide stride-2 sums on AVX-512 CPUs: _window_sums.h)
     if sw > 1:
         deinterleave(row, W, sw, ct.plen, phases)
     inside_outputs(ct, kw, OW, &a, &b)
@@ -1347,7 +1349,7 @@ cdef inline bint avg3_applies(const Strided5* xs, const Strided5* ys,
 
 cdef extern from "_window_sums.h":
     int pypool_row_sums3_s2_f32(const float* row, int64_t W, int64_t c0, double* hs,
-                                int64_t n) noexcept nogil
+                                int64_t n, int terms) noexcept nogil
     int pypool_window_sums_f32(double* acc, const float** rows, int64_t nrows, int64_t s,
                                int64_t k, int64_t n) noexcept nogil
     int pypool_window_sums_f64(double* acc, const double** rows, int64_t nrows, int64_t s,

@@ -41,6 +41,7 @@ from reference import (  # noqa: E402
     resolve_pads,
 )
 
+from reference_ops import ref_lp_pool  # noqa: E402
 from strategies import examples, paddings  # noqa: E402
 
 import pypool  # noqa: E402
@@ -1177,15 +1178,20 @@ def test_max_3x3_over_2_or_3_rows(planes, rows, length, col_stride, row_stride, 
 @given(planes=st.integers(1, 4), rows=st.integers(1, 6), length=st.integers(1, 90),
        padding=st.sampled_from([0, 1]), ceil_mode=st.booleans(),
        count_include_pad=st.booleans(), special=st.sampled_from([0.0, 0.02]),
-       threads=st.sampled_from([1, 2, 3]), seed=st.integers(0, 2**32 - 1))
-def test_avg_3_wide_stride_2_over_long_rows(planes, rows, length, padding, ceil_mode,
-                                            count_include_pad, special, threads, seed):
-    """float32 averages of windows 3 wide at column stride 2: each input row's
-    window sums go 16 at a time from permuted loads on AVX-512 CPUs
-    (_window_sums.h), the taps outside the row counted as +0. Every row length
-    around the vectors, both paddings and ceil mode; zeros of both signs,
-    large values, NaN and infinities. Bit for bit the reference."""
+       norm=st.sampled_from([None, 1, 2]), threads=st.sampled_from([1, 2, 3]),
+       seed=st.integers(0, 2**32 - 1))
+def test_sums_3_wide_stride_2_over_long_rows(planes, rows, length, padding, ceil_mode,
+                                             count_include_pad, special, norm, threads, seed):
+    """float32 averages (norm None) and Lp norms (p = 1, 2) of windows 3 wide
+    at column stride 2: each input row's window sums go 16 at a time from
+    permuted loads on AVX-512 CPUs (_window_sums.h), the taps outside the row
+    counted as +0. Every row length around the vectors, both paddings and
+    ceil mode; zeros of both signs, large values, NaN and infinities.
+    Averages: bit for bit the reference. Lp: bit for bit the float64 path
+    (the same sums in the same order, its result rounded to float32), and
+    the reference within float32 rounding."""
     assume(length + 2 * padding >= 3 and rows + 2 * padding >= 3)
+    assume(norm is None or not count_include_pad)   # (Lp has no such option)
     rng = np.random.default_rng(seed)
     x = rng.integers(-3, 4, (planes, 2, rows, length)).astype(np.float32) * np.float32(0.375)
     x[(x == 0) & (rng.random(x.shape) < 0.5)] = -0.0
@@ -1193,11 +1199,21 @@ def test_avg_3_wide_stride_2_over_long_rows(planes, rows, length, padding, ceil_
         x[rng.random(x.shape) < special] = np.float32(3e38)
         x[rng.random(x.shape) < special] = np.nan
         x[rng.random(x.shape) < special] = -np.inf
-    got = pypool.avg_pool2d(x, 3, 2, padding, ceil_mode=ceil_mode,
-                            count_include_pad=count_include_pad, num_threads=threads)
-    expected = ref_avg_pool(x, (3, 3), (2, 2), padding, None, ceil_mode, count_include_pad)
-    np.testing.assert_array_equal(got, expected)
+    if norm is None:
+        got = pypool.avg_pool2d(x, 3, 2, padding, ceil_mode=ceil_mode,
+                                count_include_pad=count_include_pad, num_threads=threads)
+        expected = ref_avg_pool(x, (3, 3), (2, 2), padding, None, ceil_mode, count_include_pad)
+        np.testing.assert_array_equal(got, expected)
+    else:
+        got = pypool.lp_pool2d(x, norm, 3, 2, padding, ceil_mode=ceil_mode,
+                               num_threads=threads)
+        with np.errstate(over="ignore"):    # (3e38 squared: inf in both)
+            expected = pypool.lp_pool2d(x.astype(np.float64), norm, 3, 2, padding,
+                                        ceil_mode=ceil_mode).astype(np.float32)
+        np.testing.assert_allclose(got, ref_lp_pool(x, norm, (3, 3), (2, 2), padding, 1,
+                                                    ceil_mode), rtol=2e-7)
     same = ~np.isnan(expected)
+    assert (np.isnan(got) == ~same).all()
     np.testing.assert_array_equal(got.view(np.int32)[same], expected.view(np.int32)[same])
 
 
