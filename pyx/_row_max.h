@@ -164,9 +164,10 @@ PYPOOL_AVX512 static int64_t pypool_max3_s1_rows_avx512(const float* r0, const f
 }
 #endif
 
-/* A whole output row of 3-wide stride-2 windows over 2 or 3 rows of W columns
- * (r2 NULL for 2); output o reads columns c0 + 2o .. c0 + 2o + 2, those
- * outside the rows being padding:
+/* A whole output row of 3-wide windows at stride 2 (or 1:
+ * pypool_max3_s1_rows_avx512) over 2 or 3 rows of W columns (r2 NULL for
+ * 2); output o reads columns c0 + 2o .. c0 + 2o + 2, those outside the rows
+ * being padding:
  *
  *     y[o] = max_nan(max_nan(c[c0 + 2o], c[c0 + 2o + 1]), c[c0 + 2o + 2]),
  *     c[i] = max_nan(max_nan(r0[i], r1[i]), r2[i]), -inf outside [0, W)
@@ -174,28 +175,21 @@ PYPOOL_AVX512 static int64_t pypool_max3_s1_rows_avx512(const float* r0, const f
  * The order of column_triples_row and triple_edges, bit for bit (an output's
  * -inf padding changes nothing there: max_nan(-inf, v) and max_nan(v, -inf)
  * are v), with the column maxima kept in registers. Reads the rows only
- * (vectors reaching past them are masked). Returns n, or 0 without AVX-512.
+ * (vectors reaching past them are masked). Returns n, or 0 without AVX-512
+ * or for other strides.
  * 1 thread, max 3x3 s2 p1 (1,64,112,112), in cache: 0.78 -> 0.54 ns per
  * output (before: the column pass to a buffer in GCC's AVX2 code, then the
  * picks, and the edges tap by tap). */
-static inline int64_t pypool_max3_s2_rows_f32(const float* r0, const float* r1, const float* r2,
-                                              int64_t W, int64_t c0, float* y, int64_t n) {
+static inline int64_t pypool_max3_rows_f32(const float* r0, const float* r1, const float* r2,
+                                           int64_t W, int64_t c0, int64_t stride, float* y,
+                                           int64_t n) {
 #if defined(__AVX2__) && defined(PYPOOL_SUMS_HAVE_AVX512)
-    if (pypool_sums_avx512)
+    if (pypool_sums_avx512 && stride == 2)
         return pypool_max3_s2_rows_avx512(r0, r1, r2, W, c0, y, n);
-#endif
-    (void)r0; (void)r1; (void)r2; (void)W; (void)c0; (void)y; (void)n;
-    return 0;
-}
-
-/* pypool_max3_s1_rows_avx512 when the CPU has AVX-512, else 0 (the caller's loops). */
-static inline int64_t pypool_max3_s1_rows_f32(const float* r0, const float* r1, const float* r2,
-                                              int64_t W, int64_t c0, float* y, int64_t n) {
-#if defined(__AVX2__) && defined(PYPOOL_SUMS_HAVE_AVX512)
-    if (pypool_sums_avx512)
+    if (pypool_sums_avx512 && stride == 1)
         return pypool_max3_s1_rows_avx512(r0, r1, r2, W, c0, y, n);
 #endif
-    (void)r0; (void)r1; (void)r2; (void)W; (void)c0; (void)y; (void)n;
+    (void)r0; (void)r1; (void)r2; (void)W; (void)c0; (void)stride; (void)y; (void)n;
     return 0;
 }
 

@@ -681,10 +681,8 @@ cdef void pair_max_row(const real_t* xb, const Strided5* xs, real_t* yrow, const
 cdef extern from "_row_max.h":
     int64_t pypool_max3_s2_row_f32(const float* row, float* y, int64_t n,
                                    int64_t ahead, int stream) noexcept nogil
-    int64_t pypool_max3_s2_rows_f32(const float* r0, const float* r1, const float* r2, int64_t W,
-                                    int64_t c0, float* y, int64_t n) noexcept nogil
-    int64_t pypool_max3_s1_rows_f32(const float* r0, const float* r1, const float* r2, int64_t W,
-                                    int64_t c0, float* y, int64_t n) noexcept nogil
+    int64_t pypool_max3_rows_f32(const float* r0, const float* r1, const float* r2, int64_t W,
+                                 int64_t c0, int64_t stride, float* y, int64_t n) noexcept nogil
 
 
 cdef void triple_edges(real_t* yrow, const real_t* colmax, const ColumnTaps* ct, int64_t o0,
@@ -720,9 +718,9 @@ cdef void column_triples_row(real_t* yrow, real_t* colmax, const real_t* xb, con
         # and padding read as -inf (_row_max.h)
         r0 = xb + w.first[0][od] * xs.s[1] + w.first[1][oh] * xs.s[2]
         step = w.step[1] * xs.s[2]
-        if pypool_max3_s2_rows_f32(<const float*>r0, <const float*>(r0 + step),
-                                   <const float*>(r0 + 2 * step) if n == 3 else NULL,
-                                   W, -w.pad_begin[2], <float*>yrow, OW):
+        if pypool_max3_rows_f32(<const float*>r0, <const float*>(r0 + step),
+                                <const float*>(r0 + 2 * step) if n == 3 else NULL,
+                                W, -w.pad_begin[2], 2, <float*>yrow, OW):
             return
     r0 = window_row(xb, xs, w, od, oh, 0)
     r1 = window_row(xb, xs, w, od, oh, 1)
@@ -854,11 +852,11 @@ cdef int max_plane_rows(const real_t* x, const Strided5* xs, real_t* y, const St
         nrows = w.count[0][od] * w.count[1][oh]
         if col_triples_s1 and w.count[0][od] == 1 and 2 <= nrows <= 3:
             row = x + b * xs.s[0] + w.first[0][od] * xs.s[1] + w.first[1][oh] * xs.s[2]
-            if pypool_max3_s1_rows_f32(<const float*>row, <const float*>(row + w.step[1] * xs.s[2]),
-                                       <const float*>(row + 2 * w.step[1] * xs.s[2])
-                                       if nrows == 3 else NULL,
-                                       W, -w.pad_begin[2], <float*>(y + offset5(ys, b, od, oh, 0, 0)),
-                                       OW):
+            yrow = y + offset5(ys, b, od, oh, 0, 0)
+            if pypool_max3_rows_f32(<const float*>row, <const float*>(row + w.step[1] * xs.s[2]),
+                                    <const float*>(row + 2 * w.step[1] * xs.s[2])
+                                    if nrows == 3 else NULL, W, -w.pad_begin[2], 1,
+                                    <float*>yrow, OW):
                 next_row(&b, &od, &oh, OD, OH)
                 continue
         if triples and w.count[0][od] * w.count[1][oh] == 1:
@@ -1802,9 +1800,8 @@ cdef void max_lane_row(const real_t* x, const Strided5* xs, real_t* y, const Str
         yrow = y + offset5(ys, t.b, od, oh, ow, 0)
         empty_window = w.count[0][od] * w.count[1][oh] * w.count[2][ow] == 0
         if registers:
-            done = lanes_max_registers(x, xs, yrow,
-                                       NULL if ind == NULL else ind + offset5(js, t.b, od, oh, ow, 0),
-                                       w, &t, &taps, ow, stream)
+            irow = NULL if ind == NULL else ind + offset5(js, t.b, od, oh, ow, 0)
+            done = lanes_max_registers(x, xs, yrow, irow, w, &t, &taps, ow, stream)
         for blk in range((t.nlanes - done + LANE_BLOCK - 1) // LANE_BLOCK):
             l0 = t.lane0 + done + blk * LANE_BLOCK
             nl = t.lane0 + t.nlanes - l0 if t.lane0 + t.nlanes - l0 < LANE_BLOCK else LANE_BLOCK
