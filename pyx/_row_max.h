@@ -136,6 +136,40 @@ PYPOOL_AVX512 static int64_t pypool_max3_s2_rows_avx512(const float* r0, const f
     }
     return n;
 }
+/* Column maxima of nrows rows (any number), columns c .. c + 15, in order
+ * (as pypool_column_max16 for 2 or 3), padding -inf. */
+PYPOOL_AVX512 static inline __m512 pypool_column_max16_of(const float* const* rows,
+                                                         int64_t nrows, int64_t W, int64_t c) {
+    const __m512 pad = _mm512_set1_ps(-__builtin_inff());
+    __mmask16 k = (__mmask16)0xFFFF;
+    if (!(c >= 0 && c + 16 <= W))
+        k = (__mmask16)(pypool_first_lanes16(W - c) & ~pypool_first_lanes16(-c));
+    __m512 m = _mm512_mask_loadu_ps(pad, k, rows[0] + c);
+    for (int64_t j = 1; j < nrows; j++)
+        m = pypool_max_nan16(m, _mm512_mask_loadu_ps(pad, k, rows[j] + c));
+    return m;
+}
+
+/* pypool_max3_s2_rows_avx512 over nrows >= 1 rows (3-D windows: a row of
+ * each depth slice's rows, depth first), the column maxima folded in row
+ * order as column_triples_row folds them. max3d 3x3x3 s2 p1 (8,32,32,64,64),
+ * 1 thread: 19.6 -> 8.9 ms. */
+PYPOOL_AVX512 static int64_t pypool_max3_s2_many_rows_avx512(const float* const* rows,
+                                                            int64_t nrows, int64_t W,
+                                                            int64_t c0, float* y, int64_t n) {
+    __m512 lo = pypool_column_max16_of(rows, nrows, W, c0), hi, next;
+    for (int64_t o = 0; o < n; o += 16) {
+        hi = pypool_column_max16_of(rows, nrows, W, c0 + 2 * o + 16);
+        next = pypool_column_max16_of(rows, nrows, W, c0 + 2 * o + 32);
+        if (o + 16 <= n)
+            _mm512_storeu_ps(y + o, pypool_triples16(lo, hi, next));
+        else
+            _mm512_mask_storeu_ps(y + o, pypool_first_lanes16(n - o), pypool_triples16(lo, hi, next));
+        lo = next;
+    }
+    return n;
+}
+
 /* The same for 3-wide windows at stride 1: output o reads columns
  * c0 + o .. c0 + o + 2, y[o] = max_nan(max_nan(c[c0 + o], c[c0 + o + 1]),
  * c[c0 + o + 2]), the order of the plane path's fold_row and
@@ -190,6 +224,17 @@ static inline int64_t pypool_max3_rows_f32(const float* r0, const float* r1, con
         return pypool_max3_s1_rows_avx512(r0, r1, r2, W, c0, y, n);
 #endif
     (void)r0; (void)r1; (void)r2; (void)W; (void)c0; (void)stride; (void)y; (void)n;
+    return 0;
+}
+
+/* pypool_max3_s2_many_rows_avx512 where the CPU has AVX-512, else 0. */
+static inline int64_t pypool_max3_s2_many_rows_f32(const float* const* rows, int64_t nrows,
+                                                   int64_t W, int64_t c0, float* y, int64_t n) {
+#if defined(__AVX2__) && defined(PYPOOL_SUMS_HAVE_AVX512)
+    if (pypool_sums_avx512)
+        return pypool_max3_s2_many_rows_avx512(rows, nrows, W, c0, y, n);
+#endif
+    (void)rows; (void)nrows; (void)W; (void)c0; (void)y; (void)n;
     return 0;
 }
 

@@ -683,6 +683,12 @@ cdef extern from "_row_max.h":
                                    int64_t ahead, int stream) noexcept nogil
     int64_t pypool_max3_rows_f32(const float* r0, const float* r1, const float* r2, int64_t W,
                                  int64_t c0, int64_t stride, float* y, int64_t n) noexcept nogil
+    int64_t pypool_max3_s2_many_rows_f32(const float* const* rows, int64_t nrows, int64_t W,
+                                         int64_t c0, float* y, int64_t n) noexcept nogil
+
+
+cdef enum:
+    MANY_ROWS_MAX = 64   # window rows column_triples_row lists on the stack
 
 
 cdef void triple_edges(real_t* yrow, const real_t* colmax, const ColumnTaps* ct, int64_t o0,
@@ -721,6 +727,13 @@ cdef void column_triples_row(real_t* yrow, real_t* colmax, const real_t* xb, con
         if pypool_max3_rows_f32(<const float*>r0, <const float*>(r0 + step),
                                 <const float*>(r0 + 2 * step) if n == 3 else NULL,
                                 W, -w.pad_begin[2], 2, <float*>yrow, OW):
+            return
+    cdef const float* rows[MANY_ROWS_MAX]
+    if real_t is float and 2 <= n <= MANY_ROWS_MAX and w.sliding:
+        # ... and windows of more rows (3-D): the same, the rows listed
+        for j in range(n):
+            rows[j] = <const float*>window_row(xb, xs, w, od, oh, j)
+        if pypool_max3_s2_many_rows_f32(rows, n, W, -w.pad_begin[2], <float*>yrow, OW):
             return
     r0 = window_row(xb, xs, w, od, oh, 0)
     r1 = window_row(xb, xs, w, od, oh, 1)

@@ -1174,6 +1174,32 @@ def test_max_3x3_over_2_or_3_rows(planes, rows, length, col_stride, row_stride, 
     np.testing.assert_array_equal(got.view(np.int32), wide.astype(np.float32).view(np.int32))
 
 
+@settings(max_examples=examples(80), **COMMON)
+@given(depth=st.integers(1, 5), rows=st.integers(1, 5), length=st.integers(1, 70),
+       kernel_depth=st.sampled_from([2, 3]), padding=st.sampled_from([0, 1]),
+       ceil_mode=st.booleans(), nan_share=st.sampled_from([0.0, 0.01, 0.3]),
+       threads=st.sampled_from([1, 2, 3]), seed=st.integers(0, 2**32 - 1))
+def test_max3d_3_wide_stride_2_over_many_rows(depth, rows, length, kernel_depth, padding,
+                                              ceil_mode, nan_share, threads, seed):
+    """float32 max of 3-D windows 3 wide at column stride 2: the column maxima
+    of all the window's rows (depth slices' rows in order) in registers on
+    AVX-512 CPUs (pypool_max3_s2_many_rows_f32). Equal to the reference (a
+    zero maximum's sign aside, README), and bit for bit the float64 path."""
+    kernel = (kernel_depth, 3, 3)
+    assume(depth + 2 * padding >= kernel_depth and rows + 2 * padding >= 3
+           and length + 2 * padding >= 3 and 2 * padding <= kernel_depth)
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-3, 4, (2, 2, depth, rows, length)).astype(np.float32)
+    x[(x == 0) & (rng.random(x.shape) < 0.5)] = -0.0
+    if nan_share:
+        x[rng.random(x.shape) < nan_share] = np.nan
+    got = pypool.max_pool3d(x, kernel, 2, padding, ceil_mode=ceil_mode, num_threads=threads)
+    expected, _ = ref_max_pool(x, kernel, (2, 2, 2), padding, None, ceil_mode)
+    np.testing.assert_array_equal(got, expected)
+    wide = pypool.max_pool3d(x.astype(np.float64), kernel, 2, padding, ceil_mode=ceil_mode)
+    np.testing.assert_array_equal(got.view(np.int32), wide.astype(np.float32).view(np.int32))
+
+
 @settings(max_examples=examples(100), **COMMON)
 @given(planes=st.integers(1, 4), rows=st.integers(1, 6), length=st.integers(1, 90),
        padding=st.sampled_from([0, 1]), ceil_mode=st.booleans(),
