@@ -136,6 +136,7 @@ PYPOOL_AVX512 static int64_t pypool_max3_s2_rows_avx512(const float* r0, const f
     }
     return n;
 }
+
 /* Column maxima of nrows rows (any number), columns c .. c + 15, in order
  * (as pypool_column_max16 for 2 or 3), padding -inf. */
 PYPOOL_AVX512 static inline __m512 pypool_column_max16_of(const float* const* rows,
