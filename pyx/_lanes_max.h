@@ -69,6 +69,58 @@ PYPOOL_AVX512 static inline void pypool_lanes_stream64(void* p, __m512i v) {
     _mm_stream_si128(q + 3, _mm512_extracti32x4_epi32(v, 3));
 }
 
+/* One block of up to 16 * NV lanes of pypool_lanes_max_avx512 (n of them).
+ * NV is a constant where inlined, so that blocks of fewer lanes (channels
+ * a multiple of 16 below 64) load, compare and store only their own
+ * vectors. */
+PYPOOL_AVX512 static inline __attribute__((always_inline)) void pypool_lanes_max_block(
+        const float* base, const pypool_lane_taps* taps, int64_t l, int64_t n, float* out,
+        int stream, const int NV) {
+    const __m512 lowest = _mm512_set1_ps(-INFINITY);
+    int64_t r, c;
+    int j;
+    __mmask16 k[4];
+    __m512 a[4] = {lowest, lowest, lowest, lowest};
+    for (j = 0; j < NV; j++)
+        k[j] = n >= 16 * (j + 1) ? (__mmask16)0xffff : (__mmask16)((1u << (n - 16 * j)) - 1);
+    /* the lanes ordered so far, vectors 0 and 1 (or 0 alone), 2 and 3 */
+    __mmask16 ordered01 = k[0], ordered23 = NV > 2 ? k[2] : 0;
+    for (r = 0; r < taps->nrows; r++)
+        for (c = 0; c < taps->ncols; c++) {
+            const float* p = base + taps->rows[r] + c * taps->col_step + l;
+            __m512 v[4];
+            for (j = 0; j < NV; j++) {
+                v[j] = _mm512_maskz_loadu_ps(k[j], p + 16 * j);
+                a[j] = _mm512_max_ps(v[j], a[j]);
+            }
+            ordered01 = _mm512_mask_cmp_ps_mask(ordered01, v[0], NV > 1 ? v[1] : v[0],
+                                                _CMP_ORD_Q);
+            if (NV > 2)
+                ordered23 = _mm512_mask_cmp_ps_mask(ordered23, v[2], NV > 3 ? v[3] : v[2],
+                                                    _CMP_ORD_Q);
+        }
+    if (ordered01 != k[0] || (NV > 2 && ordered23 != k[2])) {
+        for (j = 0; j < NV; j++)
+            a[j] = lowest;
+        for (r = 0; r < taps->nrows; r++)
+            for (c = 0; c < taps->ncols; c++) {
+                const float* p = base + taps->rows[r] + c * taps->col_step + l;
+                for (j = 0; j < NV; j++)
+                    a[j] = pypool_max_nan16(a[j], _mm512_maskz_loadu_ps(k[j], p + 16 * j));
+            }
+    }
+    /* Only the block's own vectors are stored: a store with an empty mask
+       still writes to the line past the block, and where that line was being
+       streamed (the next output's lanes) the pair took 15-20x the copy's time
+       (max 2x2 s2 over 32 channels, 1 thread: 105 ms). */
+    for (j = 0; j < NV; j++) {
+        if (k[j] == 0xffff && stream)
+            pypool_lanes_stream64(out + l + 16 * j, _mm512_castps_si512(a[j]));
+        else
+            _mm512_mask_storeu_ps(out + l + 16 * j, k[j], a[j]);
+    }
+}
+
 /* pypool_lanes_max_f32 on AVX-512, every lane (returns nl). Per block of 64
  * lanes the taps are taken by max_ps alone (max_nan where no tap is NaN),
  * the NaN check folded into one masked compare per vector pair (the lanes
@@ -79,45 +131,14 @@ PYPOOL_AVX512 static inline void pypool_lanes_stream64(void* p, __m512i v) {
 PYPOOL_AVX512 static int64_t pypool_lanes_max_avx512(const float* base,
                                                     const pypool_lane_taps* taps, int64_t nl,
                                                     float* out, int stream) {
-    const __m512 lowest = _mm512_set1_ps(-INFINITY);
-    int64_t l, r, c, j;
     stream = stream && ((uintptr_t)out & 15) == 0;
-    for (l = 0; l < nl; l += 64) {
+    for (int64_t l = 0; l < nl; l += 64) {
         int64_t n = nl - l < 64 ? nl - l : 64;
-        __mmask16 k[4];
-        __m512 a[4] = {lowest, lowest, lowest, lowest};
-        for (j = 0; j < 4; j++)
-            k[j] = n >= 16 * (j + 1) ? (__mmask16)0xffff
-                 : n <= 16 * j ? (__mmask16)0 : (__mmask16)((1u << (n - 16 * j)) - 1);
-        __mmask16 ordered01 = k[0], ordered23 = k[2];
-        for (r = 0; r < taps->nrows; r++)
-            for (c = 0; c < taps->ncols; c++) {
-                const float* p = base + taps->rows[r] + c * taps->col_step + l;
-                __m512 v0 = _mm512_maskz_loadu_ps(k[0], p);
-                __m512 v1 = _mm512_maskz_loadu_ps(k[1], p + 16);
-                __m512 v2 = _mm512_maskz_loadu_ps(k[2], p + 32);
-                __m512 v3 = _mm512_maskz_loadu_ps(k[3], p + 48);
-                a[0] = _mm512_max_ps(v0, a[0]);
-                a[1] = _mm512_max_ps(v1, a[1]);
-                a[2] = _mm512_max_ps(v2, a[2]);
-                a[3] = _mm512_max_ps(v3, a[3]);
-                ordered01 = _mm512_mask_cmp_ps_mask(ordered01, v0, v1, _CMP_ORD_Q);
-                ordered23 = _mm512_mask_cmp_ps_mask(ordered23, v2, v3, _CMP_ORD_Q);
-            }
-        if (ordered01 != k[0] || ordered23 != k[2]) {
-            a[0] = a[1] = a[2] = a[3] = lowest;
-            for (r = 0; r < taps->nrows; r++)
-                for (c = 0; c < taps->ncols; c++) {
-                    const float* p = base + taps->rows[r] + c * taps->col_step + l;
-                    for (j = 0; j < 4; j++)
-                        a[j] = pypool_max_nan16(a[j], _mm512_maskz_loadu_ps(k[j], p + 16 * j));
-                }
-        }
-        for (j = 0; j < 4; j++) {
-            if (k[j] == 0xffff && stream)
-                pypool_lanes_stream64(out + l + 16 * j, _mm512_castps_si512(a[j]));
-            else
-                _mm512_mask_storeu_ps(out + l + 16 * j, k[j], a[j]);
+        switch ((n + 15) / 16) {
+        case 1: pypool_lanes_max_block(base, taps, l, n, out, stream, 1); break;
+        case 2: pypool_lanes_max_block(base, taps, l, n, out, stream, 2); break;
+        case 3: pypool_lanes_max_block(base, taps, l, n, out, stream, 3); break;
+        default: pypool_lanes_max_block(base, taps, l, n, out, stream, 4); break;
         }
     }
     return nl;
@@ -141,7 +162,8 @@ PYPOOL_AVX512 static inline void pypool_lanes_store16(float* out, int64_t* where
         __mmask16 k = (__mmask16)((1u << n) - 1);
         _mm512_mask_storeu_ps(out, k, a);
         _mm512_mask_storeu_epi64(where, (__mmask8)k, lo);
-        _mm512_mask_storeu_epi64(where + 8, (__mmask8)(k >> 8), hi);
+        if (n > 8)    /* (no store with an empty mask: see pypool_lanes_max_avx512) */
+            _mm512_mask_storeu_epi64(where + 8, (__mmask8)(k >> 8), hi);
     }
 }
 

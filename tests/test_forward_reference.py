@@ -1073,14 +1073,15 @@ def test_max_values_are_the_values_at_their_indices(layout, channels, kernel, st
     np.testing.assert_array_equal(i, expected)
 
 
-@pytest.mark.parametrize("channels", [8, 45, 69, 130])
+@pytest.mark.parametrize("channels", [8, 20, 32, 45, 69, 130])
 @pytest.mark.parametrize("kernel,stride,padding", [(3, 2, 1), (2, 1, 0), (5, 1, 2)])
 @pytest.mark.parametrize("nan_share", [0.05, 0.0005])
 def test_channels_last_max_values_match_the_indexed_values(channels, kernel, stride, padding,
                                                            nan_share):
     """channels_last float32 max values (kept in registers: on AVX-512 CPUs 64
-    lanes at a time, the last block masked, a block with a NaN redone; else 32
-    and 8 lanes at a time, the rest lane by lane) equal, bit for bit, the
+    lanes at a time, the last block in 1-4 vectors, masked, a block with a NaN
+    redone; else 32 and 8 lanes at a time, the rest lane by lane) equal, bit
+    for bit, the
     values of the indices path, which takes each window's row-major first
     maximum; NaN propagates."""
     rng = np.random.default_rng(channels)
