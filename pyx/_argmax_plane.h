@@ -99,7 +99,8 @@ PYPOOL_AVX512 static inline void pypool_argmax_store(float* y, int64_t* ind, __m
         __mmask16 k = pypool_argmax_bits(n);
         _mm512_mask_storeu_ps(y, k, best);
         _mm512_mask_storeu_epi64(ind, (__mmask8)k, lo);
-        _mm512_mask_storeu_epi64(ind + 8, (__mmask8)(k >> 8), hi);
+        if (n > 8)    /* (no store with an empty mask: see _lanes_max.h) */
+            _mm512_mask_storeu_epi64(ind + 8, (__mmask8)(k >> 8), hi);
     }
 }
 

@@ -1,7 +1,8 @@
 /* 3x3 stride-1 averages of float32 inputs on AVX-512 CPUs: rows [oh0, oh1)
- * of one channels_first plane (contiguous rows; pypool_avg3_plane_f32) or of
- * one channels_last batch item (contiguous positions; pypool_avg3_lanes_f32)
- * in one call.
+ * of one channels_first plane (contiguous rows; pypool_avg3_plane_f32, which
+ * also takes 3-wide windows one row high, as avg1d k3 s1) or of one
+ * channels_last batch item (contiguous positions; pypool_avg3_lanes_f32) in
+ * one call.
  *
  * The same sums, in the same order, as the general paths (reduce_plane_rows
  * in forward.pxi, lane_sum_rows in lane_sums.pxi): each input row's
@@ -144,23 +145,76 @@ PYPOOL_AVX512 static void pypool_avg3_plane_rows(double* ring, const float* x, i
 #undef PYPOOL_AVG3_SLOT
 }
 
+/* Windows 1 row high (1-D, or 1x3): y[o] = (float)((h + 0.0) / (dh * dw[o]))
+ * with h the horizontal sums of the input row (W long; padding pw), which is
+ * what the general path computes: its sum of one row of sums is that row.
+ * Straight from the row, but for the vectors at its ends, which read their
+ * taps from a copy padded with zeros. dw has room past OW (whole vectors). */
+PYPOOL_AVX512 static void pypool_avg3_line(float* y, const float* row, int64_t W, int64_t OW,
+                                           int64_t pw, double dh, const double* dw,
+                                           int stream) {
+    __m512d vdh = _mm512_set1_pd(dh), zero = _mm512_setzero_pd();
+    float edge[8 + 2];
+    stream = stream && ((uintptr_t)y & 15) == 0;
+    for (int64_t o = 0; o < OW; o += 8) {
+        const float* pf = row + o - pw;    /* the taps of outputs o .. o + 7 */
+        if (o - pw < 0 || o - pw + 10 > W) {
+            for (int64_t t = 0; t < 10; t++)
+                edge[t] = o - pw + t >= 0 && o - pw + t < W ? row[o - pw + t] : 0.0f;
+            pf = edge;
+        }
+        __m512d s = _mm512_add_pd(pypool_avg3_taps(pf), zero);
+        __m512d q = _mm512_div_pd(s, _mm512_mul_pd(vdh, _mm512_loadu_pd(dw + o)));
+        if (OW - o >= 8) {
+            pypool_put_ps8(y + o, _mm512_cvtpd_ps(q), stream);
+        } else {
+            __mmask16 k = (__mmask16)((1u << (OW - o)) - 1);
+            _mm512_mask_storeu_ps(y + o, k, _mm512_castps256_ps512(_mm512_cvtpd_ps(q)));
+        }
+    }
+}
+
+/* Output rows [r0, r1) over planes of OH rows of windows 1 row high: output
+ * row oh reads input row oh * sh alone. */
+PYPOOL_AVX512 static void pypool_avg3_single_rows(const float* x, int64_t xplane, int64_t xrow,
+                                                  int64_t W, float* y, int64_t yplane,
+                                                  int64_t yrow, int64_t OH, int64_t OW,
+                                                  int64_t sh, int64_t pw, int64_t r0,
+                                                  int64_t r1, double div_d, const double* divh,
+                                                  const double* dw, int stream) {
+    for (int64_t r = r0; r < r1; r++) {
+        int64_t plane = r / OH, oh = r - plane * OH;
+        pypool_avg3_line(y + plane * yplane + oh * yrow, x + plane * xplane + oh * sh * xrow, W,
+                         OW, pw, div_d * divh[oh], dw, stream);
+    }
+}
+
 /* Output rows [r0, r1) counted over planes of OH rows, planes xplane /
- * yplane apart; 0 (nothing done) when the scratch cannot be allocated. */
+ * yplane apart, windows kh (3, or 1: pypool_avg3_single_rows) rows high;
+ * 0 (nothing done) when the scratch cannot be allocated. */
 PYPOOL_AVX512 static int pypool_avg3_plane_avx512(const float* x, int64_t xplane, int64_t xrow,
                                                   int64_t H, int64_t W, float* y,
                                                   int64_t yplane, int64_t yrow, int64_t OH,
-                                                  int64_t OW, int64_t ph, int64_t pw,
-                                                  int64_t r0, int64_t r1, double div_d,
+                                                  int64_t OW, int64_t kh, int64_t sh,
+                                                  int64_t ph, int64_t pw, int64_t r0,
+                                                  int64_t r1, double div_d,
                                                   const double* divh, const double* divw,
                                                   int stream) {
     int64_t L = PYPOOL_AVG3_PLANE_L(OW), plen = PYPOOL_AVG3_PLANE_PLEN(OW);
-    double* ring = (double*)calloc((size_t)(5 * L) * sizeof(double)
-                                   + (size_t)(2 * plen) * sizeof(float), 1);
+    /* rows 1 high need the column divisors alone */
+    double* ring = kh == 1 ? (double*)malloc((size_t)L * sizeof(double))
+                           : (double*)calloc((size_t)(5 * L) * sizeof(double)
+                                             + (size_t)(2 * plen) * sizeof(float), 1);
     if (ring == NULL)
         return 0;
-    double* dw = ring + 4 * L;
+    double* dw = kh == 1 ? ring : ring + 4 * L;
     for (int64_t o = 0; o < L; o++)
         dw[o] = o < OW ? divw[o] : 1.0;
+    if (kh == 1) {
+        pypool_avg3_single_rows(x, xplane, xrow, W, y, yplane, yrow, OH, OW, sh, pw, r0, r1,
+                                div_d, divh, dw, stream);
+        r0 = r1;
+    }
     while (r0 < r1) {
         int64_t plane = r0 / OH, end = r1 < (plane + 1) * OH ? r1 : (plane + 1) * OH;
         pypool_avg3_plane_rows(ring, x + plane * xplane, xrow, H, W, y + plane * yplane, yrow,
@@ -318,19 +372,22 @@ PYPOOL_AVX512 static int pypool_avg3_lanes_avx512(const float* x, int64_t xitem,
 #endif
 
 /* channels_first: output rows [r0, r1) over planes (x and y point at the
- * first plane; rows contiguous). */
+ * first plane; rows contiguous); windows kh = 3 rows high at row stride 1,
+ * or kh = 1 row high at row stride sh. */
 static inline int pypool_avg3_plane_f32(const float* x, int64_t xplane, int64_t xrow, int64_t H,
                                         int64_t W, float* y, int64_t yplane, int64_t yrow,
-                                        int64_t OH, int64_t OW, int64_t ph, int64_t pw,
-                                        int64_t r0, int64_t r1, double div_d,
-                                        const double* divh, const double* divw, int stream) {
+                                        int64_t OH, int64_t OW, int64_t kh, int64_t sh,
+                                        int64_t ph, int64_t pw, int64_t r0, int64_t r1,
+                                        double div_d, const double* divh, const double* divw,
+                                        int stream) {
 #ifdef PYPOOL_AVG3_HAVE_AVX512
     if (pypool_sums_avx512)
-        return pypool_avg3_plane_avx512(x, xplane, xrow, H, W, y, yplane, yrow, OH, OW, ph, pw,
-                                        r0, r1, div_d, divh, divw, stream);
+        return pypool_avg3_plane_avx512(x, xplane, xrow, H, W, y, yplane, yrow, OH, OW, kh, sh,
+                                        ph, pw, r0, r1, div_d, divh, divw, stream);
 #endif
     (void)x; (void)xplane; (void)xrow; (void)H; (void)W; (void)y; (void)yplane; (void)yrow;
-    (void)OH; (void)OW; (void)ph; (void)pw; (void)r0; (void)r1; (void)div_d; (void)divh;
+    (void)OH; (void)OW; (void)kh; (void)sh; (void)ph; (void)pw; (void)r0; (void)r1;
+    (void)div_d; (void)divh;
     (void)divw; (void)stream;
     return 0;
 }

@@ -1305,9 +1305,9 @@ cdef inline void vertical_rows(double* acc, double** rows, int64_t n, int64_t OW
 cdef extern from "_avg3_plane.h":
     int pypool_avg3_plane_f32(const float* x, int64_t xplane, int64_t xrow, int64_t H,
                               int64_t W, float* y, int64_t yplane, int64_t yrow, int64_t OH,
-                              int64_t OW, int64_t ph, int64_t pw, int64_t r0, int64_t r1,
-                              double div_d, const double* divh, const double* divw,
-                              int stream) noexcept nogil
+                              int64_t OW, int64_t kh, int64_t sh, int64_t ph, int64_t pw,
+                              int64_t r0, int64_t r1, double div_d, const double* divh,
+                              const double* divw, int stream) noexcept nogil
     int pypool_avg3_lanes_f32(const float* x, int64_t xitem, int64_t xrow, int64_t H, int64_t W,
                               int64_t V, float* y, int64_t yitem, int64_t yrow, int64_t OH,
                               int64_t OW, int64_t ph, int64_t pw, int64_t r0, int64_t r1,
@@ -1342,20 +1342,29 @@ cdef inline bint result_streams(const Strided5* ys, int64_t itemsize) noexcept n
     return nbytes >= STREAM_MIN_BYTES
 
 
-cdef inline bint avg3_applies(const Strided5* xs, const Strided5* ys,
-                              const Windows* w) noexcept nogil:
-    """Whether the avg 3x3 kernels (_avg3_plane.h) can take these output rows, as
-    far as the geometry goes: a 2-D 3x3 stride-1 window without dilation,
-    padding 0 or 1, and at least two input rows (so every window adds two or
-    three rows, as the general paths do). Callers check the memory layout."""
+cdef inline int64_t avg3_rows_high(const Strided5* xs, const Strided5* ys,
+                                   const Windows* w) noexcept nogil:
+    """The window height (3 or 1) with which the avg 3x3 kernels (_avg3_plane.h)
+    can take these output rows, as far as the geometry goes, else 0: windows 3
+    wide at stride 1 without dilation, padding 0 or 1 along the row, either
+    3x3 at stride 1 with padding 0 or 1 and at least two input rows (so every
+    window adds two or three rows, as the general paths do), or 1 high
+    without padding (1-D windows, or 1x3) at any row stride. Callers check
+    the memory layout."""
     cdef int a
     if not w.sliding or xs.n[1] != 1 or ys.n[1] != 1 or w.kernel[0] != 1 or w.pad_begin[0] != 0:
-        return False
+        return 0
     for a in range(1, 3):
+        if a == 1 and w.kernel[1] == 1:
+            if w.pad_begin[1] != 0 or (ys.n[2] - 1) * w.stride[1] >= xs.n[2]:
+                return 0
+            continue
         if (w.kernel[a] != 3 or w.stride[a] != 1 or w.step[a] != 1 or w.pad_begin[a] < 0
                 or w.pad_begin[a] > 1 or ys.n[a + 1] != xs.n[a + 1] + 2 * w.pad_begin[a] - 2):
-            return False
-    return xs.n[2] >= 2
+            return 0
+    if w.kernel[1] == 1:
+        return 1
+    return 3 if xs.n[2] >= 2 else 0
 
 
 cdef extern from "_window_sums.h":
@@ -1442,14 +1451,17 @@ cdef int reduce_plane_rows(const real_t* x, const Strided5* xs, float_out_t* y,
     """
     cdef int64_t OD = ys.n[1], OH = ys.n[2], OW = ys.n[3], H = xs.n[2], W = xs.n[3]
     cdef int64_t kw = w.kernel[2], sw = w.stride[2], plen = ct.plen
+    cdef int64_t kh3 = 0
     if (real_t is float and float_out_t is float and mode == ACC_SUM and divisor_override <= 0
-            and xs.s[3] == 1 and ys.s[3] == 1 and avg3_applies(xs, ys, w)):
-        # avg 3x3 stride 1 of float32 on AVX-512 CPUs: the same sums, by a kernel of
-        # its own (_avg3_plane.h); without AVX-512 the loop below does them.
-        if pypool_avg3_plane_f32(x, xs.s[0], xs.s[2], H, W, y, ys.s[0], ys.s[2], OH, OW,
-                                 w.pad_begin[1], w.pad_begin[2], r0, r1, w.divisor[0][0],
-                                 w.divisor[1], w.divisor[2],
-                                 ys.s[2] == OW and result_streams(ys, sizeof(float))):
+            and xs.s[3] == 1 and ys.s[3] == 1):
+        kh3 = avg3_rows_high(xs, ys, w)
+        # avg 3x3 stride 1 (and 3-wide windows one row high, as avg1d k3 s1) of
+        # float32 on AVX-512 CPUs: the same sums, by a kernel of its own
+        # (_avg3_plane.h); without AVX-512 the loop below does them.
+        if kh3 > 0 and pypool_avg3_plane_f32(
+                x, xs.s[0], xs.s[2], H, W, y, ys.s[0], ys.s[2], OH, OW, kh3, w.stride[1],
+                w.pad_begin[1], w.pad_begin[2], r0, r1, w.divisor[0][0], w.divisor[1],
+                w.divisor[2], ys.s[2] == OW and result_streams(ys, sizeof(float))):
             return 0
     # Slots: (d mod ext_d, h mod ext_h) with the window's extents rounded up to
     # powers of two (masks, not divisions, on this per-row path).

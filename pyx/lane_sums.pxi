@@ -182,7 +182,7 @@ cdef int lane_sum_rows(const real_t* x, const Strided5* xs, float_out_t* y, cons
     cdef float_out_t* yrow
     cdef bint contiguous = xs.s[4] == 1 and xs.s[3] == V
     if (real_t is float and float_out_t is float and mode == ACC_SUM and divisor_override <= 0
-            and contiguous and ys.s[4] == 1 and ys.s[3] == V and avg3_applies(xs, ys, w)):
+            and contiguous and ys.s[4] == 1 and ys.s[3] == V and avg3_rows_high(xs, ys, w) == 3):
         # avg 3x3 stride 1 of float32 on AVX-512 CPUs: the same sums, by a kernel of
         # its own (_avg3_plane.h); without AVX-512 the loop below does them.
         if pypool_avg3_lanes_f32(x, xs.s[0], xs.s[2], H, xs.n[3], V, y, ys.s[0], ys.s[2], OH,

@@ -1244,6 +1244,48 @@ def test_sums_3_wide_stride_2_over_long_rows(planes, rows, length, padding, ceil
     np.testing.assert_array_equal(got.view(np.int32)[same], expected.view(np.int32)[same])
 
 
+@settings(max_examples=examples(100), **COMMON)
+@given(planes=st.integers(1, 5), rows=st.integers(1, 5), row_stride=st.integers(1, 3),
+       length=st.integers(1, 90), padding=st.sampled_from([0, 1]), ceil_mode=st.booleans(),
+       count_include_pad=st.booleans(), special=st.sampled_from([0.0, 0.02]),
+       one_d=st.booleans(), threads=st.sampled_from([1, 2, 3]), seed=st.integers(0, 2**32 - 1))
+def test_avg_3_wide_stride_1_one_row_high(planes, rows, row_stride, length, padding, ceil_mode,
+                                         count_include_pad, special, one_d, threads, seed):
+    """float32 averages of windows 3 wide at stride 1, one row high (avg1d k3
+    s1, and 1x3 windows at any row stride): on AVX-512 CPUs straight from the
+    row, the vectors at its ends from a copy padded with zeros
+    (_avg3_plane.h). Every row length around the vectors, both paddings,
+    ceil mode; zeros of both signs, subnormals, large values, NaN and
+    infinities. Bit for bit the reference (one row's sum is its taps in
+    order) and the float64 path rounded to float32."""
+    assume(length + 2 * padding >= 3)
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-3, 4, (planes, 2, rows, length)).astype(np.float32) * np.float32(0.375)
+    x[(x == 0) & (rng.random(x.shape) < 0.5)] = -0.0
+    x[rng.random(x.shape) < 0.05] = np.float32(-1e-45)    # a quotient that rounds to -0
+    if special:
+        x[rng.random(x.shape) < special] = np.float32(3e38)
+        x[rng.random(x.shape) < special] = np.nan
+        x[rng.random(x.shape) < special] = -np.inf
+    opts = dict(ceil_mode=ceil_mode, count_include_pad=count_include_pad)
+    if one_d:
+        x = x.reshape(planes * 2 * rows, length)[None]
+        got = pypool.avg_pool1d(x, 3, 1, padding, num_threads=threads, **opts)
+        expected = ref_avg_pool(x, (3,), (1,), padding, None, ceil_mode, count_include_pad)
+        wide = pypool.avg_pool1d(x.astype(np.float64), 3, 1, padding, **opts)
+    else:
+        got = pypool.avg_pool2d(x, (1, 3), (row_stride, 1), (0, padding), num_threads=threads,
+                                **opts)
+        expected = ref_avg_pool(x, (1, 3), (row_stride, 1), (0, padding), None, ceil_mode,
+                                count_include_pad)
+        wide = pypool.avg_pool2d(x.astype(np.float64), (1, 3), (row_stride, 1), (0, padding),
+                                 **opts)
+    for want in (expected, wide.astype(np.float32)):
+        same = ~np.isnan(want)
+        assert (np.isnan(got) == ~same).all()
+        np.testing.assert_array_equal(got.view(np.int32)[same], want.view(np.int32)[same])
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int16])
 @pytest.mark.parametrize("plane", [(1, 1), (1, 3), (2, 4), (3, 3), (7, 7), (5, 13), (14, 14)])
 def test_global_max_of_contiguous_planes(dtype, plane):
