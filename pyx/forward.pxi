@@ -1051,6 +1051,7 @@ cdef inline void finish_plane_row(float_out_t* yrow, int64_t ystride, double* ac
 cdef enum:
     ROW_SLOTS_MAX = 64   # input rows whose horizontal sums a plane-path task keeps
     PADDED_ROW_MAX = 1 << 20   # longest zero-padded row copy (load_padded_row)
+    SLICE_SLOTS_BYTES = 262144 # slots for whole depth slices' row sums (reduce_plane_rows)
 
 
 cdef inline int64_t pow2_at_least(int64_t n) noexcept nogil:
@@ -1230,19 +1231,30 @@ cdef void sum_padded_taps(double* hs, const double* padded, int64_t OW, int64_t 
 
 cdef inline void sum_rows_finish(float_out_t* yrow, double** rows, int64_t n, double div_dh,
                                  const double* divw, int64_t OW) noexcept nogil:
-    """yrow[o] = average of column o over 2 or 3 rows of horizontal sums: the sum of
-    vertical_rows, then finish_plane_row's division, in one pass."""
+    """yrow[o] = average of column o over n >= 2 rows of horizontal sums: the sum of
+    vertical_rows, then finish_plane_row's division, in one pass (on AVX-512
+    CPUs 32 outputs at a time, _window_sums.h)."""
     cdef const double* r0 = rows[0]
     cdef const double* r1 = rows[1]
     cdef const double* r2
-    cdef int64_t o
+    cdef int64_t o, j
+    cdef double s
+    if pypool_sum_rows_average(<void*>yrow, float_out_t is float, <const double* const*>rows, n,
+                               div_dh, divw, OW):
+        return
     if n == 2:
         for o in range(OW):
             yrow[o] = <float_out_t>(((r0[o] + r1[o]) + 0.0) / (div_dh * divw[o]))
-    else:
+    elif n == 3:
         r2 = rows[2]
         for o in range(OW):
             yrow[o] = <float_out_t>((((r0[o] + r1[o]) + r2[o]) + 0.0) / (div_dh * divw[o]))
+    else:
+        for o in range(OW):
+            s = r0[o]
+            for j in range(1, n):
+                s = s + rows[j][o]
+            yrow[o] = <float_out_t>((s + 0.0) / (div_dh * divw[o]))
 
 
 cdef inline void pair_average_row(float_out_t* yrow, const real_t* row0, const real_t* row1,
@@ -1378,6 +1390,8 @@ cdef extern from "_window_sums.h":
                                     int64_t nh, int64_t nw, int64_t V) noexcept nogil
     int pypool_lane_window_sums_f64(double* acc, const double* x, int64_t rs, int64_t ts,
                                     int64_t nh, int64_t nw, int64_t V) noexcept nogil
+    int pypool_sum_rows_average(void* y, int f32, const double* const* rows, int64_t n,
+                                double dh, const double* dw, int64_t OW) noexcept nogil
 
 
 cdef inline bint window_sums_apply(const Windows* w, int mode) noexcept nogil:
@@ -1468,6 +1482,14 @@ cdef int reduce_plane_rows(const real_t* x, const Strided5* xs, float_out_t* y,
     cdef int64_t ext_d = pow2_at_least((w.kernel[0] - 1) * w.step[0] + 1)
     cdef int64_t ext_h = pow2_at_least((w.kernel[1] - 1) * w.step[1] + 1)
     cdef bint keep = ext_d * ext_h <= ROW_SLOTS_MAX
+    # 3-D windows: a depth slice's rows of sums serve ext_d depth windows, but
+    # slots for ext_h of its rows were overwritten while the task swept down
+    # the rows of one depth window, before the next came back to them, so
+    # every row's sums were made again for each depth window (3 times for
+    # 3x3x3). Slots for whole slices keep them while they fit in the L2.
+    if (keep and ext_d > 1 and pow2_at_least(H) >= H
+            and ext_d * pow2_at_least(H) * (OW + 1) * <int64_t>sizeof(double) <= SLICE_SLOTS_BYTES):
+        ext_h = pow2_at_least(H)
     cdef int64_t nslots = ext_d * ext_h if keep else 1
     cdef int64_t r, jd, jh, d, h, n, slot, tag, o
     cdef int64_t b = r0 // (OD * OH), od = (r0 // OH) % OD, oh = r0 % OH
@@ -1596,7 +1618,7 @@ cdef int reduce_plane_rows(const real_t* x, const Strided5* xs, float_out_t* y,
                               <double>w.divisor[0][od] * <double>w.divisor[1][oh], w.divisor[2], OW)
             next_row(&b, &od, &oh, OD, OH)
             continue
-        if finish_fused and (n == 2 or n == 3):
+        if finish_fused and n >= 2:
             # Add the rows and finish in one pass (the common average).
             sum_rows_finish(y + offset5(ys, b, od, oh, 0, 0), rows, n,
                             <double>w.divisor[0][od] * <double>w.divisor[1][oh], w.divisor[2], OW)

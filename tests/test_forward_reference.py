@@ -729,6 +729,46 @@ def _tap_counts(L, k, dil, pad):
     return ((taps >= 0) & (taps < L)).sum(axis=1).astype(np.float64)
 
 
+@settings(max_examples=examples(60), **COMMON)
+@given(kernel=st.tuples(st.integers(1, 3), st.integers(1, 4), st.integers(1, 4)),
+       size=st.tuples(st.integers(1, 6), st.integers(1, 9), st.integers(7, 75)),
+       stride=st.sampled_from([(1, 1, 1), (2, 1, 1), (1, 2, 1), (2, 2, 2)]),
+       padded=st.booleans(), threads=st.sampled_from([1, 2, 3]), seed=st.integers(0, 2**32 - 1))
+def test_3d_average_adds_row_sums_then_rows_in_order(kernel, size, stride, padded, threads, seed):
+    """3-D (and many-row) averages on the channels_first plane path: each
+    input row's taps left to right, then the window's rows in (depth, row)
+    order, divided once, bit for bit, with float64 results. The rows' sums
+    are kept in slots for whole depth slices and the window's rows added in
+    one pass (_window_sums.h); terms of 2**60 make any other order show, and
+    row lengths around 8 and 32 outputs reach every part of that pass.
+    (Rows of fewer than 4 outputs take general paths, whose order is
+    row-major over the whole window, and windows of 5 or more rows at
+    stride 1 running sums: README.)"""
+    kd, kh, kw = kernel
+    D, H, W = size
+    pads = tuple(k // 2 if padded else 0 for k in kernel)
+    assume(all(n + 2 * p >= k for n, p, k in zip(size, pads, kernel)))
+    assume((W + 2 * pads[2] - kw) // stride[2] + 1 >= 4)
+    rng = np.random.default_rng(seed)
+    shape = (2, 3, D, H, W)
+    x = (rng.standard_normal(shape) * 10.0 ** rng.integers(-6, 6, shape)).astype(np.float32)
+    x[rng.random(shape) < 0.1] *= np.float32(2.0 ** 60)
+    got = pypool.avg_pool3d(x, kernel, stride, pads, dtype=np.float64, num_threads=threads)
+    z = np.pad(x.astype(np.float64), [(0, 0), (0, 0)] + [(p, p) for p in pads])
+    sd, sh, sw = stride
+    OD, OH, OW = got.shape[2:]
+    rows = z[..., 0:(OW - 1) * sw + 1:sw].copy()
+    for j in range(1, kw):
+        rows = rows + z[..., j:j + (OW - 1) * sw + 1:sw]
+    total = None
+    for jd in range(kd):
+        for jh in range(kh):
+            r = rows[:, :, jd:jd + (OD - 1) * sd + 1:sd, jh:jh + (OH - 1) * sh + 1:sh]
+            total = r.copy() if total is None else total + r
+    expected = (total + 0.0) / float(kd * kh * kw)
+    np.testing.assert_array_equal(got.view(np.int64), expected.view(np.int64))
+
+
 @pytest.mark.parametrize("kernel,dilation,padding", [(3, 1, 1), (3, 2, 2), ((2, 3), 1, 1), (3, 1, 0)])
 @pytest.mark.parametrize("count_include_pad", [True, False])
 @pytest.mark.parametrize("case", ["int64", "float32 -> float64"])
