@@ -819,9 +819,15 @@ cdef bint band_sum_task(const real_t* x, const Strided5* xs, float_out_t* y,
     cdef double recw_task[RUN_STRIP]        # 1 / the task's column divisors (dw)
     cdef const double* dw = NULL            # the task's column divisors, NULL when one
     cdef double dw_all = 1.0                # ... value serves them all
-    # streaming stores need 16-byte aligned rows (whole vectors of 8 from each start)
+    # streaming stores need 16-byte aligned rows (whole vectors of 8 from each start),
+    # and rows of whole vectors: a row's last outputs go by plain stores, and a
+    # plain store into a line that streaming stores are filling (the next
+    # row's start) cost as much as the rest of the row on the Zen 4 here (avg
+    # 15x15 on (8,128,68,68), 1 thread: 27 ms, 5 ms for 64x64); strips are a
+    # multiple of 8 outputs (RUN_STRIP) but the last
     cdef bint stream = (rp.stream and (<size_t>y) % 16 == 0
-                        and (ys.s[2] * <int64_t>sizeof(float_out_t)) % 16 == 0)
+                        and (ys.s[2] * <int64_t>sizeof(float_out_t)) % 16 == 0
+                        and ys.n[3] % 8 == 0)
     if not (real_t is float or real_t is double) or t.ninside < 4:
         return False
     memset(ident, 0, <size_t>t.ninside * sizeof(real_t))
