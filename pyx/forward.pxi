@@ -1995,12 +1995,15 @@ cdef inline double sum_contiguous(const real_t* p, int64_t n) noexcept nogil:
 
 cdef enum:
     PLANE_GROUP = 16   # channels_first planes per task of a global average
-    # The AVX-512 global sums (both layouts) prefetch this many bytes ahead
-    # (measured best at 12-16 KiB), for inputs of more than PLANES_IN_CACHE
-    # elements (1 MiB of float32, an L2's worth; smaller ones ran up to 15%
-    # slower with prefetching); channels_first, only planes of at most 1/8 of
-    # it (see global_sum_planes).
-    PLANES_PREFETCH = 12288
+    # The AVX-512 global sums (both layouts) can prefetch this many bytes
+    # ahead, for inputs of more than PLANES_IN_CACHE elements (1 MiB of
+    # float32, an L2's worth); channels_first, only planes of at most 1/8 of
+    # it (see global_sum_planes). Off (0): on the Zen 4 machine of 2026-11-30
+    # a 12 KiB prefetch made (64,2048,7,7) twice as slow, 1 thread 2.0-2.2 ->
+    # 1.0-1.1 ms without it (a C model: 2.0 -> 1.35 ms from memory, no gain
+    # at any distance from cache), where an earlier machine had measured it
+    # best at 12-16 KiB (NHWC (64,7,7,2048) 0.72 -> 0.57 ms).
+    PLANES_PREFETCH = 0
     PLANES_IN_CACHE = 262144
 
 
